@@ -1,0 +1,175 @@
+"""Audio sources: each yields float32 mono blocks at the rate it is asked for."""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from typing import Iterator, Protocol
+
+import numpy as np
+import soundfile as sf
+
+from ..errors import AudioReadError, ConfigError
+from .resample import StreamResampler, expected_length
+
+
+def downmix(block: np.ndarray) -> np.ndarray:
+    """Average channels of a [frames, channels] block in float32 (as librosa's to_mono does)."""
+    x = np.asarray(block, dtype=np.float32)
+    if x.ndim == 1:
+        return x
+    if x.ndim != 2:
+        raise ConfigError(f"audio must be [frames] or [frames, channels], got shape {x.shape}")
+    if x.shape[1] == 1:
+        return np.ascontiguousarray(x[:, 0])
+    return x.mean(axis=1, dtype=np.float32)
+
+
+class AudioSource(Protocol):
+    """What the pipeline needs from a source."""
+
+    live: bool  # True: never waits (overwrites when behind); False: waits, drops nothing
+
+    def blocks(self, rate: int) -> Iterator[np.ndarray]:
+        """Yield float32 mono blocks resampled to `rate`, until the stream ends."""
+
+    def close(self) -> None:
+        """Release the underlying device or file; safe to call twice."""
+
+
+class FileSource:
+    """Reads an audio file block by block (never whole), downmixes and resamples as it goes."""
+
+    live = False
+
+    def __init__(self, path: str | os.PathLike, block_frames: int = 1 << 16) -> None:
+        self.path = os.fspath(path)
+        self.block_frames = int(block_frames)
+        if os.path.isdir(self.path):
+            raise AudioReadError(f"{self.path}: is a directory, not an audio file")
+        if not os.path.exists(self.path):
+            raise AudioReadError(f"{self.path}: no such file")
+        try:
+            info = sf.info(self.path)
+        except Exception as e:  # soundfile raises RuntimeError/LibsndfileError/TypeError
+            raise AudioReadError(f"{self.path}: not a readable audio file ({_one_line(e)})") from None
+        if info.frames == 0:
+            raise AudioReadError(f"{self.path}: contains no audio frames")
+        self.sample_rate = int(info.samplerate)
+        self.channels = int(info.channels)
+        self.frames = int(info.frames)
+        self._file: sf.SoundFile | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+    def expected_samples(self, rate: int) -> int:
+        """Samples the stream will hold at `rate` (what the resampler's output is fixed to)."""
+        return expected_length(self.frames, self.sample_rate, rate)
+
+    def blocks(self, rate: int) -> Iterator[np.ndarray]:
+        resampler = StreamResampler(self.sample_rate, rate)
+        try:
+            self._file = sf.SoundFile(self.path)
+        except Exception as e:
+            raise AudioReadError(f"{self.path}: not a readable audio file ({_one_line(e)})") from None
+        try:
+            while True:
+                try:
+                    raw = self._file.read(self.block_frames, dtype="float32", always_2d=True)
+                except Exception as e:
+                    raise AudioReadError(f"{self.path}: read failed ({_one_line(e)})") from None
+                if len(raw) == 0:
+                    break
+                out = resampler.process(downmix(raw))
+                if len(out):
+                    yield out
+            if resampler.n_in == 0:
+                raise AudioReadError(f"{self.path}: contains no audio frames")
+            tail = resampler.process(np.zeros(0, np.float32), last=True)
+            if len(tail):
+                yield tail
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()
+
+
+_END = object()
+
+
+class ArraySource:
+    """A source an application pushes samples into with `feed`, then ends with `end()`.
+
+    Blocks may have any size; the same samples in any block sizes give the same stream.
+    `feed` waits while the bounded queue is full (back-pressure) unless the source is live.
+    """
+
+    def __init__(self, sample_rate: int | None = None, live: bool = False, max_blocks: int = 64) -> None:
+        self.sample_rate = sample_rate
+        self.live = live
+        self._queue: queue.Queue = queue.Queue(maxsize=max_blocks)
+        self._ended = False
+        self._closed = threading.Event()
+
+    def feed(self, samples: np.ndarray, sample_rate: int | None = None) -> None:
+        """Push a block: [frames] mono or [frames, channels]; channels are averaged."""
+        if self._ended:
+            raise ConfigError("cannot feed after end()")
+        if sample_rate is not None:
+            if sample_rate <= 0:
+                raise ConfigError(f"sample rate must be positive, got {sample_rate}")
+            if self.sample_rate is None:
+                self.sample_rate = int(sample_rate)
+            elif int(sample_rate) != self.sample_rate:
+                raise ConfigError(
+                    f"sample rate changed mid-stream ({self.sample_rate} -> {sample_rate}); start a new stream")
+        if self.sample_rate is None:
+            raise ConfigError("the first feed() must give sample_rate")
+        self._put(downmix(samples).copy())
+
+    def end(self) -> None:
+        """Declare the end of the stream: the final windows are zero-padded and published."""
+        if not self._ended:
+            self._ended = True
+            self._put(_END)
+
+    def _put(self, item) -> None:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if self.live and item is not _END:
+                    raise ConfigError("live ArraySource queue is full: the consumer has stopped") from None
+
+    def blocks(self, rate: int) -> Iterator[np.ndarray]:
+        resampler: StreamResampler | None = None
+        while not self._closed.is_set():
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is _END:
+                if resampler is not None:
+                    tail = resampler.process(np.zeros(0, np.float32), last=True)
+                    if len(tail):
+                        yield tail
+                return
+            if resampler is None:
+                resampler = StreamResampler(self.sample_rate, rate)
+            out = resampler.process(item)
+            if len(out):
+                yield out
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

@@ -1,0 +1,37 @@
+"""The exceptions streamtag raises: one base class, one subclass per kind of failure."""
+from __future__ import annotations
+
+
+class StreamtagError(Exception):
+    """Base class of every error streamtag raises on purpose; its message is one readable line."""
+
+
+class ConfigError(StreamtagError, ValueError):
+    """An argument is out of range or inconsistent (window, hop, batch size, device...)."""
+
+
+class AudioReadError(StreamtagError):
+    """An audio file or stream cannot be read: missing, empty, corrupt or unsupported."""
+
+
+class UnknownModelError(StreamtagError, KeyError):
+    """A model name is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsError(StreamtagError):
+    """A checkpoint cannot be used: wrong hash, corrupt file, or keys/shapes that do not fit."""
+
+
+class WeightsUnavailableError(WeightsError):
+    """Weights are neither given, cached, bundled nor downloadable; the message says what to fetch."""
+
+
+class LabelsError(StreamtagError):
+    """The AudioSet label file is missing or malformed."""
+
+
+class PipelineError(StreamtagError):
+    """The streaming pipeline stopped because one of its threads failed."""
