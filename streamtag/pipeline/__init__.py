@@ -1,0 +1,8 @@
+"""The streaming pipeline: worker, dispatcher, and the `Tagger` entry point."""
+from .result import TaggerStats, WindowResult
+from .runner import ModelRunner, resolve_device
+from .stream import Stream
+from .tagger import DefaultModelFallback, Tagger, load_default_model
+
+__all__ = ["DefaultModelFallback", "ModelRunner", "Stream", "Tagger", "TaggerStats", "WindowResult",
+           "load_default_model", "resolve_device"]

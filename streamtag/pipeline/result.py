@@ -1,0 +1,56 @@
+"""What the pipeline publishes: one frozen `WindowResult` per window, and run statistics."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..models.labels import Labels
+
+
+@dataclass(frozen=True, eq=False)
+class WindowResult:
+    """Scores and embedding of window `index` = samples [start_sample, end_sample) at the model rate."""
+
+    index: int
+    start_sample: int
+    end_sample: int
+    start_s: float
+    end_s: float
+    scores: np.ndarray | None = field(repr=False)  # float32 [527], sigmoid; None for embedding-only models
+    embedding: np.ndarray = field(repr=False)  # float32 [D]
+    model: str
+    labels: Labels = field(repr=False)
+    lost_samples: int = 0  # samples of this window lost before they were read (live overruns)
+    latency_s: float | None = None  # last sample's arrival -> result ready (live sources)
+
+    @property
+    def lossy(self) -> bool:
+        """True when some of this window's audio was lost (filled with zeros)."""
+        return self.lost_samples > 0
+
+    def top(self, k: int = 5) -> list[tuple[str, float]]:
+        """The k highest-scoring labels as (display name, score), best first."""
+        if self.scores is None:
+            return []
+        k = max(0, min(int(k), len(self.scores)))
+        idx = np.argsort(-self.scores, kind="stable")[:k]
+        return [(self.labels.names[i], float(self.scores[i])) for i in idx]
+
+
+@dataclass(frozen=True)
+class TaggerStats:
+    """Totals of one run (a snapshot)."""
+
+    windows: int = 0
+    samples: int = 0  # samples received at the model rate
+    lost_samples: int = 0  # samples overwritten before they were read
+    lossy_windows: int = 0
+    subscriber_errors: int = 0
+    elapsed_s: float = 0.0
+    audio_s: float = 0.0
+
+    @property
+    def realtime_factor(self) -> float:
+        """Seconds of audio tagged per second of wall time."""
+        return self.audio_s / self.elapsed_s if self.elapsed_s > 0 else 0.0

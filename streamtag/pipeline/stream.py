@@ -1,0 +1,213 @@
+"""One run of the pipeline: source thread -> ring -> inference worker thread -> dispatcher thread."""
+from __future__ import annotations
+
+import bisect
+import queue
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+import numpy as np
+
+from ..audio.ring import RingBuffer, RingClosed
+from ..audio.sources import AudioSource
+from ..models.labels import Labels
+from ..windows import WindowScheduler, WindowSpec
+from .dispatcher import SubscriberList
+from .result import TaggerStats, WindowResult
+from .runner import ModelRunner
+
+_END = object()
+POLL_S = 0.1  # how often blocked threads look at the stop flag
+
+
+class Stream:
+    """Threads and buffers of one stream; results go to `subscribers` in window order.
+
+    File and array sources wait when the ring is full (nothing dropped); live sources
+    overwrite and every affected window carries its count of lost samples. The first
+    exception in any thread stops all of them; `join()` re-raises it.
+    """
+
+    def __init__(self, source: AudioSource, runner: ModelRunner, spec: WindowSpec, batch_size: int,
+                 subscribers: SubscriberList, labels: Labels, model_name: str,
+                 ring_seconds: float | None = None, on_finish: Callable[[], None] | None = None) -> None:
+        self.source = source
+        self.runner = runner
+        self.spec = spec
+        self.labels = labels
+        self.model_name = model_name
+        self.subscribers = subscribers
+        self.live = bool(getattr(source, "live", False))
+        self.scheduler = WindowScheduler(spec, batch_size, grid=not self.live)
+        # room for one full batch of windows plus slack for the writer's next block
+        needed = spec.window + batch_size * spec.hop + spec.rate
+        if ring_seconds is not None:
+            needed = max(needed, int(ring_seconds * spec.rate))
+        self.ring = RingBuffer(needed)
+        self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+        self._error_lock = threading.Lock()
+        self._on_finish = on_finish
+        self._arrivals: deque[tuple[int, float]] = deque(maxlen=4096)  # (samples written, time)
+        self._windows = 0
+        self._lossy = 0
+        self._t0 = 0.0
+        self._t1: float | None = None
+        self._threads = [
+            threading.Thread(target=self._guard(self._read_source), name="streamtag-source", daemon=True),
+            threading.Thread(target=self._guard(self._infer), name="streamtag-worker", daemon=True),
+            threading.Thread(target=self._dispatch, name="streamtag-dispatch", daemon=True),
+        ]
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        """Ask every thread to stop; idempotent, safe from any thread, never blocks."""
+        self._stop.set()
+        self.ring.abort()
+        try:
+            self.source.close()
+        except Exception:  # closing a broken device must not mask the stop
+            pass
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the run to end (True if it did); re-raises the first thread error."""
+        me = threading.current_thread()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            if t is me:
+                continue
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        finished = all(not t.is_alive() or t is me for t in self._threads)
+        if self._error is not None:
+            raise self._error
+        return finished
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def stats(self) -> TaggerStats:
+        end = self._t1 if self._t1 is not None else time.monotonic()
+        return TaggerStats(
+            windows=self._windows, samples=self.ring.written, lost_samples=self.ring.overwritten,
+            lossy_windows=self._lossy, subscriber_errors=self.subscribers.errors,
+            elapsed_s=max(0.0, end - self._t0) if self._t0 else 0.0,
+            audio_s=self.ring.written / self.spec.rate)
+
+    # -- threads -----------------------------------------------------------------------
+    def _guard(self, body: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                body()
+            except RingClosed:
+                pass  # stop() woke us
+            except BaseException as e:  # noqa: BLE001 - every failure must reach the caller
+                with self._error_lock:
+                    if self._error is None and not self._stop.is_set():
+                        self._error = e
+                self.stop()
+        return run
+
+    def _read_source(self) -> None:
+        try:
+            for block in self.source.blocks(self.spec.rate):
+                if self._stop.is_set():
+                    return
+                self.ring.write(block, block=not self.live)
+                self._arrivals.append((self.ring.written, time.monotonic()))
+        finally:
+            self.ring.close()
+
+    def _arrival_time(self, sample_end: int) -> float | None:
+        arrivals = list(self._arrivals)
+        i = bisect.bisect_left(arrivals, (sample_end, -1.0))
+        return arrivals[i][1] if i < len(arrivals) else None
+
+    def _infer(self) -> None:
+        spec, ring, sched = self.spec, self.ring, self.scheduler
+        try:
+            while not self._stop.is_set():
+                while not ring.wait_for(sched.needed(), POLL_S) and not ring.closed:
+                    if self._stop.is_set():
+                        return
+                if self._stop.is_set():
+                    return
+                ended = ring.closed and ring.written < sched.needed()
+                available = ring.written
+                ks = sched.take(available, ended)
+                if len(ks) == 0:
+                    if ended:
+                        return
+                    continue
+                first, last = ks[0], ks[-1]
+                span_end = spec.end(last)
+                span, lost_span = ring.read(spec.start(first), min(span_end, available) - spec.start(first))
+                if len(span) < span_end - spec.start(first):  # zero padding after the stream's end
+                    span = np.concatenate([span, np.zeros(span_end - spec.start(first) - len(span), np.float32)])
+                offsets = [spec.start(k) - spec.start(first) for k in ks]
+                batch = np.stack([span[o:o + spec.window] for o in offsets])
+                # the ring reports lost samples as a prefix of the span it read
+                lost = [min(max(lost_span - o, 0), spec.window) for o in offsets]
+                scores, embeddings = self.runner.infer(batch)
+                ring.release(sched.release_point())
+                now = time.monotonic()
+                results = []
+                for j, k in enumerate(ks):
+                    start_s, end_s = spec.times(k)
+                    arrived = self._arrival_time(min(spec.end(k), available)) if self.live else None
+                    results.append(WindowResult(
+                        index=k, start_sample=spec.start(k), end_sample=spec.end(k), start_s=start_s,
+                        end_s=end_s, scores=None if scores is None else scores[j], embedding=embeddings[j],
+                        model=self.model_name, labels=self.labels, lost_samples=lost[j],
+                        latency_s=None if arrived is None else now - arrived))
+                self._put(results)
+        finally:
+            self._put(_END, force=True)
+
+    def _put(self, item, force: bool = False) -> None:
+        while True:
+            if self._stop.is_set() and not force:
+                raise RingClosed()
+            try:
+                self._queue.put(item, timeout=POLL_S)
+                return
+            except queue.Full:
+                if force and self._stop.is_set():
+                    try:  # make room for the end marker so the dispatcher can finish
+                        self._queue.get_nowait()
+                    except queue.Empty:
+                        pass
+
+    def _dispatch(self) -> None:
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=POLL_S)
+                except queue.Empty:
+                    continue
+                if item is _END:
+                    return
+                if self._stop.is_set():
+                    continue  # drain quietly after a stop
+                for r in item:
+                    self._windows += 1
+                    self._lossy += r.lost_samples > 0
+                    self.subscribers.publish(r)
+        finally:
+            self._t1 = time.monotonic()
+            self._done.set()
+            if self._on_finish is not None:
+                self._on_finish()

@@ -1,0 +1,226 @@
+"""`Tagger`: the Python entry point — tag files and arrays, or push audio and subscribe to results."""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import warnings
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ..audio.sources import ArraySource, AudioSource, FileSource
+from ..errors import ConfigError, WeightsUnavailableError
+from ..models import BUNDLED_MODEL, DEFAULT_MODEL, TaggingModel, create_model, get_spec, load_labels
+from ..models.labels import Labels
+from ..models.weights import streamtag_home
+from ..windows import WindowSpec
+from .dispatcher import Subscriber, SubscriberList
+from .result import TaggerStats, WindowResult
+from .runner import DEFAULT_BATCH, ModelRunner
+from .stream import POLL_S, Stream
+
+_END = object()
+
+
+class DefaultModelFallback(UserWarning):
+    """The default model's weights are not available; the bundled model is used instead."""
+
+
+def load_default_model(weights: str | os.PathLike | None = None) -> tuple[TaggingModel, str | None]:
+    """The default model (mn10_as), or the bundled mn04_as when mn10_as cannot be had offline.
+
+    Returns the model and, when it fell back, the one-line notice to show the user.
+    """
+    try:
+        return create_model(DEFAULT_MODEL, weights=weights), None
+    except WeightsUnavailableError:
+        spec = get_spec(DEFAULT_MODEL)
+        notice = (f"using the bundled {BUNDLED_MODEL}: the default {DEFAULT_MODEL} is not available offline "
+                  f"(download {spec.url} into {streamtag_home()} to use it)")
+        return create_model(BUNDLED_MODEL), notice
+
+
+class Tagger:
+    """Tags audio window by window and publishes a `WindowResult` per window, in order.
+
+    model: a registry name, a `TaggingModel`, or None for the default (mn10_as, falling back
+    to the bundled mn04_as offline with a warning). window/hop in seconds.
+    """
+
+    def __init__(self, model: str | TaggingModel | None = None, window: float = 10.0, hop: float = 2.5,
+                 device: str = "auto", weights: str | os.PathLike | None = None, batch_size: int | None = None,
+                 labels: str | os.PathLike | Labels | None = None, ring_seconds: float | None = None) -> None:
+        if isinstance(model, TaggingModel):
+            self.model = model
+        elif model is None:
+            if weights is not None:
+                raise ConfigError("weights= needs an explicit model name")
+            self.model, notice = load_default_model()
+            if notice:
+                warnings.warn(notice, DefaultModelFallback, stacklevel=2)
+        else:
+            self.model = create_model(model, weights=weights)
+        self.spec = self.model.spec
+        self.model_name = self.spec.name
+        self.window = WindowSpec.from_seconds(window, hop, self.spec.sample_rate, self.spec.min_samples)
+        self.runner = ModelRunner(self.model, device)
+        self.device = self.runner.device
+        if batch_size is None:
+            batch_size = DEFAULT_BATCH.get(self.device.type, 8)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = batch_size
+        self.labels = labels if isinstance(labels, Labels) else load_labels(labels)
+        if self.spec.num_classes != len(self.labels):
+            raise ConfigError(f"{self.model_name} has {self.spec.num_classes} outputs but the label file "
+                              f"has {len(self.labels)} classes")
+        self.ring_seconds = ring_seconds
+        self._subscribers = SubscriberList()
+        self._stream: Stream | None = None
+        self._source: AudioSource | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def sample_rate(self) -> int:
+        """The model's input rate; sources are resampled to it."""
+        return self.spec.sample_rate
+
+    # -- subscribers -------------------------------------------------------------------
+    def subscribe(self, callback: Subscriber) -> Subscriber:
+        """Call `callback(result)` for every window of every run, in order (returns it: usable as a decorator)."""
+        self._subscribers.add(callback)
+        return callback
+
+    def unsubscribe(self, callback: Subscriber) -> None:
+        self._subscribers.remove(callback)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self, source: AudioSource | None = None, live: bool = False) -> "Tagger":
+        """Start a run on `source`, or on an `ArraySource` fed through `feed()` when None."""
+        with self._lock:
+            if self._stream is not None and not self._stream.done:
+                raise ConfigError("this Tagger is already running; stop() or join() it first")
+            self._source = source if source is not None else ArraySource(live=live)
+            self._stream = self._new_stream(self._source, self._subscribers)
+            self._stream.start()
+        return self
+
+    def _new_stream(self, source: AudioSource, subscribers: SubscriberList, on_finish=None) -> Stream:
+        return Stream(source, self.runner, self.window, self.batch_size, subscribers, self.labels,
+                      self.model_name, self.ring_seconds, on_finish)
+
+    def feed(self, samples: np.ndarray, sample_rate: int) -> None:
+        """Push audio ([frames] or [frames, channels]) into the running push stream (starts one if needed)."""
+        if self._stream is None or self._stream.done:
+            self.start()
+        if not isinstance(self._source, ArraySource):
+            raise ConfigError("feed() needs a run started without a source")
+        if self._stream.error is not None:
+            raise self._stream.error
+        self._source.feed(samples, sample_rate)
+
+    def end(self) -> None:
+        """Mark the end of pushed audio; the last windows are zero-padded and published."""
+        if isinstance(self._source, ArraySource):
+            self._source.end()
+
+    def stop(self) -> None:
+        """Stop the current run now; idempotent, safe from a subscriber, never hangs."""
+        if self._stream is not None:
+            self._stream.stop()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the current run to finish; re-raises an error from any pipeline thread."""
+        return True if self._stream is None else self._stream.join(timeout)
+
+    def run(self, source: AudioSource) -> TaggerStats:
+        """Tag `source` to the end, publishing to subscribers; returns the run's stats."""
+        self.start(source)
+        try:
+            self.join()
+        finally:
+            self.stop()
+        return self.stats
+
+    @property
+    def stats(self) -> TaggerStats:
+        """Totals of the current or last run."""
+        return self._stream.stats() if self._stream is not None else TaggerStats()
+
+    def __enter__(self) -> "Tagger":
+        if self._stream is None or self._stream.done:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.stop()
+            try:
+                self.join()
+            except Exception:
+                pass  # the original exception is the one to see
+            return
+        self.end()
+        try:
+            self.join()
+        finally:
+            self.stop()
+
+    # -- iterators ---------------------------------------------------------------------
+    def tag_file(self, path: str | os.PathLike) -> Iterator[WindowResult]:
+        """Results of every window of an audio file, in order (the file is opened and checked now)."""
+        return self.iter_source(FileSource(path))
+
+    def tag_array(self, samples: np.ndarray, sample_rate: int) -> Iterator[WindowResult]:
+        """Results of every window of an in-memory signal ([frames] or [frames, channels])."""
+        src = ArraySource(sample_rate)
+        samples = np.asarray(samples)
+        if samples.size == 0:
+            raise ConfigError("cannot tag an empty array")
+
+        def feed() -> None:
+            try:
+                src.feed(samples, sample_rate)
+                src.end()
+            except ConfigError:
+                pass  # the stream stopped first
+        threading.Thread(target=feed, name="streamtag-feed", daemon=True).start()
+        return self.iter_source(src)
+
+    def iter_source(self, source: AudioSource) -> Iterator[WindowResult]:
+        """Run `source` and yield its results in order; closing the iterator early stops the run."""
+        with self._lock:
+            if self._stream is not None and not self._stream.done:
+                raise ConfigError("this Tagger is already running; stop() or join() it first")
+            q: queue.Queue = queue.Queue(maxsize=64)
+            gone = threading.Event()  # the consumer closed the iterator
+
+            def push(item) -> None:
+                while not gone.is_set():
+                    try:
+                        q.put(item, timeout=POLL_S)
+                        return
+                    except queue.Full:
+                        continue
+
+            subs = SubscriberList([push, *self._subscribers.items])
+            stream = self._new_stream(source, subs, on_finish=lambda: push(_END))
+            self._source, self._stream = source, stream
+            stream.start()
+        return self._drain(stream, q, gone)
+
+    @staticmethod
+    def _drain(stream: Stream, q: queue.Queue, gone: threading.Event) -> Iterator[WindowResult]:
+        try:
+            while True:
+                item = q.get()
+                if item is _END:
+                    break
+                yield item
+        finally:
+            gone.set()
+            if not stream.done:
+                stream.stop()
+        stream.join()  # re-raises the error that ended the run, if any
