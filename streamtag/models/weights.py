@@ -87,7 +87,7 @@ class ResolvedFile:
 
 def offline_message(what: str, file_name: str, url: str, reason: str, hint: str = "") -> str:
     dest = streamtag_home() / file_name
-    return (f"{what} is not available offline: download {url} and save it as {dest}{hint} "
+    return (f"cannot get {what} offline: download {url} and save it as {dest}{hint} "
             f"(download failed: {reason})")
 
 
@@ -120,7 +120,7 @@ def resolve_weights(spec: ModelSpec, explicit: str | os.PathLike | None = None) 
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", None) or e
         raise WeightsUnavailableError(offline_message(
-            f"weights for {spec.name}", spec.file_name, url, str(reason),
+            f"the {spec.name} weights", spec.file_name, url, str(reason),
             " (or pass --weights PATH / weights=PATH)")) from None
 
 

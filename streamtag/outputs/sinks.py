@@ -1,0 +1,184 @@
+"""Ready-made subscribers that write results: text, JSONL, CSV and NPZ. Each records the model."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from .. import __version__
+from ..models.labels import Labels
+from ..pipeline.result import WindowResult
+
+
+class AtomicFile:
+    """A file written under a temporary name and renamed into place on `commit()`; `discard()` drops it."""
+
+    def __init__(self, path: str | os.PathLike, binary: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
+        self.file: IO = os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": "",
+                                                                                    "encoding": "utf-8"}))
+
+    def commit(self) -> None:
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        self.file.close()
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
+
+
+class TextSink:
+    """Readable lines for a terminal: time span and the top tags with scores."""
+
+    def __init__(self, out: IO[str], source: str, top_k: int = 5) -> None:
+        self.out, self.source, self.top_k = out, source, top_k
+        self._header = False
+
+    def __call__(self, r: WindowResult) -> None:
+        if not self._header:
+            self.out.write(f"# {self.source}  (model {r.model}, window {r.end_s - r.start_s:g} s)\n")
+            self._header = True
+        tags = "  ".join(f"{name} {score:.2f}" for name, score in r.top(self.top_k))
+        lost = f"  [lost {r.lost_samples} samples]" if r.lost_samples else ""
+        self.out.write(f"{r.start_s:8.2f}-{r.end_s:8.2f} s  {tags}{lost}\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class JsonlSink:
+    """One JSON object per window: file, model, window, times and the top-k tags."""
+
+    def __init__(self, out: IO[str], source: str, top_k: int = 5) -> None:
+        self.out, self.source, self.top_k = out, source, top_k
+
+    def __call__(self, r: WindowResult) -> None:
+        top = []
+        if r.scores is not None:
+            for i in np.argsort(-r.scores, kind="stable")[: self.top_k]:
+                top.append({"label": r.labels.names[i], "mid": r.labels.mids[i], "score": round(float(r.scores[i]), 6)})
+        rec = {"file": self.source, "model": r.model, "window": r.index, "start_s": round(r.start_s, 6),
+               "end_s": round(r.end_s, 6), "top": top}
+        if r.lost_samples:
+            rec["lost_samples"] = r.lost_samples
+        self.out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+CSV_COLUMNS = ["file", "model", "window", "start_s", "end_s", "rank", "label", "mid", "score", "lost_samples"]
+
+
+class CsvSink:
+    """One row per (window, rank) for the top-k tags; `header=False` to append to an existing table."""
+
+    def __init__(self, out: IO[str], source: str, top_k: int = 5, header: bool = True) -> None:
+        self.writer = csv.writer(out, lineterminator="\n")
+        self.out, self.source, self.top_k = out, source, top_k
+        if header:
+            self.writer.writerow(CSV_COLUMNS)
+
+    def __call__(self, r: WindowResult) -> None:
+        if r.scores is None:
+            return
+        for rank, i in enumerate(np.argsort(-r.scores, kind="stable")[: self.top_k], 1):
+            self.writer.writerow([self.source, r.model, r.index, f"{r.start_s:.6f}", f"{r.end_s:.6f}", rank,
+                                  r.labels.names[i], r.labels.mids[i], f"{float(r.scores[i]):.6f}", r.lost_samples])
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class NpzSink:
+    """All windows' arrays in one .npz: start_s, end_s [K], scores [K,527], embeddings [K,D], labels [527].
+
+    Rows are spooled to temporary files as they arrive (memory stays flat however long the
+    recording); `close()` assembles the archive under a temporary name and renames it.
+    Also stores `model`, `window_s`, `hop_s`, `source` and `streamtag_version`.
+    """
+
+    def __init__(self, path: str | os.PathLike, labels: Labels, source: str = "", hop_s: float | None = None) -> None:
+        self.path = Path(path)
+        self.labels, self.source, self.hop_s = labels, source, hop_s
+        self._spool = {k: tempfile.TemporaryFile() for k in ("scores", "embeddings")}
+        self._times: list[tuple[float, float]] = []
+        self._lost: list[int] = []
+        self._dims: dict[str, int] = {}
+        self._model = ""
+        self._has_scores = True
+
+    def __call__(self, r: WindowResult) -> None:
+        self._model = r.model
+        self._times.append((r.start_s, r.end_s))
+        self._lost.append(r.lost_samples)
+        if r.scores is None:
+            self._has_scores = False
+        else:
+            self._write_row("scores", r.scores)
+        self._write_row("embeddings", r.embedding)
+
+    def _write_row(self, key: str, row: np.ndarray) -> None:
+        row = np.ascontiguousarray(row, dtype="<f4")
+        self._dims.setdefault(key, row.shape[0])
+        self._spool[key].write(row.tobytes())
+
+    def close(self) -> None:
+        k = len(self._times)
+        times = np.asarray(self._times, dtype=np.float64).reshape(k, 2)
+        small = {
+            "start_s": times[:, 0], "end_s": times[:, 1], "labels": np.asarray(self.labels.names),
+            "mids": np.asarray(self.labels.mids), "lost_samples": np.asarray(self._lost, dtype=np.int64),
+            "model": np.asarray(self._model), "source": np.asarray(self.source),
+            "window_s": np.asarray((times[0, 1] - times[0, 0]) if k else np.nan),
+            "hop_s": np.asarray(self.hop_s if self.hop_s is not None else np.nan),
+            "streamtag_version": np.asarray(__version__),
+        }
+        out = AtomicFile(self.path, binary=True)
+        try:
+            with zipfile.ZipFile(out.file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for name, arr in small.items():
+                    with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                        np.lib.format.write_array(f, arr, allow_pickle=False)
+                for key in ("scores", "embeddings"):
+                    if key == "scores" and not self._has_scores:
+                        continue
+                    self._copy_spooled(zf, key, k)
+            out.commit()
+        except BaseException:
+            out.discard()
+            raise
+        finally:
+            for f in self._spool.values():
+                f.close()
+
+    def _copy_spooled(self, zf: zipfile.ZipFile, key: str, k: int) -> None:
+        spool = self._spool[key]
+        spool.seek(0)
+        header = {"descr": "<f4", "fortran_order": False, "shape": (k, self._dims.get(key, 0))}
+        with zf.open(key + ".npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_2_0(f, header)
+            for chunk in iter(lambda: spool.read(1 << 20), b""):
+                f.write(chunk)
+
+
+def open_text(path: str | os.PathLike) -> tuple[IO[str], AtomicFile | None]:
+    """A text stream for '-' (stdout) or an atomically written file."""
+    if str(path) == "-":
+        return sys.stdout, None
+    f = AtomicFile(path)
+    return f.file, f
+
+
+__all__ = ["AtomicFile", "CSV_COLUMNS", "CsvSink", "JsonlSink", "NpzSink", "TextSink", "open_text"]
