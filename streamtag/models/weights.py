@@ -131,11 +131,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise WeightsError(f"weights file not found: {path}") from None
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported" in str(e) or "global" in str(e):
+        detail = _unpickling_detail(str(e))
+        if "GLOBAL" in str(e) or "global" in detail:
             raise WeightsError(f"{path}: refused: the checkpoint holds pickled objects other than tensors, "
-                               f"which could run code ({first})") from None
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
+                               f"which could run code ({detail})") from None
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({detail})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
@@ -144,6 +144,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path}: not a state dict of tensors")
     return obj
+
+
+def _unpickling_detail(message: str) -> str:
+    """The informative line of torch's weights_only error (it starts with a generic paragraph)."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith(("Trying to load", "Unsupported")):
+            return ln
+    return lines[-1] if lines else "unpickling failed"
 
 
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str, arch: str) -> None:

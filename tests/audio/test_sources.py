@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from streamtag.audio import ArraySource, FileSource, downmix
+from streamtag.errors import AudioReadError, ConfigError
+
+from tests.helpers import EFFAT, golden
+
+
+@pytest.mark.parametrize("block_frames", [441, 4096, 1 << 16])
+def test_44k1_stereo_file_streams_to_the_reference_samples(block_frames):
+    src = FileSource(EFFAT / "input_44k1_stereo.wav", block_frames=block_frames)
+    y = np.concatenate(list(src.blocks(32000)))
+    np.testing.assert_array_equal(y, golden("mn04_as", "input_44k1_stereo")["wave32k"])
+
+
+def test_32k_file_is_not_resampled():
+    y = np.concatenate(list(FileSource(EFFAT / "input_32k_mono.wav").blocks(32000)))
+    np.testing.assert_array_equal(y, golden("mn04_as", "input_32k_mono")["wave32k"])
+
+
+def test_downmix_averages_channels_in_float32():
+    x = np.array([[1.0, 0.0], [0.5, 0.25]], np.float32)
+    np.testing.assert_array_equal(downmix(x), [0.5, 0.375])
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "missing.wav", "no such file"),
+    (lambda p: p, "is a directory"),
+    (lambda p: (p / "fake.wav").write_bytes(b"this is not audio at all" * 10) and p / "fake.wav",
+     "not a readable audio file"),
+    (lambda p: sf.write(p / "empty.wav", np.zeros(0, np.float32), 16000) or p / "empty.wav", "no audio frames"),
+])
+def test_bad_files_raise_audio_read_error(tmp_path, make, message):
+    with pytest.raises(AudioReadError, match=message):
+        FileSource(make(tmp_path))
+
+
+def test_array_source_rejects_rate_change():
+    src = ArraySource()
+    src.feed(np.zeros(10, np.float32), 16000)
+    with pytest.raises(ConfigError, match="sample rate changed"):
+        src.feed(np.zeros(10, np.float32), 32000)

@@ -1,0 +1,189 @@
+"""The streaming pipeline: block-size invariance, ordering, subscriber isolation, errors and shutdown."""
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streamtag import ArraySource, Tagger
+from streamtag.errors import ConfigError
+from tests.helpers import EFFAT, LABELS_CSV, golden
+
+WAVE44 = sf.read(EFFAT / "input_44k1_stereo.wav", dtype="float32")[0]
+
+
+def collect(tagger, feed_blocks, rate):
+    got = []
+    tagger.subscribe(got.append)
+    with tagger:
+        for block in feed_blocks:
+            tagger.feed(block, rate)
+    tagger.unsubscribe(got.append)
+    return got
+
+
+@pytest.fixture(scope="module")
+def reference_44k(mn04):
+    t = Tagger(mn04, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu", batch_size=4)
+    return list(t.tag_array(WAVE44, 44100))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(1, 60000), min_size=1, max_size=15))
+def test_any_block_sizes_give_identical_results(cuts, mn04, reference_44k):
+    bounds = np.cumsum([0] + cuts)
+    bounds = np.unique(np.clip(np.append(bounds, len(WAVE44)), 0, len(WAVE44)))
+    blocks = [WAVE44[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    t = Tagger(mn04, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu", batch_size=4)
+    got = collect(t, blocks, 44100)
+    assert [r.index for r in got] == [r.index for r in reference_44k]
+    for a, b in zip(got, reference_44k):
+        np.testing.assert_array_equal(a.scores, b.scores)
+        np.testing.assert_array_equal(a.embedding, b.embedding)
+
+
+def test_pushed_audio_matches_the_file_goldens(reference_44k):
+    g = golden("mn04_as", "input_44k1_stereo")
+    assert np.abs(np.stack([r.scores for r in reference_44k]) - g["w1_scores"]).max() <= 1e-4
+
+
+def test_results_are_frozen_and_carry_times_model_and_top(reference_44k):
+    r = reference_44k[3]
+    assert (r.index, r.start_sample, r.end_sample, r.start_s, r.end_s) == (3, 48000, 80000, 1.5, 2.5)
+    assert r.model == "mn04_as" and r.scores.shape == (527,) and r.embedding.shape == (384,)
+    top = r.top(3)
+    assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1]
+    assert top[0][0] == r.labels.names[int(np.argmax(r.scores))]
+    with pytest.raises(AttributeError):
+        r.index = 5
+
+
+def test_a_failing_subscriber_does_not_stop_the_others(mn04, caplog):
+    t = Tagger(mn04, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu")
+    seen_a, seen_b = [], []
+
+    def bad(r):
+        raise RuntimeError("subscriber bug")
+    t.subscribe(seen_a.append)
+    t.subscribe(bad)
+    t.subscribe(seen_b.append)
+    stats = t.run(ArraySourceOf(WAVE44, 44100))
+    assert len(seen_a) == len(seen_b) == 24
+    assert stats.subscriber_errors == 24 and stats.windows == 24
+    assert "subscriber bug" in caplog.text
+
+
+def ArraySourceOf(samples, rate):
+    src = ArraySource(rate)
+    threading.Thread(target=lambda: (src.feed(samples, rate), src.end()), daemon=True).start()
+    return src
+
+
+class Exploding(torch.nn.Module):
+    """Wraps a model and raises on its n-th call."""
+
+    def __init__(self, inner, fail_at=2):
+        super().__init__()
+        self.inner, self.spec, self.calls, self.fail_at = inner, inner.spec, 0, fail_at
+        self.frontend, self.network, self.weights = inner.frontend, inner.network, None
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("model exploded")
+        return self.inner(x)
+
+
+def test_model_error_reaches_the_iterator_and_stops_all_threads(mn04):
+    from streamtag.models.factory import TaggingModel
+    model = TaggingModel(mn04.spec, mn04.frontend, mn04.network)
+    model.forward = Exploding(mn04).forward
+    t = Tagger(model, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu", batch_size=2)
+    before = threading.active_count()
+    got = []
+    with pytest.raises(RuntimeError, match="model exploded"):
+        for r in t.tag_file(EFFAT / "input_44k1_stereo.wav"):
+            got.append(r)
+    assert [r.index for r in got] == [0, 1]
+    deadline = time.monotonic() + 3
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() <= before
+
+
+def test_stop_from_a_subscriber_is_safe_and_idempotent(mn04):
+    t = Tagger(mn04, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu", batch_size=2)
+    got = []
+
+    def cb(r):
+        got.append(r)
+        if r.index == 3:
+            t.stop()
+            t.stop()
+    t.subscribe(cb)
+    t.start(ArraySourceOf(np.tile(WAVE44, (20, 1)), 44100))
+    assert t.join(timeout=10)
+    t.stop()
+    assert 4 <= len(got) < 100
+
+
+def test_closing_the_iterator_early_stops_the_run(mn04):
+    t = Tagger(mn04, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu", batch_size=2)
+    it = t.tag_array(np.tile(WAVE44, (50, 1)), 44100)
+    first = [next(it) for _ in range(3)]
+    it.close()
+    assert [r.index for r in first] == [0, 1, 2]
+    assert t.join(timeout=5)
+    # the Tagger can run again afterwards
+    assert len(list(t.tag_file(EFFAT / "input_32k_mono.wav"))) == 24
+
+
+def test_file_source_is_never_dropped_behind_a_slow_subscriber(mn04):
+    t = Tagger(mn04, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu", batch_size=1)
+    got = []
+    t.subscribe(lambda r: (time.sleep(0.01), got.append(r.index)))
+    stats = t.run(__import__("streamtag").FileSource(EFFAT / "input_44k1_stereo.wav"))
+    assert got == list(range(24)) and stats.lost_samples == 0 and stats.lossy_windows == 0
+
+
+def test_live_source_counts_overwritten_audio_in_windows_and_stats(mn04):
+    """A slowed model with a small live ring: loss is counted, never silent."""
+    from streamtag.models.factory import TaggingModel
+    slow = TaggingModel(mn04.spec, mn04.frontend, mn04.network)
+    inner = slow.forward
+    slow.forward = lambda x: (time.sleep(0.2), inner(x))[1]
+    t = Tagger(slow, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu", batch_size=1, ring_seconds=2.0)
+    got = []
+    t.subscribe(got.append)
+    t.start(live=True)
+    for i in range(0, 32000 * 8, 3200):  # 8 s pushed much faster than real time
+        t.feed(np.full(3200, 0.01, np.float32), 32000)
+    t.end()
+    t.join(timeout=30)
+    stats = t.stats
+    assert stats.lost_samples > 0
+    assert sum(r.lossy for r in got) == stats.lossy_windows > 0
+    assert all(r.lost_samples <= 32000 for r in got)
+    assert all(r.latency_s is not None and r.latency_s >= 0 for r in got)
+
+
+def test_context_manager_push_stream_publishes_the_padded_tail(mn04):
+    t = Tagger(mn04, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu")
+    got = collect(t, [np.zeros(4000, np.float32)], 32000)  # 0.125 s: one zero-padded window
+    assert [(r.index, r.start_s, r.end_s) for r in got] == [(0, 0.0, 1.0)]
+
+
+def test_bad_arguments_raise_config_errors(mn04):
+    with pytest.raises(ConfigError, match="hop must be > 0"):
+        Tagger(mn04, window=1.0, hop=0, labels=LABELS_CSV)
+    with pytest.raises(ConfigError, match="batch_size"):
+        Tagger(mn04, window=1.0, hop=0.5, labels=LABELS_CSV, batch_size=0)
+    with pytest.raises(ConfigError, match="unknown device|unsupported device"):
+        Tagger(mn04, window=1.0, hop=0.5, labels=LABELS_CSV, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            Tagger(mn04, window=1.0, hop=0.5, labels=LABELS_CSV, device="cuda")
