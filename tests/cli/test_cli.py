@@ -1,0 +1,122 @@
+"""The command line: outputs, golden parity from the file on disk, and bad input."""
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from streamtag.cli import main
+from tests.helpers import EFFAT, LABELS_CSV, MN04_WEIGHTS, MN10_RANDOM, golden, rel_err
+
+MN04 = ["--model", "mn04_as", "--weights", str(MN04_WEIGHTS), "--labels", str(LABELS_CSV), "--device", "cpu"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_npz_output_reproduces_the_goldens_from_disk(tmp_path):
+    out = tmp_path / "out.npz"
+    res = run("tag", EFFAT / "input_44k1_stereo.wav", "--model", "mn10_as", "--weights", MN10_RANDOM,
+              "--window", 1, "--hop", 0.5, "--output", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    g = golden("mn10_as_random", "input_44k1_stereo")
+    with np.load(out) as z:
+        assert z["scores"].shape == (24, 527) and z["embeddings"].shape == (24, 960)
+        assert np.abs(z["scores"] - g["w1_scores"]).max() <= 1e-4
+        assert rel_err(z["embeddings"], g["w1_embeddings"]) <= 1e-3
+        np.testing.assert_allclose(z["start_s"], g["w1_start_s"])
+        np.testing.assert_allclose(z["end_s"], g["w1_end_s"])
+        assert z["labels"].shape == (527,) and z["labels"][0] == "Speech"
+        assert str(z["model"]) == "mn10_as" and float(z["hop_s"]) == 0.5
+
+
+def test_jsonl_and_csv_give_times_and_top_tags(tmp_path):
+    res = run("tag", EFFAT / "input_32k_mono.wav", *MN04, "--format", "jsonl", "--top-k", 3, "--output", "-")
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in res.output.splitlines()]
+    g = golden("mn04_as", "input_32k_mono")
+    assert [x["start_s"] for x in lines] == [0.0, 2.5] and lines[0]["model"] == "mn04_as"
+    best = int(np.argmax(g["w10_scores"][0]))
+    assert lines[0]["top"][0]["mid"] == open(LABELS_CSV).read().splitlines()[best + 1].split(",")[1]
+    assert len(lines[0]["top"]) == 3
+    out = tmp_path / "t.csv"
+    assert run("tag", EFFAT / "input_32k_mono.wav", *MN04, "--output", out).exit_code == 0
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 2 * 5 and rows[0]["rank"] == "1" and rows[0]["model"] == "mn04_as"
+
+
+def test_output_dir_writes_one_file_per_input(tmp_path):
+    res = run("tag", EFFAT / "input_32k_mono.wav", EFFAT / "input_44k1_stereo.wav", *MN04, "--format", "npz",
+              "--output-dir", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["input_32k_mono.npz", "input_44k1_stereo.npz"]
+
+
+def test_models_lists_the_registry_and_offline_state():
+    res = run("models", "--json")
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    assert rows["mn04_as"]["local"] == "bundled" and rows["mn10_as"]["local"] == "-"
+    assert rows["mn10_as"]["embedding_dim"] == 960
+    assert "mn40_as_ext" in run("models").output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["tag", "/nonexistent.wav"], "no such file"),
+    (["tag", "{tmp}/empty.wav"], "no audio frames"),
+    (["tag", "{tmp}/fake.wav"], "not a readable audio file"),
+    (["tag", "{tmp}"], "is a directory"),
+    (["tag", EFFAT / "input_32k_mono.wav", "--model", "mn10_a"], "unknown model 'mn10_a'; did you mean mn10_as"),
+    (["tag", EFFAT / "input_32k_mono.wav", "--model", "mn04_as", "--hop", "0"], "hop must be > 0"),
+    (["tag", EFFAT / "input_32k_mono.wav", "--model", "mn04_as", "--window", "-1"], "window must be > 0"),
+    (["tag", EFFAT / "input_32k_mono.wav", "--model", "mn04_as", "--format", "npz"], "npz is binary"),
+    (["tag", EFFAT / "input_32k_mono.wav", "--model", "mn04_as", "--weights", MN10_RANDOM], "does not fit"),
+    (["tag", EFFAT / "input_32k_mono.wav", "--model", "mn04_as", "--device", "tpu"], "device"),
+])
+def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path, args, message):
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    (tmp_path / "fake.wav").write_bytes(b"RIFF but not really" * 20)
+    args = [str(a).replace("{tmp}", str(tmp_path)) for a in args]
+    res = run(*args)
+    assert res.exit_code != 0
+    err = res.stderr if hasattr(res, "stderr") else res.output
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert any(message in ln for ln in lines), err
+    assert "Traceback" not in err and len([ln for ln in lines if "error" in ln]) == 1
+
+
+def test_one_bad_file_does_not_stop_the_others(tmp_path):
+    res = run("tag", "/nonexistent.wav", EFFAT / "input_32k_mono.wav", *MN04, "--format", "jsonl", "-o", "-")
+    assert res.exit_code == 1
+    assert len([ln for ln in res.stdout.splitlines() if ln.startswith("{")]) == 2
+    assert "1 of 2 files failed: /nonexistent.wav" in res.stderr
+
+
+def console(*args, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "streamtag", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+
+
+def test_console_script_offline_falls_back_to_the_bundled_model(tmp_path, isolated_home):
+    import os
+    env = dict(os.environ)
+    res = console("tag", EFFAT / "input_32k_mono.wav", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "using the bundled mn04_as" in res.stderr and "mn10_as_mAP_471.pt" in res.stderr
+    assert str(isolated_home) in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert "Whale vocalization" in res.stdout and "model mn04_as" in res.stdout
+
+
+def test_console_script_named_model_never_falls_back(isolated_home):
+    import os
+    res = console("tag", EFFAT / "input_32k_mono.wav", "--model", "mn10_as", env=dict(os.environ))
+    assert res.returncode == 1
+    assert res.stderr.strip().count("\n") == 0
+    assert "mn10_as_mAP_471.pt" in res.stderr and str(isolated_home) in res.stderr
+    assert "http://127.0.0.1:9/mn10_as_mAP_471.pt" in res.stderr and "Traceback" not in res.stderr
+
+

@@ -1,0 +1,48 @@
+"""Flat memory: tagging a 1-hour file peaks within 50 MB of a 10-minute one (streamed, never loaded whole)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.helpers import MN04_WEIGHTS
+
+MEASURE = """
+import resource, sys
+from streamtag.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as e:
+    if e.code:
+        raise
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def write_noise(path, seconds, rate=16000):
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", rate, 1, "PCM_16") as f:
+        for _ in range(seconds // 60):
+            f.write((rng.standard_normal(rate * 60) * 0.05).astype(np.float32))
+
+
+def peak_rss_mb(path, out):
+    res = subprocess.run([sys.executable, "-c", MEASURE, "tag", str(path), "--model", "mn04_as", "--weights",
+                          str(MN04_WEIGHTS), "--window", "10", "--hop", "10", "--format", "npz", "-o", str(out),
+                          "-q", "--device", "cpu"], capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr
+    return int(res.stderr.strip().splitlines()[-1]) / 1024
+
+
+@pytest.mark.slow
+def test_peak_memory_does_not_grow_with_file_length(tmp_path):
+    write_noise(tmp_path / "ten_min.wav", 600)
+    write_noise(tmp_path / "one_hour.wav", 3600)
+    # peak RSS of one process varies by +-40 MB from run to run (allocator arenas of the threads),
+    # so each length takes the lower of two runs
+    short = min(peak_rss_mb(tmp_path / "ten_min.wav", tmp_path / "a.npz") for _ in range(2))
+    long = min(peak_rss_mb(tmp_path / "one_hour.wav", tmp_path / "b.npz") for _ in range(2))
+    with np.load(tmp_path / "b.npz") as z:
+        assert z["scores"].shape == (360, 527)
+    assert long - short < 50, f"10 min: {short:.0f} MB, 1 h: {long:.0f} MB"
