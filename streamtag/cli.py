@@ -14,6 +14,7 @@ from .errors import StreamtagError
 from .models import MODELS, create_model, find_cached, list_models
 from .outputs import CsvSink, JsonlSink, NpzSink, TextSink, open_text
 from .pipeline import Tagger, load_default_model
+from .windows import WindowSpec
 
 FORMATS = ("text", "jsonl", "csv", "npz")
 EXTENSIONS = {"jsonl": ".jsonl", "csv": ".csv", "npz": ".npz", "text": ".txt"}
@@ -199,3 +200,49 @@ def models_cmd(as_json: bool, pattern: str) -> None:
                    f"{r['mAP'] if r['mAP'] else '-':>5}  {r['local']:<8} {r['license']}")
 
 
+
+
+@main.command()
+@click.option("--model", "model_name", default="mn10_as", show_default=True, help="Registry name.")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Checkpoint (default: resolved as usual, else random weights: the speed is the same).")
+@click.option("--duration", default=600.0, show_default=True, type=float, help="Seconds of synthetic audio.")
+@click.option("--file", "audio_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Benchmark this recording instead of synthetic audio.")
+@click.option("--window", default=10.0, show_default=True, type=float)
+@click.option("--hop", default=2.5, show_default=True, type=float)
+@click.option("--repeats", default=3, show_default=True, type=click.IntRange(1, 50), help="Median over repeats.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--threads", type=int, default=None, help="torch threads in each side (default: torch's).")
+@click.option("--live-seconds", default=20.0, show_default=True, type=float, help="Live simulation length.")
+@click.option("--baseline/--no-baseline", default=True, help="Also run the naive per-window loop.")
+@click.option("--live/--no-live", default=True, help="Also run the live real-time simulation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def bench(model_name, weights, duration, audio_file, window, hop, repeats, device, batch_size, threads,
+          live_seconds, baseline, live, as_json) -> None:
+    """Benchmark the pipeline against a naive EATagger-style loop in the same run."""
+    from .bench import benchmark
+    try:
+        WindowSpec.from_seconds(window, hop, 32000)
+        report = benchmark(model_name, duration, window, hop, repeats, device, batch_size, weights, audio_file,
+                           threads, live_seconds, baseline, live)
+    except (StreamtagError, RuntimeError) as e:
+        raise fail(str(e).strip().splitlines()[-1]) from None
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    p = report["pipeline"]
+    click.echo(f"{report['model']} ({report['weights']} weights), window {window} s, hop {hop} s, "
+               f"{report['audio_s']:.0f} s of audio, median of {repeats}")
+    click.echo(f"  streamtag: {p['windows_per_s']:8.1f} windows/s  {p['realtime_factor']:7.1f}x real time  "
+               f"peak RSS {p['peak_rss_mb']:.0f} MB")
+    if "baseline" in report:
+        b = report["baseline"]
+        click.echo(f"  baseline:  {b['windows_per_s']:8.1f} windows/s  {b['realtime_factor']:7.1f}x real time  "
+                   f"peak RSS {b['peak_rss_mb']:.0f} MB")
+        click.echo(f"  speed-up {report['speedup']:.2f}x, max score difference {report['max_abs_score_diff']:.2e}")
+    if "live" in report:
+        lv = report["live"]
+        click.echo(f"  live: p50 {lv['latency_ms_p50']:.1f} ms, p95 {lv['latency_ms_p95']:.1f} ms, "
+                   f"max {lv['latency_ms_max']:.1f} ms, lost samples {lv['lost_samples']}")

@@ -49,11 +49,47 @@ class EfficientATMel(nn.Module):
         return 1 + (n_samples - 1) // self.hop_length
 
     def forward(self, wave: Tensor) -> Tensor:
-        x = F.conv1d(wave.unsqueeze(1), self.preemphasis_kernel).squeeze(1)
-        spec = torch.stft(x, self.n_fft, hop_length=self.hop_length, win_length=self.win_length,
-                          window=self.window, center=True, normalized=False, return_complex=True)
-        power = spec.real.square() + spec.imag.square()
-        with torch.autocast(device_type=wave.device.type, enabled=False):
+        return self._log_mel(self._power(self._preemphasis(wave), center=True))
+
+    def _preemphasis(self, wave: Tensor) -> Tensor:
+        return F.conv1d(wave.unsqueeze(1), self.preemphasis_kernel).squeeze(1)
+
+    def _power(self, y: Tensor, center: bool) -> Tensor:
+        spec = torch.stft(y, self.n_fft, hop_length=self.hop_length, win_length=self.win_length,
+                          window=self.window, center=center, normalized=False, return_complex=True)
+        return spec.real.square() + spec.imag.square()
+
+    def _log_mel(self, power: Tensor) -> Tensor:
+        with torch.autocast(device_type=power.device.type, enabled=False):
             mel = torch.matmul(self.mel_basis, power.float())
         mel = (mel + self.log_offset).log()
         return ((mel + 4.5) / 5.0).unsqueeze(1)
+
+    def can_share_frames(self, window: int, hop: int) -> bool:
+        """Whether `windows()` can share STFT frames between windows `hop` samples apart."""
+        half = self.n_fft // 2
+        first = -(-half // self.hop_length)  # first frame whose support lies inside the window
+        return hop % self.hop_length == 0 and (window - 1 - half) // self.hop_length >= first
+
+    def windows(self, span: Tensor, count: int, step: int, window: int) -> Tensor:
+        """Mels of the windows span[k*step : k*step + window], k < count; equal to forward() on them stacked.
+
+        Interior STFT frames only see samples inside their window, so they are computed once
+        for the whole span and shared; the frames touched by each window's reflect padding
+        (the first two and the last, for the default settings) are computed per window.
+        Needs `can_share_frames(window, step)`.
+        """
+        hop, half = self.hop_length, self.n_fft // 2
+        first = -(-half // hop)  # frames [first, last] of every window are shared
+        last = (window - 1 - half) // hop
+        n_frames = self.frames(window)
+        y = self._preemphasis(span.unsqueeze(0))[0]  # y of a window = the span's y, sliced
+        # shared frame g is centred at y index (g + first) * hop
+        shared = self._power(y[first * hop - half:].unsqueeze(0), center=False)[0]  # [bins, G]
+        middle = shared.unfold(1, last - first + 1, step // hop)[:, :count].permute(1, 0, 2)
+        # edge frames from short pieces of each window, reflect-padded exactly as the whole window
+        left = self._power(y.unfold(0, first * hop + half, step)[:count], center=True)[..., :first]
+        cut = ((last + 1) * hop - half) // hop * hop  # piece start: frame-aligned, left of frame last+1
+        right = self._power(y[cut:].unfold(0, window - 1 - cut, step)[:count], center=True)
+        right = right[..., last + 1 - cut // hop:n_frames - cut // hop]
+        return self._log_mel(torch.cat([left, middle, right], dim=-1))

@@ -157,11 +157,9 @@ class Stream:
                 span, lost_span = ring.read(spec.start(first), min(span_end, available) - spec.start(first))
                 if len(span) < span_end - spec.start(first):  # zero padding after the stream's end
                     span = np.concatenate([span, np.zeros(span_end - spec.start(first) - len(span), np.float32)])
-                offsets = [spec.start(k) - spec.start(first) for k in ks]
-                batch = np.stack([span[o:o + spec.window] for o in offsets])
                 # the ring reports lost samples as a prefix of the span it read
-                lost = [min(max(lost_span - o, 0), spec.window) for o in offsets]
-                scores, embeddings = self.runner.infer(batch)
+                lost = [min(max(lost_span - j * spec.hop, 0), spec.window) for j in range(len(ks))]
+                scores, embeddings = self.runner.infer_span(span, len(ks), spec.hop, spec.window)
                 ring.release(sched.release_point())
                 now = time.monotonic()
                 results = []

@@ -18,7 +18,7 @@ from ..models.weights import streamtag_home
 from ..windows import WindowSpec
 from .dispatcher import Subscriber, SubscriberList
 from .result import TaggerStats, WindowResult
-from .runner import DEFAULT_BATCH, ModelRunner
+from .runner import ModelRunner, default_batch_size
 from .stream import POLL_S, Stream
 
 _END = object()
@@ -46,12 +46,15 @@ class Tagger:
     """Tags audio window by window and publishes a `WindowResult` per window, in order.
 
     model: a registry name, a `TaggingModel`, or None for the default (mn10_as, falling back
-    to the bundled mn04_as offline with a warning). window/hop in seconds.
+    to the bundled mn04_as offline with a warning). window/hop in seconds. optimize: freeze
+    the network for CPU inference (identical results within float rounding). precision: fp32, or
+    fp16/bf16 autocast on CUDA.
     """
 
     def __init__(self, model: str | TaggingModel | None = None, window: float = 10.0, hop: float = 2.5,
                  device: str = "auto", weights: str | os.PathLike | None = None, batch_size: int | None = None,
-                 labels: str | os.PathLike | Labels | None = None, ring_seconds: float | None = None) -> None:
+                 labels: str | os.PathLike | Labels | None = None, ring_seconds: float | None = None,
+                 optimize: bool = True, precision: str = "fp32") -> None:
         if isinstance(model, TaggingModel):
             self.model = model
         elif model is None:
@@ -65,10 +68,10 @@ class Tagger:
         self.spec = self.model.spec
         self.model_name = self.spec.name
         self.window = WindowSpec.from_seconds(window, hop, self.spec.sample_rate, self.spec.min_samples)
-        self.runner = ModelRunner(self.model, device)
+        self.runner = ModelRunner(self.model, device, optimize=optimize, precision=precision)
         self.device = self.runner.device
         if batch_size is None:
-            batch_size = DEFAULT_BATCH.get(self.device.type, 8)
+            batch_size = default_batch_size(self.device, self.window.window_s)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size

@@ -83,26 +83,30 @@ def ArraySourceOf(samples, rate):
     return src
 
 
-class Exploding(torch.nn.Module):
-    """Wraps a model and raises on its n-th call."""
+class Faulty(torch.nn.Module):
+    """Wraps a network: sleeps `delay` s per call and raises on call `fail_at` (a test hook)."""
 
-    def __init__(self, inner, fail_at=2):
+    def __init__(self, inner, fail_at=None, delay=0.0):
         super().__init__()
-        self.inner, self.spec, self.calls, self.fail_at = inner, inner.spec, 0, fail_at
-        self.frontend, self.network, self.weights = inner.frontend, inner.network, None
+        self.inner, self.fail_at, self.delay, self.calls = inner, fail_at, delay, 0
 
-    def forward(self, x):
+    def forward(self, mel):
         self.calls += 1
+        time.sleep(self.delay)
         if self.calls == self.fail_at:
             raise RuntimeError("model exploded")
-        return self.inner(x)
+        return self.inner(mel)
+
+
+def faulty_tagger(mn04, batch_size, **kw):
+    from streamtag.models.factory import TaggingModel
+    model = TaggingModel(mn04.spec, mn04.frontend, Faulty(mn04.network, **kw))
+    return Tagger(model, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu", batch_size=batch_size,
+                  optimize=False, ring_seconds=2.0)
 
 
 def test_model_error_reaches_the_iterator_and_stops_all_threads(mn04):
-    from streamtag.models.factory import TaggingModel
-    model = TaggingModel(mn04.spec, mn04.frontend, mn04.network)
-    model.forward = Exploding(mn04).forward
-    t = Tagger(model, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu", batch_size=2)
+    t = faulty_tagger(mn04, 2, fail_at=2)
     before = threading.active_count()
     got = []
     with pytest.raises(RuntimeError, match="model exploded"):
@@ -152,11 +156,7 @@ def test_file_source_is_never_dropped_behind_a_slow_subscriber(mn04):
 
 def test_live_source_counts_overwritten_audio_in_windows_and_stats(mn04):
     """A slowed model with a small live ring: loss is counted, never silent."""
-    from streamtag.models.factory import TaggingModel
-    slow = TaggingModel(mn04.spec, mn04.frontend, mn04.network)
-    inner = slow.forward
-    slow.forward = lambda x: (time.sleep(0.2), inner(x))[1]
-    t = Tagger(slow, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu", batch_size=1, ring_seconds=2.0)
+    t = faulty_tagger(mn04, 1, delay=0.2)
     got = []
     t.subscribe(got.append)
     t.start(live=True)

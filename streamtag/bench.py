@@ -1,0 +1,226 @@
+"""`streamtag bench`: the real pipeline against a naive EATagger-style loop, measured in one run.
+
+Each side runs in its own subprocess (so each has its own peak RSS) on the same audio file:
+
+* pipeline: `Tagger.run(FileSource)` end to end: decode -> resample -> ring -> windows ->
+  batched model (shared STFT frames, frozen network) -> dispatcher -> a subscriber;
+* baseline: what EfficientAT's EATagger does: load the whole file (librosa-equivalent:
+  soundfile, channel mean, soxr HQ), then per window at batch 1 under torch.no_grad the
+  front-end (mel bank rebuilt on every call, as `AugmentMelSTFT.forward` does) and the model;
+* live: a simulated real-time source pushes 10 ms blocks at wall-clock pace into a live
+  Tagger; latency = time from the feed of a window's last sample to its callback.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+import torch.nn.functional as F
+from torchaudio.compliance import kaldi
+
+from .audio.sources import ArraySource, FileSource
+from .models import create_model
+from .pipeline import Tagger
+from .windows import WindowSpec
+
+
+def synth_audio(path: Path, seconds: float, rate: int = 44100, channels: int = 2, seed: int = 0) -> Path:
+    """Write a deterministic test recording (tones, clicks and noise), block by block."""
+    rng = np.random.default_rng(seed)
+    block = rate * 10
+    with sf.SoundFile(path, "w", rate, channels, "PCM_16") as f:
+        done = 0
+        total = int(seconds * rate)
+        while done < total:
+            n = min(block, total - done)
+            t = (np.arange(n) + done) / rate
+            x = 0.1 * np.sin(2 * np.pi * (220 + 110 * np.sin(t / 7)) * t) + 0.03 * rng.standard_normal(n)
+            x[(np.arange(n) + done) % (rate // 3) < 40] += 0.5
+            f.write(np.repeat(x[:, None], channels, axis=1).astype(np.float32))
+            done += n
+    return path
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _load_model(name: str, weights: str | None):
+    try:
+        return create_model(name, weights=weights), "pretrained"
+    except Exception:  # no weights offline: the architecture's cost is the same with random ones
+        return create_model(name, pretrained=False), "random"
+
+
+def naive_mel(wave: torch.Tensor, n_mels: int = 128, sr: int = 32000, n_fft: int = 1024, win: int = 800,
+              hop: int = 320) -> torch.Tensor:
+    """EATagger's eval front-end as published: the Kaldi mel bank is rebuilt on every call."""
+    x = F.conv1d(wave.unsqueeze(1), torch.tensor([[[-0.97, 1.0]]])).squeeze(1)
+    spec = torch.stft(x, n_fft, hop_length=hop, win_length=win, center=True, normalized=False,
+                      window=torch.hann_window(win, periodic=False), return_complex=True)
+    power = spec.real.square() + spec.imag.square()
+    bank, _ = kaldi.get_mel_banks(n_mels, n_fft, float(sr), 0.0, float(sr // 2 - 1000), 100.0, -500.0, 1.0)
+    mel = torch.matmul(F.pad(bank, (0, 1)), power)
+    return (((mel + 1e-5).log() + 4.5) / 5.0).unsqueeze(1)
+
+
+def run_baseline(path: str, model, window: float, hop: float) -> tuple[float, np.ndarray]:
+    """Whole file in memory, one window at a time; returns (seconds, scores [K, 527])."""
+    t0 = time.perf_counter()
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    mono = audio.mean(axis=1, dtype=np.float32)
+    wave = soxr.resample(mono, rate, 32000, quality="HQ") if rate != 32000 else mono
+    spec = WindowSpec.from_seconds(window, hop, 32000)
+    n = spec.total(len(wave))
+    wave = np.pad(wave, (0, max(0, spec.end(n - 1) - len(wave))))
+    f = model.spec.frontend
+    scores = []
+    with torch.no_grad():
+        for k in range(n):
+            x = torch.from_numpy(wave[spec.start(k):spec.end(k)])[None]
+            logits, _ = model.network(naive_mel(x, f.n_mels, f.sample_rate, f.n_fft, f.win_length, f.hop_length))
+            scores.append(torch.sigmoid(logits)[0].numpy())
+    return time.perf_counter() - t0, np.stack(scores)
+
+
+def run_pipeline(path: str, tagger: Tagger) -> tuple[float, np.ndarray]:
+    """Tag a file end to end with a collecting subscriber; returns (seconds, scores [K, 527])."""
+    scores: list[np.ndarray] = []
+    collect = tagger.subscribe(lambda r: scores.append(r.scores))
+    try:
+        t0 = time.perf_counter()
+        tagger.run(FileSource(path))
+        return time.perf_counter() - t0, np.stack(scores)
+    finally:
+        tagger.unsubscribe(collect)
+
+
+def run_live(tagger: Tagger, seconds: float, block_s: float = 0.01) -> dict:
+    """Feed a 32 kHz signal in real time; latency = feed of a window's last sample -> callback."""
+    rate = tagger.sample_rate
+    signal = np.random.default_rng(1).standard_normal(int(seconds * rate)).astype(np.float32) * 0.05
+    fed_at: list[tuple[int, float]] = []
+    latencies: list[float] = []
+
+    def on_result(r) -> None:
+        now = time.perf_counter()
+        end = min(r.end_sample, len(signal))
+        t = next((t for n, t in fed_at if n >= end), None)
+        if t is not None and r.end_sample <= len(signal):
+            latencies.append(now - t)
+    tagger.subscribe(on_result)
+    tagger.start(ArraySource(rate, live=True))
+    block = int(block_s * rate)
+    t0 = time.perf_counter()
+    for i in range(0, len(signal), block):
+        target = t0 + i / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        tagger.feed(signal[i:i + block], rate)
+        fed_at.append((i + len(signal[i:i + block]), time.perf_counter()))
+    tagger.end()
+    tagger.join()
+    lat = np.asarray(latencies) * 1e3
+    stats = tagger.stats
+    return {"windows": len(lat), "latency_ms_p50": float(np.percentile(lat, 50)),
+            "latency_ms_p95": float(np.percentile(lat, 95)), "latency_ms_max": float(lat.max()),
+            "lost_samples": stats.lost_samples}
+
+
+def worker(mode: str, path: str, warmup: str, model_name: str, weights: str | None, window: float, hop: float,
+           repeats: int, device: str, batch_size: int | None, threads: int | None, out: str,
+           live_seconds: float) -> None:
+    """One side of the benchmark, in its own process; writes JSON and the scores next to `out`."""
+    if threads:
+        torch.set_num_threads(threads)
+    model, kind = _load_model(model_name, weights)
+    times, scores = [], None
+    result: dict = {"mode": mode, "weights": kind}
+    if mode == "baseline":
+        for _ in range(repeats):
+            t, scores = run_baseline(path, model, window, hop)
+            times.append(t)
+    elif mode == "pipeline":
+        tagger = Tagger(model, window=window, hop=hop, device=device, batch_size=batch_size)
+        run_pipeline(warmup, tagger)  # the first batch freezes the network: not timed
+        for _ in range(repeats):
+            t, scores = run_pipeline(path, tagger)
+            times.append(t)
+        result["batch_size"] = tagger.batch_size
+        result["device"] = str(tagger.device)
+        if tagger.device.type == "cuda":
+            result["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    else:  # live
+        tagger = Tagger(model, window=window, hop=hop, device=device, batch_size=batch_size)
+        run_pipeline(warmup, tagger)
+        result.update(run_live(tagger, live_seconds))
+    if times:
+        result["seconds"] = statistics.median(times)
+        result["windows"] = int(len(scores))
+        np.save(out + ".npy", scores)
+    result["peak_rss_mb"] = _peak_rss_mb()
+    Path(out).write_text(json.dumps(result))
+
+
+def _spawn(mode: str, args: dict, tmp: Path) -> dict:
+    out = str(tmp / f"{mode}.json")
+    cmd = [sys.executable, "-m", "streamtag.bench", mode, json.dumps({**args, "out": out})]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"benchmark {mode} failed:\n{res.stderr[-2000:]}")
+    r = json.loads(Path(out).read_text())
+    if Path(out + ".npy").exists():
+        r["_scores"] = np.load(out + ".npy")
+    return r
+
+
+def benchmark(model: str = "mn10_as", duration: float = 600.0, window: float = 10.0, hop: float = 2.5,
+              repeats: int = 3, device: str = "cpu", batch_size: int | None = None, weights: str | None = None,
+              file: str | None = None, threads: int | None = None, live_seconds: float = 20.0,
+              baseline: bool = True, live: bool = True) -> dict:
+    """Run both sides (and the live simulation) and return the comparison as a dict."""
+    with tempfile.TemporaryDirectory(prefix="streamtag-bench-") as d:
+        tmp = Path(d)
+        path = file or str(synth_audio(tmp / "bench.wav", duration))
+        warmup = str(synth_audio(tmp / "warmup.wav", window + 2 * hop))
+        audio_s = sf.info(path).duration
+        args = dict(path=path, warmup=warmup, model_name=model, weights=weights, window=window, hop=hop, repeats=repeats,
+                    device=device, batch_size=batch_size, threads=threads, live_seconds=live_seconds)
+        report: dict = {"model": model, "window_s": window, "hop_s": hop, "audio_s": audio_s,
+                        "repeats": repeats, "torch_threads": threads or torch.get_num_threads()}
+        pipe = _spawn("pipeline", args, tmp)
+        report["pipeline"] = _summary(pipe, audio_s)
+        report["weights"] = pipe["weights"]
+        if baseline:
+            base = _spawn("baseline", args, tmp)
+            report["baseline"] = _summary(base, audio_s)
+            report["speedup"] = report["pipeline"]["windows_per_s"] / report["baseline"]["windows_per_s"]
+            same = pipe["_scores"].shape == base["_scores"].shape
+            report["max_abs_score_diff"] = float(np.abs(pipe["_scores"] - base["_scores"]).max()) if same else None
+        if live:
+            lv = _spawn("live", args, tmp)
+            report["live"] = {k: v for k, v in lv.items() if k not in ("mode", "weights")}
+        return report
+
+
+def _summary(r: dict, audio_s: float) -> dict:
+    return {"seconds": r["seconds"], "windows": r["windows"], "windows_per_s": r["windows"] / r["seconds"],
+            "realtime_factor": audio_s / r["seconds"], "peak_rss_mb": r["peak_rss_mb"],
+            **({"gpu_peak_mb": r["gpu_peak_mb"]} if "gpu_peak_mb" in r else {}),
+            **({"batch_size": r["batch_size"]} if "batch_size" in r else {})}
+
+
+if __name__ == "__main__":
+    mode, payload = sys.argv[1], json.loads(sys.argv[2])
+    worker(mode, **payload)
