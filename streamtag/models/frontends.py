@@ -72,11 +72,12 @@ class EfficientATMel(nn.Module):
         return hop % self.hop_length == 0 and (window - 1 - half) // self.hop_length >= first
 
     def windows(self, span: Tensor, count: int, step: int, window: int) -> Tensor:
-        """Mels of the windows span[k*step : k*step + window], k < count; equal to forward() on them stacked.
+        """Mels of the windows span[k*step : k*step + window], k < count, as forward() gives them stacked.
 
-        Interior STFT frames only see samples inside their window, so they are computed once
-        for the whole span and shared; the frames touched by each window's reflect padding
-        (the first two and the last, for the default settings) are computed per window.
+        Interior STFT frames only see samples inside their window, so their log-mel is
+        computed once for the whole span and shared; the frames touched by each window's
+        reflect padding (the first two and the last, for the default settings) are computed
+        per window. Equal to forward() up to float rounding of the mel product (<= 3e-7).
         Needs `can_share_frames(window, step)`.
         """
         hop, half = self.hop_length, self.n_fft // 2
@@ -85,11 +86,12 @@ class EfficientATMel(nn.Module):
         n_frames = self.frames(window)
         y = self._preemphasis(span.unsqueeze(0))[0]  # y of a window = the span's y, sliced
         # shared frame g is centred at y index (g + first) * hop
-        shared = self._power(y[first * hop - half:].unsqueeze(0), center=False)[0]  # [bins, G]
+        shared = self._log_mel(self._power(y[first * hop - half:].unsqueeze(0), center=False))[0, 0]
         middle = shared.unfold(1, last - first + 1, step // hop)[:, :count].permute(1, 0, 2)
         # edge frames from short pieces of each window, reflect-padded exactly as the whole window
         left = self._power(y.unfold(0, first * hop + half, step)[:count], center=True)[..., :first]
         cut = ((last + 1) * hop - half) // hop * hop  # piece start: frame-aligned, left of frame last+1
         right = self._power(y[cut:].unfold(0, window - 1 - cut, step)[:count], center=True)
         right = right[..., last + 1 - cut // hop:n_frames - cut // hop]
-        return self._log_mel(torch.cat([left, middle, right], dim=-1))
+        edges = self._log_mel(torch.cat([left, right], dim=-1))[:, 0]
+        return torch.cat([edges[..., :first], middle, edges[..., first:]], dim=-1).unsqueeze(1)
