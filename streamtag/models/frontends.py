@@ -52,7 +52,8 @@ class EfficientATMel(nn.Module):
         return self._log_mel(self._power(self._preemphasis(wave), center=True))
 
     def _preemphasis(self, wave: Tensor) -> Tensor:
-        return F.conv1d(wave.unsqueeze(1), self.preemphasis_kernel).squeeze(1)
+        # y[n] = x[n+1] - 0.97 x[n]: the reference's 2-tap conv1d, bit for bit, without its overhead
+        return wave[..., 1:] + self.preemphasis_kernel[0, 0, 0] * wave[..., :-1]
 
     def _power(self, y: Tensor, center: bool) -> Tensor:
         spec = torch.stft(y, self.n_fft, hop_length=self.hop_length, win_length=self.win_length,
