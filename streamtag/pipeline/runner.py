@@ -59,7 +59,8 @@ class ModelRunner:
     """Holds a model on a device and maps windows to (scores [B, C] | None, embeddings [B, D]) in numpy.
 
     optimize: on CPU, freeze the network with TorchScript at the first batch; on CUDA, use
-    channels-last memory. precision: "fp32" (default, exact), or "fp16"/"bf16" autocast on CUDA.
+    channels-last memory. precision: "fp32" (default, exact), "fp16" (CUDA) or "bf16" autocast
+    for the network; the front-end always runs in float32.
     """
 
     def __init__(self, model: TaggingModel, device: str | torch.device = "auto", optimize: bool = True,
@@ -67,8 +68,8 @@ class ModelRunner:
         self.device = resolve_device(device)
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if precision != "fp32" and self.device.type != "cuda":
-            raise ConfigError(f"precision {precision} needs a CUDA device; CPU runs fp32")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError("precision fp16 needs a CUDA device; CPU runs fp32 or bf16")
         self.precision = precision
         self.model = model.to(self.device).eval()
         self.optimize = optimize
@@ -78,7 +79,7 @@ class ModelRunner:
 
     def _net(self, mel: Tensor) -> nn.Module:
         if self._network is None:
-            if self.optimize and self.device.type == "cpu":
+            if self.optimize and self.device.type == "cpu" and self.precision == "fp32":
                 self._network = freeze_for_cpu(self.model.network, mel)
             else:
                 self._network = self.model.network
