@@ -14,15 +14,24 @@ from .resample import StreamResampler, expected_length
 
 
 def downmix(block: np.ndarray) -> np.ndarray:
-    """Average channels of a [frames, channels] block in float32 (as librosa's to_mono does)."""
+    """Average channels of a [frames, channels] block in float32, exactly as librosa's to_mono.
+
+    librosa takes np.mean over axis 0 of [channels, frames]: channels are added one after the
+    other in float32, then divided by their count. Doing the same column by column gives the
+    same bits, several times faster than a strided mean over the last axis.
+    """
     x = np.asarray(block, dtype=np.float32)
     if x.ndim == 1:
         return x
     if x.ndim != 2:
         raise ConfigError(f"audio must be [frames] or [frames, channels], got shape {x.shape}")
+    acc = np.array(x[:, 0], dtype=np.float32)
     if x.shape[1] == 1:
-        return np.ascontiguousarray(x[:, 0])
-    return x.mean(axis=1, dtype=np.float32)
+        return acc
+    for c in range(1, x.shape[1]):
+        acc += x[:, c]
+    acc /= np.float32(x.shape[1])
+    return acc
 
 
 class AudioSource(Protocol):

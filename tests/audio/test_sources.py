@@ -25,6 +25,13 @@ def test_downmix_averages_channels_in_float32():
     np.testing.assert_array_equal(downmix(x), [0.5, 0.375])
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 6, 8])
+def test_downmix_is_bit_identical_to_librosa_to_mono(channels):
+    """librosa averages a [channels, frames] array over axis 0; 8 channels is where a naive mean differs."""
+    x = np.random.default_rng(channels).standard_normal((50000, channels)).astype(np.float32)
+    np.testing.assert_array_equal(downmix(x), np.mean(np.ascontiguousarray(x.T), axis=0))
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda p: p / "missing.wav", "no such file"),
     (lambda p: p, "is a directory"),
