@@ -157,6 +157,7 @@ def worker(mode: str, path: str, warmup: str, model_name: str, weights: str | No
     times, scores = [], None
     result: dict = {"mode": mode, "weights": kind}
     if mode == "baseline":
+        run_baseline(warmup, model, window, hop)
         for _ in range(repeats):
             t, scores = run_baseline(path, model, window, hop)
             times.append(t)
@@ -175,6 +176,7 @@ def worker(mode: str, path: str, warmup: str, model_name: str, weights: str | No
         run_pipeline(warmup, tagger)
         result.update(run_live(tagger, live_seconds))
     if times:
+        result["seconds_all"] = times
         result["seconds"] = statistics.median(times)
         result["windows"] = int(len(scores))
         np.save(out + ".npy", scores)
@@ -209,14 +211,13 @@ def benchmark(model: str = "mn10_as", duration: float = 600.0, window: float = 1
                     device=device, batch_size=batch_size, threads=threads, live_seconds=live_seconds)
         report: dict = {"model": model, "window_s": window, "hop_s": hop, "audio_s": audio_s,
                         "repeats": repeats, "torch_threads": threads or torch.get_num_threads()}
-        # one subprocess per timed run, alternating sides (ABBA...) so that drift in a shared
-        # machine's speed falls on both alike
+        # each side runs in two processes, in the order A B B A so that drift in a shared
+        # machine's speed falls on both alike; each process times `repeats` runs after a warm-up
         runs: dict[str, list[dict]] = {"pipeline": [], "baseline": []}
-        for i in range(repeats):
-            order = ["pipeline", "baseline"] if i % 2 == 0 else ["baseline", "pipeline"]
+        for order in (["pipeline", "baseline"], ["baseline", "pipeline"]):
             for mode in order:
                 if mode == "pipeline" or baseline:
-                    runs[mode].append(_spawn(mode, {**args, "repeats": 1}, tmp))
+                    runs[mode].append(_spawn(mode, args, tmp))
         report["pipeline"] = _summary(runs["pipeline"], audio_s)
         report["weights"] = runs["pipeline"][0]["weights"]
         if baseline:
@@ -231,8 +232,8 @@ def benchmark(model: str = "mn10_as", duration: float = 600.0, window: float = 1
 
 
 def _summary(runs: list[dict], audio_s: float) -> dict:
-    """Median time over the runs of one side; peak RSS is the largest any run reached."""
-    seconds = statistics.median(r["seconds"] for r in runs)
+    """Median time over all timed runs of one side; peak RSS is the largest any process reached."""
+    seconds = statistics.median(t for r in runs for t in r["seconds_all"])
     r0 = runs[0]
     out = {"seconds": seconds, "windows": r0["windows"], "windows_per_s": r0["windows"] / seconds,
            "realtime_factor": audio_s / seconds, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}

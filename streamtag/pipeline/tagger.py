@@ -8,7 +8,6 @@ import warnings
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from ..audio.sources import ArraySource, AudioSource, FileSource
 from ..errors import ConfigError, WeightsUnavailableError
@@ -47,8 +46,8 @@ class Tagger:
 
     model: a registry name, a `TaggingModel`, or None for the default (mn10_as, falling back
     to the bundled mn04_as offline with a warning). window/hop in seconds. optimize: freeze
-    the network for CPU inference (identical results within float rounding). precision: fp32, or
-    fp16/bf16 autocast on CUDA.
+    the network for CPU inference (identical results within float rounding). precision: fp32, bf16
+    autocast, or fp16 autocast on CUDA.
     """
 
     def __init__(self, model: str | TaggingModel | None = None, window: float = 10.0, hop: float = 2.5,
