@@ -64,7 +64,7 @@ def _load_model(name: str, weights: str | None):
     """
     try:
         model = create_model(name, weights=weights)
-        return model, model.weights.origin
+        return model, model.weights.origin if model.weights is not None else "per member"
     except StreamtagError:
         if weights is not None:
             raise

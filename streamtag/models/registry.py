@@ -27,7 +27,7 @@ class ModelSpec:
     """Everything known about one released model."""
 
     name: str
-    family: str  # selects the architecture module: "mn"
+    family: str  # selects the architecture module: "mn" or "dymn"
     width_mult: float
     embedding_dim: int
     file_name: str
@@ -51,8 +51,8 @@ class ModelSpec:
 
 
 def _mn(name: str, width: float, emb: int, file: str, params: float, macs: float | None, mAP: float,
-        sha256: str | None = None, **frontend) -> ModelSpec:
-    return ModelSpec(name=name, family="mn", width_mult=width, embedding_dim=emb, file_name=file,
+        sha256: str | None = None, family: str = "mn", **frontend) -> ModelSpec:
+    return ModelSpec(name=name, family=family, width_mult=width, embedding_dim=emb, file_name=file,
                      url=EFFICIENTAT_RELEASE + file, sha256=sha256, frontend=MelSpec(**frontend),
                      params_millions=params, macs_billions=macs, mAP=mAP)
 
@@ -80,6 +80,10 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in (
     _mn("mn10_as_mels_40", 1.0, 960, "mn10_as_mels_40_mAP_453.pt", 4.88, 0.21, 45.3, n_mels=40),
     _mn("mn10_as_mels_64", 1.0, 960, "mn10_as_mels_64_mAP_461.pt", 4.88, 0.27, 46.1, n_mels=64),
     _mn("mn10_as_mels_256", 1.0, 960, "mn10_as_mels_256_mAP_474.pt", 4.88, 1.08, 47.4, n_mels=256),
+    # dynamic MobileNets (params: README table; counted 1.961 / 10.548 / 39.966 M)
+    _mn("dymn04_as", 0.4, 384, "dymn04_as.pt", 1.97, 0.12, 45.0, family="dymn"),
+    _mn("dymn10_as", 1.0, 960, "dymn10_as.pt", 10.57, 0.58, 47.7, family="dymn"),
+    _mn("dymn20_as", 2.0, 1920, "dymn20_as_mAP_493.pt", 40.02, 2.2, 49.1, family="dymn"),
 )}
 
 DEFAULT_MODEL = "mn10_as"  # the mission's default (960-d embeddings)

@@ -75,11 +75,12 @@ class ModelRunner:
         self.optimize = optimize
         self._network: nn.Module | None = None
         if self.device.type == "cuda" and optimize:
-            self.model.network.to(memory_format=torch.channels_last)
+            self.model.to(memory_format=torch.channels_last)
 
     def _net(self, mel: Tensor) -> nn.Module:
         if self._network is None:
-            if self.optimize and self.device.type == "cpu" and self.precision == "fp32":
+            if (self.optimize and self.device.type == "cpu" and self.precision == "fp32"
+                    and getattr(self.model.network, "freezable", True)):
                 self._network = freeze_for_cpu(self.model.network, mel)
             else:
                 self._network = self.model.network
@@ -94,7 +95,11 @@ class ModelRunner:
     def infer(self, windows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         """Run stacked windows [B, N]."""
         with torch.inference_mode():
-            return self._finish(self.model.frontend(self._to_device(windows)))
+            x = self._to_device(windows)
+            if self.model.frontend is None:  # a composite (ensemble) runs its members whole
+                with self._autocast():
+                    return self._to_numpy(*self.model(x))
+            return self._finish(self.model.frontend(x))
 
     def infer_span(self, span: np.ndarray, count: int, step: int, window: int
                    ) -> tuple[np.ndarray | None, np.ndarray]:
@@ -109,8 +114,14 @@ class ModelRunner:
         net = self._net(mel)
         if self.device.type == "cuda" and self.optimize:
             mel = mel.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            return self._to_numpy(*net(mel))
+
+    def _autocast(self) -> torch.autocast:
         dtype = PRECISIONS[self.precision]
-        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits, embedding = net(mel)
+        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+    @staticmethod
+    def _to_numpy(logits: Tensor | None, embedding: Tensor) -> tuple[np.ndarray | None, np.ndarray]:
         scores = None if logits is None else torch.sigmoid(logits.float()).cpu().numpy()
         return scores, embedding.float().cpu().numpy()

@@ -35,6 +35,25 @@ def test_npz_output_reproduces_the_goldens_from_disk(tmp_path):
         assert str(z["model"]) == "mn10_as" and float(z["hop_s"]) == 0.5
 
 
+def test_dymn_from_disk_through_the_cli_reproduces_the_goldens(tmp_path):
+    out = tmp_path / "dymn.npz"
+    res = run("tag", EFFAT / "input_44k1_stereo.wav", "--model", "dymn04_as", "--weights",
+              EFFAT / "dymn04_as_random.pt", "--window", 1, "--hop", 0.5, "--output", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    g = golden("dymn04_as_random", "input_44k1_stereo")
+    with np.load(out) as z:
+        assert np.abs(z["scores"] - g["w1_scores"]).max() <= 1e-4
+        assert rel_err(z["embeddings"], g["w1_embeddings"]) <= 1e-3
+
+
+def test_ensemble_through_the_cli(tmp_path):
+    res = run("tag", EFFAT / "input_32k_mono.wav", "--model", "dymn04_as,mn10_as", "--weights",
+              f"{EFFAT / 'dymn04_as_random.pt'},{MN10_RANDOM}", "--format", "jsonl", "-o", "-", "--quiet")
+    assert res.exit_code == 0, res.output
+    first = json.loads(res.stdout.splitlines()[0])
+    assert first["model"] == "dymn04_as,mn10_as" and len(first["top"]) == 5
+
+
 def test_jsonl_and_csv_give_times_and_top_tags(tmp_path):
     res = run("tag", EFFAT / "input_32k_mono.wav", *MN04, "--format", "jsonl", "--top-k", 3, "--output", "-")
     assert res.exit_code == 0, res.output
@@ -62,6 +81,7 @@ def test_models_lists_the_registry_and_offline_state():
     rows = {r["name"]: r for r in json.loads(res.output)}
     assert rows["mn04_as"]["local"] == "bundled" and rows["mn10_as"]["local"] == "-"
     assert rows["mn10_as"]["embedding_dim"] == 960
+    assert rows["dymn20_as"]["family"] == "dymn" and rows["dymn20_as"]["mAP"] == 49.1
     assert "mn40_as_ext" in run("models").output
 
 

@@ -7,19 +7,27 @@ from streamtag import Tagger
 from tests.helpers import EFFAT, LABELS_CSV, golden, rel_err
 
 SCORE_TOL, EMB_TOL = 1e-4, 1e-3
-CASES = [(m, i) for m in ("mn04_as", "mn10_as_random") for i in ("input_32k_mono", "input_44k1_stereo")]
+CASES = [(m, i) for m in ("mn04_as", "mn10_as_random", "dymn04_as_random")
+         for i in ("input_32k_mono", "input_44k1_stereo")]
 SETTINGS = [("w1", 1.0, 0.5), ("w10", 10.0, 2.5)]
 
 
-def model_for(name, mn04, mn10_random):
-    return mn04 if name == "mn04_as" else mn10_random
+@pytest.fixture(scope="module")
+def dymn04_random():
+    from streamtag import create_model
+    return create_model("dymn04_as", weights=EFFAT / "dymn04_as_random.pt")
+
+
+@pytest.fixture
+def models(mn04, mn10_random, dymn04_random):
+    return {"mn04_as": mn04, "mn10_as_random": mn10_random, "dymn04_as_random": dymn04_random}
 
 
 @pytest.mark.parametrize("model_name, inp", CASES)
 @pytest.mark.parametrize("key, window, hop", SETTINGS)
-def test_tag_file_matches_golden_windows(model_name, inp, key, window, hop, mn04, mn10_random):
+def test_tag_file_matches_golden_windows(model_name, inp, key, window, hop, models):
     g = golden(model_name, inp)
-    tagger = Tagger(model_for(model_name, mn04, mn10_random), window=window, hop=hop, labels=LABELS_CSV,
+    tagger = Tagger(models[model_name], window=window, hop=hop, labels=LABELS_CSV,
                     device="cpu")
     results = list(tagger.tag_file(EFFAT / f"{inp}.wav"))
     assert [r.index for r in results] == list(range(len(g[f"{key}_scores"])))
@@ -33,9 +41,9 @@ def test_tag_file_matches_golden_windows(model_name, inp, key, window, hop, mn04
 
 
 @pytest.mark.parametrize("model_name, inp", CASES)
-def test_front_end_clip_and_batch(model_name, inp, mn04, mn10_random):
+def test_front_end_clip_and_batch(model_name, inp, models):
     g = golden(model_name, inp)
-    model = model_for(model_name, mn04, mn10_random)
+    model = models[model_name]
     wave = torch.from_numpy(g["wave32k"])
     last = torch.nn.functional.pad(wave[23 * 16000:], (0, 32000 - (len(wave) - 23 * 16000)))
     with torch.inference_mode():
