@@ -106,7 +106,8 @@ def test_live_ring_returns_exactly_what_survives(capacity, blocks, keep):
         pos += n
     start = max(0, pos - capacity - keep)
     out, lost = ring.read(start, pos - start)
-    assert lost == min(pos - start, max(0, pos - capacity) - start) if pos - capacity > start else lost == 0
+    gone = max(0, pos - capacity)  # every sample before this index was overwritten
+    assert lost == max(0, gone - start)
     np.testing.assert_array_equal(out[lost:], stream[start + lost:pos])
     assert not out[:lost].any()
     assert ring.overwritten == max(0, pos - capacity)  # nothing was released
