@@ -4,9 +4,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
+import numpy as np
+import torch
 
 from . import __version__
 from .audio.sources import FileSource
@@ -166,6 +169,7 @@ def _tag_one(tagger: Tagger, path: str, stem: str, fmt: str, top_k: int, shared_
 
 
 def _text_sink(fmt: str, out, path: str, top_k: int, header: bool):
+    """The JSONL, CSV or text sink writing to `out`."""
     if fmt == "jsonl":
         return JsonlSink(out, path, top_k)
     if fmt == "csv":
@@ -246,3 +250,125 @@ def bench(model_name, weights, duration, audio_file, window, hop, repeats, devic
         lv = report["live"]
         click.echo(f"  live: p50 {lv['latency_ms_p50']:.1f} ms, p95 {lv['latency_ms_p95']:.1f} ms, "
                    f"max {lv['latency_ms_max']:.1f} ms, lost samples {lv['lost_samples']}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def devices(as_json: bool) -> None:
+    """List audio input devices (for `streamtag listen --input`)."""
+    from .audio.microphone import input_devices
+    try:
+        rows = input_devices()
+    except StreamtagError as e:
+        raise fail(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'index':>5}  {'name':<40} {'channels':>8} {'rate':>8}  host API")
+    for d in rows:
+        click.echo(f"{d['index']:>5}  {d['name'][:40]:<40} {d['channels']:>8} {d['default_samplerate']:>8.0f}  {d['hostapi']}")
+
+
+class SlowedNetwork(torch.nn.Module):
+    """Test hook (`listen --slow-model S`): sleeps S seconds per batch to force an overrun."""
+
+    def __init__(self, inner: torch.nn.Module, seconds: float) -> None:
+        super().__init__()
+        self.inner, self.seconds = inner, seconds
+
+    def forward(self, mel):
+        time.sleep(self.seconds)
+        return self.inner(mel)
+
+
+@main.command()
+@click.option("--input", "input_", default=None, help="Input device: index or name substring (see `streamtag devices`).")
+@click.option("--device", default="auto", show_default=True, help="Compute device: auto, cpu or cuda.")
+@click.option("--model", "model_name", default=None, metavar="NAME", help="Registry name (default: mn10_as, or bundled mn04_as).")
+@click.option("--weights", type=click.Path(), default=None, help="Checkpoint file to load instead of the official one.")
+@click.option("--labels", "labels_path", type=click.Path(), default=None, help="AudioSet class_labels_indices.csv.")
+@click.option("--window", default=1.0, show_default=True, type=float, help="Window length in seconds.")
+@click.option("--hop", default=0.5, show_default=True, type=float, help="Hop between windows in seconds.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after S seconds.")
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 527))
+@click.option("--threshold", default=0.0, show_default=True, type=click.FloatRange(0, 1), help="Hide tags below this score.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Output format (default: live view / text).")
+@click.option("--output", "-o", default=None, help="Output file, or - for stdout.")
+@click.option("--buffer-seconds", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Audio kept while inference catches up; older unread audio is lost (and counted).")
+@click.option("--quiet", "-q", is_flag=True, help="No notices or latency summary.")
+@click.option("--slow-model", type=float, default=None, hidden=True)
+def listen(input_, device, model_name, weights, labels_path, window, hop, duration, top_k, threshold, fmt, output,
+           buffer_seconds, quiet, slow_model) -> None:
+    """Tag what an input device hears, live. Ctrl-C stops cleanly and flushes outputs."""
+    from .audio.microphone import MicrophoneSource
+    from .models.factory import TaggingModel
+    fmt = _format_for(fmt, output, None)
+    if fmt == "npz" and (not output or output == "-"):
+        raise fail("npz is binary: give --output FILE.npz")
+    try:
+        if model_name is None and weights is None:
+            model, notice = load_default_model()
+            if notice and not quiet:
+                click.echo(f"streamtag: {notice}", err=True)
+        else:
+            model = create_model(model_name or "mn10_as", weights=weights)
+        if slow_model:
+            model = TaggingModel(model.spec, model.frontend, SlowedNetwork(model.network, slow_model), model.weights)
+        tagger = Tagger(model, window=window, hop=hop, device=device, labels=labels_path,
+                        ring_seconds=buffer_seconds, optimize=not slow_model)
+        source = MicrophoneSource(input_, buffer_s=buffer_seconds)
+    except StreamtagError as e:
+        raise fail(str(e)) from None
+    title = f"{source.device['name']} -> {tagger.model_name}"
+    own = None
+    if fmt == "npz":
+        sink = NpzSink(output, tagger.labels, source=title, hop_s=tagger.window.hop_s)
+    else:
+        out, own = open_text(output or "-")
+        if fmt == "text" and out is sys.stdout and sys.stdout.isatty():
+            from .outputs import LiveView
+            sink = LiveView(out, top_k, threshold, title)
+        elif fmt == "text":
+            sink = TextSink(out, title, top_k, threshold)
+        else:
+            sink = _text_sink(fmt, out, title, top_k, header=True)
+    latencies: list[float] = []
+    tagger.subscribe(sink)
+    tagger.subscribe(lambda r: latencies.append(r.latency_s) if r.latency_s is not None else None)
+    interrupted = False
+    error = None
+    try:
+        tagger.warm_up()
+        tagger.start(source)
+        if not quiet:
+            click.echo(f"streamtag: listening on {source.device['name']} ({source.sample_rate} Hz) with "
+                       f"{tagger.model_name}, window {window} s, hop {hop} s", err=True)
+        try:
+            if not tagger.join(timeout=duration) if duration else not tagger.join():
+                source.close()  # end of capture: the last windows are still published
+                tagger.join()
+        except KeyboardInterrupt:
+            interrupted = True
+            source.close()
+            tagger.join(timeout=10)
+    except StreamtagError as e:
+        error = e
+    finally:
+        tagger.stop()
+        sink.close()
+        if own is not None:
+            own.commit()
+    stats = tagger.stats
+    if stats.lost_samples or stats.device_overflows:
+        click.echo(f"streamtag: warning: lost {stats.lost_samples} samples ({stats.lost_samples / tagger.sample_rate:.2f} s) "
+                   f"in {stats.lossy_windows} of {stats.windows} windows; device overflows: {stats.device_overflows}",
+                   err=True)
+    if latencies and not quiet:
+        ms = np.percentile(np.asarray(latencies) * 1e3, [50, 95])
+        click.echo(f"streamtag: latency p50 {ms[0]:.0f} ms, p95 {ms[1]:.0f} ms, max {max(latencies) * 1e3:.0f} ms "
+                   f"over {len(latencies)} windows", err=True)
+    if error is not None:
+        raise fail(str(error))
+    if interrupted:
+        raise click.exceptions.Exit(130)

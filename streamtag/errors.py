@@ -14,6 +14,10 @@ class AudioReadError(StreamtagError):
     """An audio file or stream cannot be read: missing, empty, corrupt or unsupported."""
 
 
+class AudioDeviceError(StreamtagError):
+    """A live input device cannot be opened or stopped delivering audio."""
+
+
 class UnknownModelError(StreamtagError, KeyError):
     """A model name is not in the registry."""
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 import numpy as np
 
@@ -26,6 +27,8 @@ class RingBuffer:
         self._written = 0  # absolute index one past the newest sample
         self._released = 0  # samples before this index may be overwritten
         self._overwritten = 0  # unreleased samples lost to overwrites
+        self._gaps: deque[tuple[int, int]] = deque(maxlen=4096)  # [start, end) written as lost audio
+        self._gap_samples = 0
         self._closed = False  # end of stream: no more writes
         self._aborted = False  # stop requested: waiters give up
         self._cond = threading.Condition()
@@ -49,6 +52,11 @@ class RingBuffer:
     def overwritten(self) -> int:
         """Samples overwritten before the reader released them (live loss)."""
         return self._overwritten
+
+    @property
+    def gap_samples(self) -> int:
+        """Samples the source reported lost before they reached the ring (written as zeros)."""
+        return self._gap_samples
 
     @property
     def closed(self) -> bool:
@@ -78,6 +86,21 @@ class RingBuffer:
                 pos += n
                 self._cond.notify_all()
         return lost
+
+    def write_gap(self, n: int, block: bool = True) -> int:
+        """Append n zeros standing for audio the source lost (e.g. a device overflow), and remember them."""
+        with self._cond:
+            start = self._written
+        lost = self.write(np.zeros(int(n), np.float32), block=block)
+        with self._cond:
+            self._gaps.append((start, start + int(n)))
+            self._gap_samples += int(n)
+        return lost
+
+    def gaps_in(self, start: int, n: int) -> int:
+        """How many samples of [start, start+n) were written as lost audio."""
+        with self._cond:
+            return sum(max(0, min(b, start + n) - max(a, start)) for a, b in self._gaps)
 
     def _count_loss(self, new_written: int) -> int:
         # Samples in [max(released, oldest_now), new_oldest) are overwritten unread.

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from dataclasses import dataclass
 from typing import Iterator, Protocol
 
 import numpy as np
@@ -34,13 +35,20 @@ def downmix(block: np.ndarray) -> np.ndarray:
     return acc
 
 
+@dataclass(frozen=True)
+class Gap:
+    """Yielded by a source in place of audio it lost (n samples at the requested rate)."""
+
+    samples: int
+
+
 class AudioSource(Protocol):
     """What the pipeline needs from a source."""
 
     live: bool  # True: never waits (overwrites when behind); False: waits, drops nothing
 
-    def blocks(self, rate: int) -> Iterator[np.ndarray]:
-        """Yield float32 mono blocks resampled to `rate`, until the stream ends."""
+    def blocks(self, rate: int) -> Iterator[np.ndarray | Gap]:
+        """Yield float32 mono blocks resampled to `rate` (or a `Gap` for lost audio), until the stream ends."""
 
     def close(self) -> None:
         """Release the underlying device or file; safe to call twice."""

@@ -38,17 +38,17 @@ class AtomicFile:
 
 
 class TextSink:
-    """Readable lines for a terminal: time span and the top tags with scores."""
+    """Readable lines: time span and the top tags with scores (those at or above `threshold`)."""
 
-    def __init__(self, out: IO[str], source: str, top_k: int = 5) -> None:
-        self.out, self.source, self.top_k = out, source, top_k
+    def __init__(self, out: IO[str], source: str, top_k: int = 5, threshold: float = 0.0) -> None:
+        self.out, self.source, self.top_k, self.threshold = out, source, top_k, threshold
         self._header = False
 
     def __call__(self, r: WindowResult) -> None:
         if not self._header:
             self.out.write(f"# {self.source}  (model {r.model}, window {r.end_s - r.start_s:g} s)\n")
             self._header = True
-        tags = "  ".join(f"{name} {score:.2f}" for name, score in r.top(self.top_k))
+        tags = "  ".join(f"{name} {score:.2f}" for name, score in r.top(self.top_k) if score >= self.threshold)
         lost = f"  [lost {r.lost_samples} samples]" if r.lost_samples else ""
         self.out.write(f"{r.start_s:8.2f}-{r.end_s:8.2f} s  {tags}{lost}\n")
         self.out.flush()

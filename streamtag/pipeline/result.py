@@ -44,8 +44,9 @@ class TaggerStats:
 
     windows: int = 0
     samples: int = 0  # samples received at the model rate
-    lost_samples: int = 0  # samples overwritten before they were read
+    lost_samples: int = 0  # samples lost: overwritten before they were read, or dropped by the source
     lossy_windows: int = 0
+    device_overflows: int = 0  # input overflows the audio device reported
     subscriber_errors: int = 0
     elapsed_s: float = 0.0
     audio_s: float = 0.0

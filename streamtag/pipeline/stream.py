@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from ..audio.ring import RingBuffer, RingClosed
-from ..audio.sources import AudioSource
+from ..audio.sources import AudioSource, Gap
 from ..models.labels import Labels
 from ..windows import WindowScheduler, WindowSpec
 from .dispatcher import SubscriberList
@@ -41,10 +41,12 @@ class Stream:
         self.subscribers = subscribers
         self.live = bool(getattr(source, "live", False))
         self.scheduler = WindowScheduler(spec, batch_size, grid=not self.live)
-        # room for one full batch of windows plus slack for the writer's next block
+        # files: room for one full batch of windows plus slack for the writer's next block (less
+        # would deadlock); live: `ring_seconds` of audio if given (at least one window and hop)
         needed = spec.window + batch_size * spec.hop + spec.rate
         if ring_seconds is not None:
-            needed = max(needed, int(ring_seconds * spec.rate))
+            wanted = int(ring_seconds * spec.rate)
+            needed = max(wanted, spec.window + spec.hop) if self.live else max(needed, wanted)
         self.ring = RingBuffer(needed)
         self._queue: queue.Queue = queue.Queue(maxsize=8)
         self._stop = threading.Event()
@@ -102,8 +104,10 @@ class Stream:
     def stats(self) -> TaggerStats:
         end = self._t1 if self._t1 is not None else time.monotonic()
         return TaggerStats(
-            windows=self._windows, samples=self.ring.written, lost_samples=self.ring.overwritten,
+            windows=self._windows, samples=self.ring.written,
+            lost_samples=self.ring.overwritten + self.ring.gap_samples,
             lossy_windows=self._lossy, subscriber_errors=self.subscribers.errors,
+            device_overflows=int(getattr(self.source, "overflows", 0)),
             elapsed_s=max(0.0, end - self._t0) if self._t0 else 0.0,
             audio_s=self.ring.written / self.spec.rate)
 
@@ -126,7 +130,10 @@ class Stream:
             for block in self.source.blocks(self.spec.rate):
                 if self._stop.is_set():
                     return
-                self.ring.write(block, block=not self.live)
+                if isinstance(block, Gap):
+                    self.ring.write_gap(block.samples, block=not self.live)
+                else:
+                    self.ring.write(block, block=not self.live)
                 self._arrivals.append((self.ring.written, time.monotonic()))
         finally:
             self.ring.close()
@@ -157,10 +164,11 @@ class Stream:
                 span, lost_span = ring.read(spec.start(first), min(span_end, available) - spec.start(first))
                 if len(span) < span_end - spec.start(first):  # zero padding after the stream's end
                     span = np.concatenate([span, np.zeros(span_end - spec.start(first) - len(span), np.float32)])
-                # the ring reports lost samples as a prefix of the span it read
-                lost = [min(max(lost_span - j * spec.hop, 0), spec.window) for j in range(len(ks))]
+                # overwritten samples are a prefix of the span read; gaps can lie anywhere
+                lost = [min(max(lost_span - j * spec.hop, 0), spec.window) + ring.gaps_in(spec.start(k), spec.window)
+                        for j, k in enumerate(ks)]
+                ring.release(sched.release_point())  # copied: the writer may reuse that room now
                 scores, embeddings = self.runner.infer_span(span, len(ks), spec.hop, spec.window)
-                ring.release(sched.release_point())
                 now = time.monotonic()
                 results = []
                 for j, k in enumerate(ks):

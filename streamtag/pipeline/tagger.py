@@ -89,6 +89,10 @@ class Tagger:
         """The model's input rate; sources are resampled to it."""
         return self.spec.sample_rate
 
+    def warm_up(self) -> None:
+        """Run one silent window through the model now (freezing it), so a live run's first windows are not late."""
+        self.runner.infer(np.zeros((1, self.window.window), np.float32))
+
     # -- subscribers -------------------------------------------------------------------
     def subscribe(self, callback: Subscriber) -> Subscriber:
         """Call `callback(result)` for every window of every run, in order (returns it: usable as a decorator)."""

@@ -1,0 +1,154 @@
+"""Live capture from an input device; the only module that imports sounddevice (PortAudio)."""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import AudioDeviceError, ConfigError
+from .resample import StreamResampler
+from .sources import Gap, downmix
+
+
+def _sounddevice():
+    try:
+        import sounddevice
+    except (ImportError, OSError) as e:
+        raise AudioDeviceError(f"live capture needs PortAudio (Debian: apt install libportaudio2): {e}") from None
+    return sounddevice
+
+
+def input_devices() -> list[dict]:
+    """Input devices: index, name, channels, default rate, host API."""
+    sd = _sounddevice()
+    apis = sd.query_hostapis()
+    return [{"index": i, "name": d["name"], "channels": int(d["max_input_channels"]),
+             "default_samplerate": float(d["default_samplerate"]), "hostapi": apis[d["hostapi"]]["name"]}
+            for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
+
+
+def find_input(device: int | str | None) -> dict:
+    """An input device by index, by name substring (case-insensitive), or the default one."""
+    devices = input_devices()
+    if not devices:
+        raise AudioDeviceError("no audio input device found")
+    if device is None:
+        sd = _sounddevice()
+        default = sd.default.device[0]
+        match = [d for d in devices if d["index"] == default]
+        return match[0] if match else devices[0]
+    if isinstance(device, int) or str(device).isdigit():
+        match = [d for d in devices if d["index"] == int(device)]
+    else:
+        match = [d for d in devices if str(device).lower() in d["name"].lower()]
+        exact = [d for d in match if d["name"].lower() == str(device).lower()]
+        match = exact or match
+    if not match:
+        names = ", ".join(f"{d['index']}: {d['name']}" for d in devices)
+        raise ConfigError(f"no input device matches {device!r} (inputs: {names})")
+    return match[0]
+
+
+class MicrophoneSource:
+    """Captures an input device at its native rate; the audio callback only copies blocks.
+
+    Blocks wait in a bounded in-memory queue (`buffer_s`); downmixing and resampling happen
+    on the pipeline's source thread. Audio lost to a device overflow (estimated from the
+    device's ADC timestamps) or to a full queue is replaced by a `Gap` of the same length,
+    so timestamps stay true and the affected windows are marked.
+    """
+
+    live = True
+
+    def __init__(self, device: int | str | None = None, channels: int | None = None,
+                 sample_rate: float | None = None, block_s: float = 0.02, buffer_s: float = 10.0) -> None:
+        info = find_input(device)
+        self.device = info
+        self.sample_rate = int(sample_rate or info["default_samplerate"])
+        self.channels = int(channels or min(2, info["channels"]))
+        self.block_frames = max(1, int(block_s * self.sample_rate))
+        self.max_frames = int(buffer_s * self.sample_rate)
+        self.overflows = 0  # device-reported input overflows
+        self.dropped_frames = 0  # frames lost to overflows or a full queue (device rate)
+        self._items: deque = deque()  # np.ndarray blocks, or int = lost frames
+        self._queued = 0
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._closed = threading.Event()
+        self._next_adc: float | None = None
+
+    def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread: copy only
+        block = indata.copy()
+        lost = 0
+        adc = getattr(time_info, "inputBufferAdcTime", 0.0) or 0.0
+        if status.input_overflow:
+            self.overflows += 1
+            if self._next_adc is not None and adc > self._next_adc:
+                lost = int(round((adc - self._next_adc) * self.sample_rate))
+        self._next_adc = adc + frames / self.sample_rate if adc else None
+        with self._lock:
+            if lost:
+                self._items.append(lost)
+                self.dropped_frames += lost
+            while self._queued + frames > self.max_frames:  # full: the oldest audio becomes a gap
+                i = next((j for j, it in enumerate(self._items) if not isinstance(it, int)), None)
+                if i is None:
+                    break
+                old = self._items[i]
+                self._items[i] = len(old)
+                self._queued -= len(old)
+                self.dropped_frames += len(old)
+            self._items.append(block)
+            self._queued += frames
+        self._ready.set()
+
+    def _take(self) -> list:
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+            self._queued = 0
+        return items
+
+    def blocks(self, rate: int) -> Iterator[np.ndarray | Gap]:
+        sd = _sounddevice()
+        resampler = StreamResampler(self.sample_rate, rate)
+        failed: list[str] = []
+        try:
+            stream = sd.InputStream(device=self.device["index"], channels=self.channels,
+                                    samplerate=self.sample_rate, blocksize=self.block_frames, dtype="float32",
+                                    callback=self._callback)
+        except Exception as e:
+            raise AudioDeviceError(f"cannot open input {self.device['name']!r}: {e}") from None
+        with stream:
+            while not self._closed.is_set():
+                self._ready.wait(0.1)
+                self._ready.clear()
+                for item in self._take():
+                    if isinstance(item, int):
+                        yield Gap(int(round(item * rate / self.sample_rate)))
+                    else:
+                        out = resampler.process(downmix(item))
+                        if len(out):
+                            yield out
+                if not stream.active and not self._closed.is_set():
+                    failed.append("the input device stopped delivering audio (disconnected?)")
+                    break
+        for item in self._take():  # what arrived before the stop
+            if isinstance(item, int):
+                yield Gap(int(round(item * rate / self.sample_rate)))
+            else:
+                out = resampler.process(downmix(item))
+                if len(out):
+                    yield out
+        tail = resampler.process(np.zeros(0, np.float32), last=True)
+        if len(tail):
+            yield tail
+        if failed:
+            raise AudioDeviceError(f"{self.device['name']}: {failed[0]}")
+
+    def close(self) -> None:
+        """End the capture; the stream's last windows are still published."""
+        self._closed.set()
+        self._ready.set()

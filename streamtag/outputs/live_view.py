@@ -1,0 +1,36 @@
+"""A refreshing terminal view of live results: the top tags with score bars."""
+from __future__ import annotations
+
+from typing import IO
+
+from ..pipeline.result import WindowResult
+
+BAR = 30
+
+
+class LiveView:
+    """Redraws the top-k tags of the newest window in place (for a terminal)."""
+
+    def __init__(self, out: IO[str], top_k: int = 5, threshold: float = 0.0, title: str = "") -> None:
+        self.out, self.top_k, self.threshold, self.title = out, top_k, threshold, title
+        self.lossy = 0
+
+    def render(self, r: WindowResult) -> str:
+        lines = [f"{self.title}  window {r.index}  {r.start_s:.1f}-{r.end_s:.1f} s"]
+        for name, score in r.top(self.top_k):
+            if score < self.threshold:
+                continue
+            lines.append(f"  {name[:32]:<32} {'#' * int(round(score * BAR)):<{BAR}} {score:.2f}")
+        if r.latency_s is not None:
+            lines.append(f"  latency {r.latency_s * 1e3:.0f} ms")
+        if self.lossy:
+            lines.append(f"  {self.lossy} window(s) with lost audio")
+        return "\n".join(lines)
+
+    def __call__(self, r: WindowResult) -> None:
+        self.lossy += r.lost_samples > 0
+        self.out.write("\x1b[H\x1b[J" + self.render(r) + "\n")  # home, clear to end of screen
+        self.out.flush()
+
+    def close(self) -> None:
+        self.out.flush()
