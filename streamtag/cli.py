@@ -1,6 +1,7 @@
 """The `streamtag` command line: tag files, list models."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -15,12 +16,16 @@ from . import __version__
 from .audio.sources import FileSource
 from .errors import StreamtagError
 from .models import MODELS, create_model, find_cached, list_models
-from .outputs import CsvSink, JsonlSink, NpzSink, TextSink, open_text
+from .outputs import CsvSink, EventDetector, EventSettings, EventSubscriber, JsonlSink, NpzSink, TagFilter, TextSink, open_text
+from .outputs.detections import write_audacity, write_events_csv, write_events_jsonl, write_raven
+from .outputs.plot import plot_scores
 from .pipeline import Tagger, load_default_model
 from .windows import WindowSpec
 
 FORMATS = ("text", "jsonl", "csv", "npz")
-EXTENSIONS = {"jsonl": ".jsonl", "csv": ".csv", "npz": ".npz", "text": ".txt"}
+EVENT_FORMATS = ("audacity", "raven")
+EXTENSIONS = {"jsonl": ".jsonl", "csv": ".csv", "npz": ".npz", "text": ".txt", "audacity": ".labels.txt",
+              "raven": ".selection.table.txt"}
 PROGRESS_MIN_S = 60.0  # show a progress bar for files at least this long (on a terminal)
 
 
@@ -35,15 +40,24 @@ def main() -> None:
     """Streaming sliding-window AudioSet tagging."""
 
 
-def _format_for(fmt: str | None, output: str | None, output_dir: str | None) -> str:
-    if fmt:
-        return fmt
+def _formats(values: tuple[str, ...], output: str | None, output_dir: str | None) -> list[str]:
+    """The requested formats (repeatable, or comma-separated); default from the output's extension."""
+    fmts = [f.strip() for v in values for f in v.split(",") if f.strip()]
+    for f in fmts:
+        if f not in FORMATS + EVENT_FORMATS:
+            raise fail(f"unknown format {f!r} (use {', '.join(FORMATS + EVENT_FORMATS)})")
+    if fmts:
+        return list(dict.fromkeys(fmts))
     if output and output != "-":
-        for name, ext in EXTENSIONS.items():
+        for name, ext in sorted(EXTENSIONS.items(), key=lambda kv: -len(kv[1])):
             if output.endswith(ext):
-                return name
-        return "jsonl"
-    return "jsonl" if output_dir else "text"
+                return [name]
+        return ["jsonl"]
+    return ["jsonl"] if output_dir else ["text"]
+
+
+def _format_for(fmt: str | None, output: str | None, output_dir: str | None) -> str:
+    return _formats((fmt,) if fmt else (), output, output_dir)[0]
 
 
 def _stems(files: tuple[str, ...]) -> list[str]:
@@ -57,32 +71,55 @@ def _stems(files: tuple[str, ...]) -> list[str]:
     return out
 
 
+def _label_set(labels, names: str | None) -> list[int]:
+    """Indices of comma-separated display names or mids; unknown names raise with close matches."""
+    return [labels.index(n) for n in (names or "").split(",") if n.strip()]
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--model", "model_name", default=None, metavar="NAME",
-              help="Registry name (see `streamtag models`). Default: mn10_as, or the bundled mn04_as offline.")
+              help="Registry name (see `streamtag models`); a,b,c for an ensemble. Default: mn10_as, or the "
+                   "bundled mn04_as offline.")
 @click.option("--window", default=10.0, show_default=True, type=float, help="Window length in seconds.")
 @click.option("--hop", default=2.5, show_default=True, type=float, help="Hop between window starts, seconds.")
 @click.option("--weights", type=click.Path(), default=None, help="Checkpoint file to load instead of the official one.")
 @click.option("--labels", "labels_path", type=click.Path(), default=None, help="AudioSet class_labels_indices.csv.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--batch-size", type=int, default=None, help="Windows per model call (default per device).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="Output format. Default: text on stdout, else from the output's extension.")
+@click.option("--format", "fmts", multiple=True, metavar="FMT",
+              help="text, jsonl, csv, npz, audacity, raven; repeat or comma-separate for several (with "
+                   "--output-dir). Default: text on stdout, else from the output's extension.")
 @click.option("--output", "-o", default=None, help="Output file, or - for stdout.")
 @click.option("--output-dir", type=click.Path(file_okay=False), default=None, help="One output file per input.")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 527), help="Tags per window.")
+@click.option("--events", "as_events", is_flag=True, help="text/JSONL/CSV list detected events instead of windows.")
+@click.option("--include", default=None, metavar="NAMES", help="Only these labels (display names or mids, comma-separated).")
+@click.option("--exclude", default=None, metavar="NAMES", help="Never these labels.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Windows: hide tags below it. Events: the on-threshold (default 0.3).")
+@click.option("--off-threshold", type=click.FloatRange(0, 1), default=None, help="Events stay open down to this (default threshold/2).")
+@click.option("--min-duration", type=click.FloatRange(min=0), default=0.5, show_default=True, help="Shortest event, seconds.")
+@click.option("--max-gap", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Merge events closer than this, seconds.")
+@click.option("--median", type=click.IntRange(min=1), default=3, show_default=True, help="Median smoothing over windows (odd).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Heat map PNG of the top labels with events (one input; with --output-dir, one per input).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notices.")
-def tag(files, model_name, window, hop, weights, labels_path, device, batch_size, fmt, output, output_dir,
-        top_k, quiet) -> None:
-    """Tag audio FILES window by window and write the top tags (or all scores as NPZ)."""
-    fmt = _format_for(fmt, output, output_dir)
+def tag(files, model_name, window, hop, weights, labels_path, device, batch_size, fmts, output, output_dir,
+        top_k, as_events, include, exclude, threshold, off_threshold, min_duration, max_gap, median, plot_path,
+        quiet) -> None:
+    """Tag audio FILES window by window; write top tags per window, all scores (NPZ) or detected events."""
+    formats = _formats(fmts, output, output_dir)
     if output and output_dir:
         raise fail("give --output or --output-dir, not both")
-    if fmt == "npz" and not output_dir and (not output or output == "-"):
+    if len(formats) > 1 and not output_dir:
+        raise fail("several formats need --output-dir")
+    if "npz" in formats and not output_dir and (not output or output == "-"):
         raise fail("npz is binary: give --output FILE.npz or --output-dir DIR")
-    if fmt == "npz" and output and len(files) > 1:
-        raise fail("an npz file holds one recording: use --output-dir for several files")
+    if not output_dir and len(files) > 1 and set(formats) & {"npz", "audacity", "raven"}:
+        raise fail(f"{formats[0]} holds one recording: use --output-dir for several files")
+    if plot_path and len(files) > 1 and not output_dir:
+        raise fail("--plot draws one recording: use --output-dir for several files")
     try:
         if model_name is None and weights is None:
             model, notice = load_default_model()
@@ -91,11 +128,18 @@ def tag(files, model_name, window, hop, weights, labels_path, device, batch_size
         else:
             model = create_model(model_name or "mn10_as", weights=weights)
         tagger = Tagger(model, window=window, hop=hop, device=device, batch_size=batch_size, labels=labels_path)
-    except StreamtagError as e:
+        included, excluded = _label_set(tagger.labels, include), set(_label_set(tagger.labels, exclude))
+        allowed = [i for i in (included or range(len(tagger.labels))) if i not in excluded]
+        on = 0.3 if threshold is None else threshold
+        settings = EventSettings(on=on, off=on / 2 if off_threshold is None else off_threshold,
+                                 min_duration_s=min_duration, max_gap_s=max_gap, median=median,
+                                 labels=tuple(allowed))
+    except (StreamtagError, ValueError) as e:
         raise fail(str(e)) from None
-
+    job = TagJob(tagger, formats, TagFilter(top_k, threshold or 0.0, None if len(allowed) == len(tagger.labels)
+                                            else allowed), settings, as_events, output, output_dir, plot_path, quiet)
     shared_out, shared_file = (None, None)
-    if fmt != "npz" and not output_dir:
+    if not output_dir and formats[0] != "npz":
         try:
             shared_out, shared_file = open_text(output or "-")
         except OSError as e:
@@ -105,8 +149,7 @@ def tag(files, model_name, window, hop, weights, labels_path, device, batch_size
     try:
         for i, (path, stem) in enumerate(zip(files, _stems(files))):
             try:
-                _tag_one(tagger, path, stem, fmt, top_k, shared_out, output, output_dir, first=(i == 0),
-                         quiet=quiet)
+                job.run(path, stem, shared_out, first=(i == 0))
             except StreamtagError as e:
                 failures.append((path, str(e)))
                 click.echo(f"streamtag: error: {e}", err=True)
@@ -127,54 +170,125 @@ def tag(files, model_name, window, hop, weights, labels_path, device, batch_size
         raise click.exceptions.Exit(1)
 
 
-def _tag_one(tagger: Tagger, path: str, stem: str, fmt: str, top_k: int, shared_out, output, output_dir,
-             first: bool, quiet: bool) -> None:
-    source = FileSource(path)
-    own = None
-    if output_dir:
-        dest = Path(output_dir) / (stem + EXTENSIONS[fmt])
-        if fmt == "npz":
-            sink = NpzSink(dest, tagger.labels, source=path, hop_s=tagger.window.hop_s)
+class TagJob:
+    """Tags one file after another with one loaded model, writing every requested output per file."""
+
+    def __init__(self, tagger: Tagger, formats: list[str], tags: TagFilter, settings: EventSettings,
+                 as_events: bool, output: str | None, output_dir: str | None, plot_path: str | None,
+                 quiet: bool) -> None:
+        self.tagger, self.formats, self.tags, self.settings = tagger, formats, tags, settings
+        self.as_events, self.output, self.output_dir, self.plot_path, self.quiet = (
+            as_events, output, output_dir, plot_path, quiet)
+
+    def _dest(self, stem: str, fmt: str) -> Path:
+        ext = EXTENSIONS[fmt]
+        if self.as_events and fmt in ("jsonl", "csv", "text"):
+            ext = ".events" + ext
+        return Path(self.output_dir) / (stem + ext)
+
+    def run(self, path: str, stem: str, shared_out, first: bool) -> None:
+        tagger = self.tagger
+        source = FileSource(path)
+        events_needed = self.as_events or self.plot_path or any(f in EVENT_FORMATS for f in self.formats)
+        subscribers: list = []
+        files: list = []  # AtomicFile objects to commit once the file is done
+        event_writers: list = []  # (format, stream)
+        for fmt in self.formats:
+            if fmt == "npz":
+                dest = self._dest(stem, fmt) if self.output_dir else self.output
+                subscribers.append(NpzSink(dest, tagger.labels, source=path, hop_s=tagger.window.hop_s))
+                continue
+            if self.output_dir:
+                out, own = open_text(self._dest(stem, fmt))
+                files.append(own)
+            else:
+                out = shared_out
+            if fmt in EVENT_FORMATS or self.as_events:
+                event_writers.append((fmt, out))
+            else:
+                subscribers.append(_text_sink(fmt, out, path, self.tags, header=first or bool(self.output_dir)))
+        detector = EventSubscriber(EventDetector(tagger.labels, self.settings, hop_s=tagger.window.hop_s), lambda e: None) \
+            if events_needed else None
+        if detector is not None:
+            subscribers.append(detector)
+        plot_rows: list = []
+        if self.plot_path:
+            subscribers.append(lambda r: plot_rows.append((r.start_s, r.end_s, r.scores)))
+        bar = None
+        if not self.quiet and sys.stderr.isatty() and source.duration_s >= PROGRESS_MIN_S:
+            total = tagger.window.total(source.expected_samples(tagger.sample_rate))
+            bar = click.progressbar(length=total, label=os.path.basename(path), file=sys.stderr)
+            subscribers.append(lambda r: bar.update(1))
+        try:
+            for cb in subscribers:
+                tagger.subscribe(cb)
+            if bar is not None:
+                bar.__enter__()
+            tagger.run(source)
+            for cb in subscribers:
+                if hasattr(cb, "close"):
+                    cb.close()
+            events = detector.events if detector is not None else []
+            for fmt, out in event_writers:
+                self._write_events(fmt, out, events, path, first)
+            if self.plot_path:
+                self._plot(path, stem, plot_rows, events)
+            if self.output_dir:
+                self._sidecar(path, stem)
+            for own in files:
+                own.commit()
+        except BaseException:
+            for own in files:
+                own.discard()
+            raise
+        finally:
+            if bar is not None:
+                bar.__exit__(None, None, None)
+            for cb in subscribers:
+                tagger.unsubscribe(cb)
+
+    def _write_events(self, fmt: str, out, events, path: str, first: bool) -> None:
+        model = self.tagger.model_name
+        if fmt == "audacity":
+            write_audacity(out, events)
+        elif fmt == "raven":
+            write_raven(out, events, path, self.tagger.sample_rate / 2)
+        elif fmt == "jsonl":
+            write_events_jsonl(out, events, path, model)
+        elif fmt == "csv":
+            write_events_csv(out, events, path, model, header=first or bool(self.output_dir))
         else:
-            out, own = open_text(dest)
-            sink = _text_sink(fmt, out, path, top_k, header=True)
-    elif fmt == "npz":
-        sink = NpzSink(output, tagger.labels, source=path, hop_s=tagger.window.hop_s)
-    else:
-        sink = _text_sink(fmt, shared_out, path, top_k, header=first)
-    subscribers = [sink]
-    bar = None
-    if not quiet and sys.stderr.isatty() and source.duration_s >= PROGRESS_MIN_S:
-        total = tagger.window.total(source.expected_samples(tagger.sample_rate))
-        bar = click.progressbar(length=total, label=os.path.basename(path), file=sys.stderr)
-        subscribers.append(lambda r: bar.update(1))
-    try:
-        for cb in subscribers:
-            tagger.subscribe(cb)
-        if bar is not None:
-            bar.__enter__()
-        tagger.run(source)
-        sink.close()
-        if own is not None:
-            own.commit()
-    except BaseException:
-        if own is not None:
-            own.discard()
-        raise
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
-        for cb in subscribers:
-            tagger.unsubscribe(cb)
+            out.write(f"# {path}  (model {model}, {len(events)} events)\n")
+            for e in events:
+                out.write(f"{e.onset_s:8.2f}-{e.offset_s:8.2f} s  {e.label}  peak {e.peak:.2f}\n")
+
+    def _plot(self, path: str, stem: str, rows: list, events) -> None:
+        dest = Path(self.output_dir) / f"{stem}.png" if self.output_dir else self.plot_path
+        if self.output_dir and self.plot_path:
+            dest = Path(self.output_dir) / f"{stem}{Path(self.plot_path).suffix or '.png'}"
+        start = np.array([r[0] for r in rows])
+        end = np.array([r[1] for r in rows])
+        scores = np.stack([r[2] for r in rows]) if rows else np.zeros((0, len(self.tagger.labels)))
+        plot_scores(dest, start, end, scores, self.tagger.labels.names, events,
+                    title=f"{os.path.basename(path)} ({self.tagger.model_name})")
+
+    def _sidecar(self, path: str, stem: str) -> None:
+        w = self.tagger.window
+        meta = {"source": path, "model": self.tagger.model_name, "window_s": w.window_s, "hop_s": w.hop_s,
+                "streamtag_version": __version__, "formats": self.formats,
+                "events": dataclasses.asdict(self.settings) | {"labels": None}}
+        out, own = open_text(Path(self.output_dir) / f"{stem}.streamtag.json")
+        out.write(json.dumps(meta, indent=2) + "\n")
+        own.commit()
 
 
-def _text_sink(fmt: str, out, path: str, top_k: int, header: bool):
-    """The JSONL, CSV or text sink writing to `out`."""
+def _text_sink(fmt: str, out, path: str, tags: TagFilter, header: bool):
+    """The JSONL, CSV or text sink writing windows to `out`."""
     if fmt == "jsonl":
-        return JsonlSink(out, path, top_k)
+        return JsonlSink(out, path, tags)
     if fmt == "csv":
-        return CsvSink(out, path, top_k, header=header)
-    return TextSink(out, path, top_k)
+        return CsvSink(out, path, tags, header=header)
+    return TextSink(out, path, tags)
 
 
 @main.command("models")
@@ -329,10 +443,8 @@ def listen(input_, device, model_name, weights, labels_path, window, hop, durati
         if fmt == "text" and out is sys.stdout and sys.stdout.isatty():
             from .outputs import LiveView
             sink = LiveView(out, top_k, threshold, title)
-        elif fmt == "text":
-            sink = TextSink(out, title, top_k, threshold)
         else:
-            sink = _text_sink(fmt, out, title, top_k, header=True)
+            sink = _text_sink(fmt, out, title, TagFilter(top_k, threshold), header=True)
     latencies: list[float] = []
     tagger.subscribe(sink)
     tagger.subscribe(lambda r: latencies.append(r.latency_s) if r.latency_s is not None else None)
@@ -372,3 +484,32 @@ def listen(input_, device, model_name, weights, labels_path, window, hop, durati
         raise fail(str(error))
     if interrupted:
         raise click.exceptions.Exit(130)
+
+
+@main.command("eval")
+@click.argument("predicted", type=click.Path(exists=True, dir_okay=False))
+@click.option("--reference", "-r", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="CSV/TSV with onset, offset and label columns (or an Audacity label file).")
+@click.option("--collar", default=0.5, show_default=True, type=click.FloatRange(min=0), help="Onset collar, seconds.")
+@click.option("--onsets-only", is_flag=True, help="Ignore offsets when matching.")
+@click.option("--all-labels", is_flag=True, help="Also count predicted labels absent from the reference as false positives.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def evaluate(predicted, reference, collar, onsets_only, all_labels, as_json) -> None:
+    """Event-based precision, recall and F1 of PREDICTED events (streamtag events JSONL/CSV, Audacity or
+    Raven files) against a reference list, per label and overall."""
+    from .outputs.evaluation import event_scores, overall, read_segments
+    try:
+        ref, est = read_segments(reference), read_segments(predicted)
+    except StreamtagError as e:
+        raise fail(str(e)) from None
+    per = event_scores(ref, est, collar, offsets=not onsets_only, only_reference_labels=not all_labels)
+    tot = overall(per)
+    rows = {k: {"tp": v.tp, "fp": v.fp, "fn": v.fn, "precision": v.precision, "recall": v.recall, "f1": v.f1}
+            for k, v in [*per.items(), ("overall", tot)]}
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'label':<32} {'TP':>4} {'FP':>4} {'FN':>4} {'P':>6} {'R':>6} {'F1':>6}")
+    for k, v in rows.items():
+        click.echo(f"{k[:32]:<32} {v['tp']:>4} {v['fp']:>4} {v['fn']:>4} {v['precision']:>6.2f} {v['recall']:>6.2f} "
+                   f"{v['f1']:>6.2f}")

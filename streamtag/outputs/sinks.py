@@ -37,18 +37,33 @@ class AtomicFile:
             os.unlink(self.tmp)
 
 
+class TagFilter:
+    """Which tags a window output shows: the top k among the allowed labels, at or above a threshold."""
+
+    def __init__(self, top_k: int = 5, threshold: float = 0.0, allowed: np.ndarray | None = None) -> None:
+        self.top_k, self.threshold = top_k, threshold
+        self.allowed = None if allowed is None else np.asarray(allowed, dtype=int)
+
+    def pick(self, scores: np.ndarray) -> list[int]:
+        """Label indices to show, best first."""
+        idx = np.arange(len(scores)) if self.allowed is None else self.allowed
+        best = idx[np.argsort(-scores[idx], kind="stable")[: self.top_k]]
+        return [int(i) for i in best if scores[i] >= self.threshold]
+
+
 class TextSink:
     """Readable lines: time span and the top tags with scores (those at or above `threshold`)."""
 
-    def __init__(self, out: IO[str], source: str, top_k: int = 5, threshold: float = 0.0) -> None:
-        self.out, self.source, self.top_k, self.threshold = out, source, top_k, threshold
+    def __init__(self, out: IO[str], source: str, tags: TagFilter | None = None) -> None:
+        self.out, self.source, self.tags = out, source, tags or TagFilter()
         self._header = False
 
     def __call__(self, r: WindowResult) -> None:
         if not self._header:
             self.out.write(f"# {self.source}  (model {r.model}, window {r.end_s - r.start_s:g} s)\n")
             self._header = True
-        tags = "  ".join(f"{name} {score:.2f}" for name, score in r.top(self.top_k) if score >= self.threshold)
+        shown = self.tags.pick(r.scores) if r.scores is not None else []
+        tags = "  ".join(f"{r.labels.names[i]} {r.scores[i]:.2f}" for i in shown)
         lost = f"  [lost {r.lost_samples} samples]" if r.lost_samples else ""
         self.out.write(f"{r.start_s:8.2f}-{r.end_s:8.2f} s  {tags}{lost}\n")
         self.out.flush()
@@ -60,13 +75,13 @@ class TextSink:
 class JsonlSink:
     """One JSON object per window: file, model, window, times and the top-k tags."""
 
-    def __init__(self, out: IO[str], source: str, top_k: int = 5) -> None:
-        self.out, self.source, self.top_k = out, source, top_k
+    def __init__(self, out: IO[str], source: str, tags: TagFilter | None = None) -> None:
+        self.out, self.source, self.tags = out, source, tags or TagFilter()
 
     def __call__(self, r: WindowResult) -> None:
         top = []
         if r.scores is not None:
-            for i in np.argsort(-r.scores, kind="stable")[: self.top_k]:
+            for i in self.tags.pick(r.scores):
                 top.append({"label": r.labels.names[i], "mid": r.labels.mids[i], "score": round(float(r.scores[i]), 6)})
         rec = {"file": self.source, "model": r.model, "window": r.index, "start_s": round(r.start_s, 6),
                "end_s": round(r.end_s, 6), "top": top}
@@ -84,16 +99,16 @@ CSV_COLUMNS = ["file", "model", "window", "start_s", "end_s", "rank", "label", "
 class CsvSink:
     """One row per (window, rank) for the top-k tags; `header=False` to append to an existing table."""
 
-    def __init__(self, out: IO[str], source: str, top_k: int = 5, header: bool = True) -> None:
+    def __init__(self, out: IO[str], source: str, tags: TagFilter | None = None, header: bool = True) -> None:
         self.writer = csv.writer(out, lineterminator="\n")
-        self.out, self.source, self.top_k = out, source, top_k
+        self.out, self.source, self.tags = out, source, tags or TagFilter()
         if header:
             self.writer.writerow(CSV_COLUMNS)
 
     def __call__(self, r: WindowResult) -> None:
         if r.scores is None:
             return
-        for rank, i in enumerate(np.argsort(-r.scores, kind="stable")[: self.top_k], 1):
+        for rank, i in enumerate(self.tags.pick(r.scores), 1):
             self.writer.writerow([self.source, r.model, r.index, f"{r.start_s:.6f}", f"{r.end_s:.6f}", rank,
                                   r.labels.names[i], r.labels.mids[i], f"{float(r.scores[i]):.6f}", r.lost_samples])
 
@@ -181,4 +196,4 @@ def open_text(path: str | os.PathLike) -> tuple[IO[str], AtomicFile | None]:
     return f.file, f
 
 
-__all__ = ["AtomicFile", "CSV_COLUMNS", "CsvSink", "JsonlSink", "NpzSink", "TextSink", "open_text"]
+__all__ = ["AtomicFile", "CSV_COLUMNS", "CsvSink", "JsonlSink", "NpzSink", "TagFilter", "TextSink", "open_text"]

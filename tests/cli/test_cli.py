@@ -73,7 +73,12 @@ def test_output_dir_writes_one_file_per_input(tmp_path):
     res = run("tag", EFFAT / "input_32k_mono.wav", EFFAT / "input_44k1_stereo.wav", *MN04, "--format", "npz",
               "--output-dir", tmp_path / "o")
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["input_32k_mono.npz", "input_44k1_stereo.npz"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "input_32k_mono.npz", "input_32k_mono.streamtag.json", "input_44k1_stereo.npz",
+        "input_44k1_stereo.streamtag.json"]
+    meta = json.loads((tmp_path / "o" / "input_32k_mono.streamtag.json").read_text())
+    assert meta["model"] == "mn04_as" and meta["window_s"] == 10.0 and meta["hop_s"] == 2.5
+    assert meta["streamtag_version"]
 
 
 def test_models_lists_the_registry_and_offline_state():

@@ -1,0 +1,182 @@
+"""From window scores to events: a small per-label state machine with hysteresis, usable live and offline."""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..models.labels import Labels
+from ..pipeline.result import WindowResult
+
+
+@dataclass(frozen=True)
+class Event:
+    """One detected sound: a label active from onset_s to offset_s (absolute seconds)."""
+
+    label: str
+    mid: str
+    onset_s: float
+    offset_s: float
+    peak: float  # highest (smoothed) score while active
+    mean: float  # mean (smoothed) score over its windows
+    first_window: int
+    last_window: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.offset_s - self.onset_s
+
+    @property
+    def windows(self) -> range:
+        return range(self.first_window, self.last_window + 1)
+
+
+@dataclass
+class _Open:
+    onset_s: float
+    offset_s: float
+    first: int
+    last: int
+    peak: float
+    total: float
+    count: int
+    below_since: float | None = None  # core end of the last window above `off`, once it dropped
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    """Thresholds and timing of `EventDetector` (defaults suit EfficientAT scores at 1 s / 0.5 s)."""
+
+    on: float = 0.3  # a label opens when its score reaches this
+    off: float = 0.15  # and stays open while its score stays at or above this (hysteresis)
+    min_duration_s: float = 0.5  # shorter events are dropped
+    max_gap_s: float = 1.0  # an event that reopens within this gap continues
+    median: int = 3  # median smoothing over this many windows (odd; 1 = none)
+    labels: tuple[int, ...] | None = None  # label indices to track (None = all)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.off <= self.on <= 1:
+            raise ValueError(f"need 0 <= off <= on <= 1, got on={self.on} off={self.off}")
+        if self.median < 1 or self.median % 2 == 0:
+            raise ValueError(f"median must be an odd number of windows >= 1, got {self.median}")
+        if self.min_duration_s < 0 or self.max_gap_s < 0:
+            raise ValueError("min_duration_s and max_gap_s must be >= 0")
+
+
+class EventDetector:
+    """Feed results in order with `update`; it returns the events that closed. `flush` ends the stream.
+
+    Each window stands for its central hop-wide slice ("core"), so consecutive windows tile the
+    timeline and overlapping windows never report the same sound twice. With median smoothing
+    of n windows, decisions lag n//2 windows behind the input.
+    """
+
+    def __init__(self, labels: Labels, settings: EventSettings | None = None,
+                 on_open: Callable[[str, float], None] | None = None, hop_s: float | None = None) -> None:
+        self.names, self.mids = labels.names, labels.mids
+        self.hop_s = hop_s  # None: learnt from the windows' start times
+        self.settings = settings or EventSettings()
+        self.on_open = on_open
+        idx = self.settings.labels
+        self._idx = np.arange(len(labels.names)) if idx is None else np.asarray(idx, dtype=int)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all state (start of a new stream)."""
+        self._buffer: deque[tuple[WindowResult, np.ndarray]] = deque(maxlen=self.settings.median)
+        self._open: dict[int, _Open] = {}
+        self._seen = 0  # windows received
+        self._decided = 0  # windows decided (their median was complete)
+
+    def update(self, r: WindowResult) -> list[Event]:
+        """Add the next window; returns the events that closed."""
+        if r.scores is None:
+            return []
+        self._buffer.append((r, r.scores[self._idx].astype(np.float32)))
+        self._seen += 1
+        closed: list[Event] = []
+        while self._decided + self.settings.median // 2 < self._seen:
+            closed += self._decide(self._decided)
+            self._decided += 1
+        return closed
+
+    def flush(self) -> list[Event]:
+        """End of stream: decide the windows still waiting for their median, close open events."""
+        closed: list[Event] = []
+        while self._decided < self._seen:
+            closed += self._decide(self._decided)
+            self._decided += 1
+        for label in list(self._open):
+            closed += self._close(label)
+        self.reset()
+        return closed
+
+    @staticmethod
+    def _core(r: WindowResult, hop: float) -> tuple[float, float]:
+        """The window's central hop-wide slice: consecutive cores tile the timeline."""
+        width = r.end_s - r.start_s
+        mid, half = r.start_s + width / 2, min(hop, width) / 2
+        return mid - half, mid + half
+
+    def _decide(self, position: int) -> list[Event]:
+        s, half = self.settings, self.settings.median // 2
+        first = self._seen - len(self._buffer)  # stream position of buffer[0]
+        # neighbours beyond the stream's ends repeat the edge window ("nearest" padding)
+        around = [min(max(q, 0), self._seen - 1) - first for q in range(position - half, position + half + 1)]
+        scores = np.median(np.stack([self._buffer[k][1] for k in around]), axis=0)
+        r = self._buffer[position - first][0]
+        core_start, core_end = self._core(r, self._hop(r))
+        closed: list[Event] = []
+        for j, label in enumerate(self._idx):
+            score = float(scores[j])
+            ev = self._open.get(label)
+            if ev is not None and ev.below_since is not None and core_start - ev.below_since > s.max_gap_s:
+                closed += self._close(label)
+                ev = None
+            if ev is None:
+                if score >= s.on:
+                    self._open[label] = _Open(core_start, core_end, r.index, r.index, score, score, 1)
+                    if self.on_open is not None:
+                        self.on_open(self.names[label], core_start)
+                continue
+            if score >= (s.on if ev.below_since is not None else s.off):
+                ev.offset_s, ev.last, ev.below_since = core_end, r.index, None
+                ev.peak = max(ev.peak, score)
+                ev.total += score
+                ev.count += 1
+            elif ev.below_since is None:
+                ev.below_since = ev.offset_s
+        return closed
+
+    def _hop(self, r: WindowResult) -> float:
+        if self.hop_s is None and r.index > 0:
+            self.hop_s = r.start_s / r.index  # window k starts at k * hop
+        return self.hop_s if self.hop_s is not None else r.end_s - r.start_s
+
+    def _close(self, label: int) -> list[Event]:
+        ev = self._open.pop(label)
+        if ev.offset_s - ev.onset_s < self.settings.min_duration_s:
+            return []
+        return [Event(self.names[label], self.mids[label], round(ev.onset_s, 6), round(ev.offset_s, 6),
+                      ev.peak, ev.total / ev.count, ev.first, ev.last)]
+
+
+@dataclass
+class EventSubscriber:
+    """A subscriber that runs an `EventDetector` and hands each closed event to `callback`."""
+
+    detector: EventDetector
+    callback: Callable[[Event], object]
+    events: list[Event] = field(default_factory=list)
+
+    def __call__(self, r: WindowResult) -> None:
+        for ev in self.detector.update(r):
+            self.events.append(ev)
+            self.callback(ev)
+
+    def close(self) -> None:
+        for ev in self.detector.flush():
+            self.events.append(ev)
+            self.callback(ev)

@@ -1,0 +1,52 @@
+"""A picture of a recording: the top labels' scores over time as a heat map, detected events outlined."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import ConfigError
+from .events import Event
+
+
+def plot_scores(path: str | os.PathLike, start_s: np.ndarray, end_s: np.ndarray, scores: np.ndarray,
+                names: tuple[str, ...], events: list[Event] = (), top: int = 24, title: str = "") -> None:
+    """Write a PNG heat map of the `top` labels (by peak score), one row each, events as outlines.
+
+    Long recordings are drawn as an image (one column per window), so an hour renders in seconds.
+    """
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Rectangle
+    except ImportError:
+        raise ConfigError("--plot needs matplotlib: pip install 'streamtag[plot]'") from None
+    if len(scores) == 0:
+        raise ConfigError("nothing to plot: no windows")
+    event_labels = [e.label for e in events]
+    peak = scores.max(axis=0)
+    order = [names.index(n) for n in dict.fromkeys(event_labels)]  # labels with events first
+    order += [int(i) for i in np.argsort(-peak) if int(i) not in order]
+    rows = order[:top]
+    t0, t1 = float(start_s[0]), float(end_s[-1])
+    fig, ax = plt.subplots(figsize=(14, 1.2 + 0.35 * len(rows)), dpi=100)
+    im = ax.imshow(scores[:, rows].T, aspect="auto", interpolation="nearest", cmap="magma", vmin=0, vmax=1,
+                   extent=(t0, t1, len(rows) - 0.5, -0.5))
+    ax.set_yticks(range(len(rows)), [names[i] for i in rows], fontsize=8)
+    for e in events:
+        if e.label in (names[i] for i in rows):
+            y = [names[i] for i in rows].index(e.label)
+            ax.add_patch(Rectangle((e.onset_s, y - 0.45), e.duration_s, 0.9, fill=False, edgecolor="cyan", lw=1))
+    span = t1 - t0
+    ax.set_xlabel("time (h:mm:ss)" if span >= 3600 else "time (s)")
+    if span >= 3600:
+        ticks = np.arange(0, span + 1, 600 if span <= 4 * 3600 else 1800)
+        ax.set_xticks(t0 + ticks, [f"{int(s // 3600)}:{int(s % 3600 // 60):02d}:{int(s % 60):02d}" for s in ticks])
+    fig.colorbar(im, ax=ax, pad=0.01, label="score")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    tmp = f"{os.fspath(path)}.partial.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
