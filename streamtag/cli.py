@@ -71,6 +71,16 @@ def _stems(files: tuple[str, ...]) -> list[str]:
     return out
 
 
+def _model(name: str | None, weights: str | None, quiet: bool):
+    """The named model, or the default one (saying on stderr when it falls back to the bundled model)."""
+    if name is None and weights is None:
+        model, notice = load_default_model()
+        if notice and not quiet:
+            click.echo(f"streamtag: {notice}", err=True)
+        return model
+    return create_model(name or "mn10_as", weights=weights)
+
+
 def _label_set(labels, names: str | None) -> list[int]:
     """Indices of comma-separated display names or mids; unknown names raise with close matches."""
     return [labels.index(n) for n in (names or "").split(",") if n.strip()]
@@ -121,12 +131,7 @@ def tag(files, model_name, window, hop, weights, labels_path, device, batch_size
     if plot_path and len(files) > 1 and not output_dir:
         raise fail("--plot draws one recording: use --output-dir for several files")
     try:
-        if model_name is None and weights is None:
-            model, notice = load_default_model()
-            if notice and not quiet:
-                click.echo(f"streamtag: {notice}", err=True)
-        else:
-            model = create_model(model_name or "mn10_as", weights=weights)
+        model = _model(model_name, weights, quiet)
         tagger = Tagger(model, window=window, hop=hop, device=device, batch_size=batch_size, labels=labels_path)
         included, excluded = _label_set(tagger.labels, include), set(_label_set(tagger.labels, exclude))
         allowed = [i for i in (included or range(len(tagger.labels))) if i not in excluded]
@@ -421,12 +426,7 @@ def listen(input_, device, model_name, weights, labels_path, window, hop, durati
     if fmt == "npz" and (not output or output == "-"):
         raise fail("npz is binary: give --output FILE.npz")
     try:
-        if model_name is None and weights is None:
-            model, notice = load_default_model()
-            if notice and not quiet:
-                click.echo(f"streamtag: {notice}", err=True)
-        else:
-            model = create_model(model_name or "mn10_as", weights=weights)
+        model = _model(model_name, weights, quiet)
         if slow_model:
             model = TaggingModel(model.spec, model.frontend, SlowedNetwork(model.network, slow_model), model.weights)
         tagger = Tagger(model, window=window, hop=hop, device=device, labels=labels_path,

@@ -111,6 +111,16 @@ class MicrophoneSource:
             self._queued = 0
         return items
 
+    def _convert(self, items: list, resampler: StreamResampler, rate: int) -> Iterator[np.ndarray | Gap]:
+        """Captured blocks -> mono blocks at `rate`; lost frames -> a Gap of the same duration."""
+        for item in items:
+            if isinstance(item, int):
+                yield Gap(int(round(item * rate / self.sample_rate)))
+            else:
+                out = resampler.process(downmix(item))
+                if len(out):
+                    yield out
+
     def blocks(self, rate: int) -> Iterator[np.ndarray | Gap]:
         sd = _sounddevice()
         resampler = StreamResampler(self.sample_rate, rate)
@@ -125,23 +135,11 @@ class MicrophoneSource:
             while not self._closed.is_set():
                 self._ready.wait(0.1)
                 self._ready.clear()
-                for item in self._take():
-                    if isinstance(item, int):
-                        yield Gap(int(round(item * rate / self.sample_rate)))
-                    else:
-                        out = resampler.process(downmix(item))
-                        if len(out):
-                            yield out
+                yield from self._convert(self._take(), resampler, rate)
                 if not stream.active and not self._closed.is_set():
                     failed.append("the input device stopped delivering audio (disconnected?)")
                     break
-        for item in self._take():  # what arrived before the stop
-            if isinstance(item, int):
-                yield Gap(int(round(item * rate / self.sample_rate)))
-            else:
-                out = resampler.process(downmix(item))
-                if len(out):
-                    yield out
+        yield from self._convert(self._take(), resampler, rate)  # what arrived before the stop
         tail = resampler.process(np.zeros(0, np.float32), last=True)
         if len(tail):
             yield tail
