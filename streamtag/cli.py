@@ -229,7 +229,10 @@ class TagJob:
                 tagger.subscribe(cb)
             if bar is not None:
                 bar.__enter__()
-            tagger.run(source)
+            stats = tagger.run(source)
+            if stats.nonfinite_samples:  # a warning about the data, shown even with --quiet
+                click.echo(f"streamtag: warning: {path}: {stats.nonfinite_samples} NaN/Inf samples were replaced by 0",
+                           err=True)
             for cb in subscribers:
                 if hasattr(cb, "close"):
                     cb.close()
@@ -467,7 +470,7 @@ def listen(input_, device, model_name, weights, labels_path, window, hop, durati
     except StreamtagError as e:
         error = e
     finally:
-        tagger.stop()
+        tagger.stop(wait=10.0)
         sink.close()
         if own is not None:
             own.commit()

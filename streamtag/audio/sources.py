@@ -35,6 +35,18 @@ def downmix(block: np.ndarray) -> np.ndarray:
     return acc
 
 
+def replace_nonfinite(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """NaN and ±Inf samples become 0 (before resampling, which would smear them); returns the count."""
+    bad = ~np.isfinite(x)
+    n = int(bad.sum())
+    if n:
+        x = np.where(bad, np.float32(0), x).astype(np.float32)
+    return x, n
+
+
+EXACT_LENGTH_FORMATS = {"WAV", "WAVEX", "W64", "RF64", "AIFF", "FLAC", "CAF"}
+
+
 @dataclass(frozen=True)
 class Gap:
     """Yielded by a source in place of audio it lost (n samples at the requested rate)."""
@@ -75,6 +87,8 @@ class FileSource:
         self.sample_rate = int(info.samplerate)
         self.channels = int(info.channels)
         self.frames = int(info.frames)
+        self.format = str(info.format)
+        self.nonfinite = 0  # NaN/Inf samples replaced by 0
         self._file: sf.SoundFile | None = None
 
     @property
@@ -99,11 +113,16 @@ class FileSource:
                     raise AudioReadError(f"{self.path}: read failed ({_one_line(e)})") from None
                 if len(raw) == 0:
                     break
-                out = resampler.process(downmix(raw))
+                mono, bad = replace_nonfinite(downmix(raw))
+                self.nonfinite += bad
+                out = resampler.process(mono)
                 if len(out):
                     yield out
             if resampler.n_in == 0:
                 raise AudioReadError(f"{self.path}: contains no audio frames")
+            if resampler.n_in < self.frames and self.format in EXACT_LENGTH_FORMATS:
+                raise AudioReadError(f"{self.path}: ended after {resampler.n_in} of {self.frames} frames "
+                                     f"(truncated or changed while being read)")
             tail = resampler.process(np.zeros(0, np.float32), last=True)
             if len(tail):
                 yield tail
@@ -132,6 +151,7 @@ class ArraySource:
         self._queue: queue.Queue = queue.Queue(maxsize=max_blocks)
         self._ended = False
         self._closed = threading.Event()
+        self.nonfinite = 0  # NaN/Inf samples replaced by 0
 
     def feed(self, samples: np.ndarray, sample_rate: int | None = None) -> None:
         """Push a block: [frames] mono or [frames, channels]; channels are averaged."""
@@ -147,7 +167,9 @@ class ArraySource:
                     f"sample rate changed mid-stream ({self.sample_rate} -> {sample_rate}); start a new stream")
         if self.sample_rate is None:
             raise ConfigError("the first feed() must give sample_rate")
-        self._put(downmix(samples).copy())
+        mono, bad = replace_nonfinite(downmix(samples).copy())
+        self.nonfinite += bad
+        self._put(mono)
 
     def end(self) -> None:
         """Declare the end of the stream: the final windows are zero-padded and published."""

@@ -47,6 +47,7 @@ class TaggerStats:
     lost_samples: int = 0  # samples lost: overwritten before they were read, or dropped by the source
     lossy_windows: int = 0
     device_overflows: int = 0  # input overflows the audio device reported
+    nonfinite_samples: int = 0  # NaN/Inf input samples, replaced by 0
     subscriber_errors: int = 0
     elapsed_s: float = 0.0
     audio_s: float = 0.0

@@ -93,6 +93,15 @@ class Stream:
             raise self._error
         return finished
 
+    def wait(self, timeout: float = 10.0) -> bool:
+        """Join the threads without raising (after stop(): lets the worker leave native code before exit)."""
+        me = threading.current_thread()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            if t is not me and t.ident is not None:
+                t.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads if t is not me)
+
     @property
     def done(self) -> bool:
         return self._done.is_set()
@@ -108,6 +117,7 @@ class Stream:
             lost_samples=self.ring.overwritten + self.ring.gap_samples,
             lossy_windows=self._lossy, subscriber_errors=self.subscribers.errors,
             device_overflows=int(getattr(self.source, "overflows", 0)),
+            nonfinite_samples=int(getattr(self.source, "nonfinite", 0)),
             elapsed_s=max(0.0, end - self._t0) if self._t0 else 0.0,
             audio_s=self.ring.written / self.spec.rate)
 

@@ -132,10 +132,15 @@ class Tagger:
         if isinstance(self._source, ArraySource):
             self._source.end()
 
-    def stop(self) -> None:
-        """Stop the current run now; idempotent, safe from a subscriber, never hangs."""
+    def stop(self, wait: float = 0.0) -> None:
+        """Stop the current run now; idempotent, safe from a subscriber, never hangs.
+
+        `wait` > 0 also waits up to that many seconds for the threads to end (not from a subscriber).
+        """
         if self._stream is not None:
             self._stream.stop()
+            if wait > 0:
+                self._stream.wait(wait)
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the current run to finish; re-raises an error from any pipeline thread."""
@@ -147,7 +152,7 @@ class Tagger:
         try:
             self.join()
         finally:
-            self.stop()
+            self.stop(wait=10.0)  # e.g. after Ctrl-C: threads leave native code before the process exits
         return self.stats
 
     @property
@@ -229,4 +234,5 @@ class Tagger:
             gone.set()
             if not stream.done:
                 stream.stop()
+                stream.wait()
         stream.join()  # re-raises the error that ended the run, if any

@@ -1,0 +1,117 @@
+"""Faults and shutdown: bad arguments, Ctrl-C, and an hour of live audio without loss or growth."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from streamtag import Tagger
+from streamtag.cli import main
+from tests.helpers import EFFAT, LABELS_CSV, MN04_WEIGHTS
+
+CLIP = str(EFFAT / "input_32k_mono.wav")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threshold", "1.5"], "Invalid value for '--threshold'"),
+    (["--top-k", "0"], "Invalid value for '--top-k'"),
+    (["--median", "2"], "odd"),
+    (["--window", "nan"], "finite"),
+])
+def test_bad_arguments_exit_non_zero_without_traceback(args, message):
+    res = CliRunner().invoke(main, ["tag", CLIP, "--model", "mn04_as", *args])
+    assert res.exit_code != 0 and message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_corrupt_checkpoint_through_the_cli(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(MN04_WEIGHTS.read_bytes()[:100000])
+    res = CliRunner().invoke(main, ["tag", CLIP, "--model", "mn04_as", "--weights", str(bad)])
+    assert res.exit_code == 1 and "not a readable PyTorch checkpoint" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_flushes_valid_output_and_exits_130(tmp_path):
+    long = tmp_path / "long.wav"
+    x = (np.random.default_rng(0).standard_normal(32000 * 600) * 0.05).astype(np.float32)
+    sf.write(long, x, 32000)
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "streamtag", "tag", str(long), "--model", "mn04_as", "--weights",
+                             str(MN04_WEIGHTS), "--window", "1", "--hop", "0.5", "--format", "jsonl", "-o", str(out),
+                             "--device", "cpu"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until windows are being written
+        partial = [p for p in tmp_path.iterdir() if p.name.startswith(".out.jsonl.") and p.stat().st_size > 1000]
+        if partial:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = out.read_text().splitlines()
+    assert 0 < len(lines) < 1199
+    assert [json.loads(ln)["window"] for ln in lines] == list(range(len(lines)))  # complete, valid lines
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+class SimulatedLiveSource:
+    """A live source delivering noise in 100 ms blocks at `speed` times real time."""
+
+    live = True
+
+    def __init__(self, seconds: float, speed: float, rate: int = 32000) -> None:
+        self.seconds, self.speed, self.rate = seconds, speed, rate
+        self.closed = threading.Event()
+
+    def blocks(self, rate):
+        rng = np.random.default_rng(0)
+        block = rate // 10
+        t0 = time.monotonic()
+        for i in range(int(self.seconds * 10)):
+            if self.closed.is_set():
+                return
+            delay = t0 + i * 0.1 / self.speed - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            yield (rng.standard_normal(block) * 0.05).astype(np.float32)
+
+    def close(self):
+        self.closed.set()
+
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.slow
+def test_soak_one_hour_live_faster_than_real_time(mn04):
+    """One hour of live audio at 30x: every window published once, nothing lost, memory and threads flat."""
+    t = Tagger(mn04, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu")
+    t.warm_up()
+    seen = {"n": 0, "last": -1, "lost": 0}
+    samples = []
+
+    def check(r):
+        assert r.index == seen["last"] + 1
+        seen["last"], seen["n"], seen["lost"] = r.index, seen["n"] + 1, seen["lost"] + r.lost_samples
+        if r.index % 720 == 0:
+            samples.append((rss_mb(), threading.active_count()))
+    t.subscribe(check)
+    threads_before = threading.active_count()
+    t.run(SimulatedLiveSource(3600, speed=30))
+    assert seen["n"] == 7199 and seen["lost"] == 0 and t.stats.lost_samples == 0
+    rss = [s[0] for s in samples[1:]]
+    assert max(rss) - min(rss) < 30, rss
+    assert all(s[1] == samples[0][1] for s in samples)
+    deadline = time.monotonic() + 5
+    while threading.active_count() > threads_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == threads_before
