@@ -98,3 +98,22 @@ def test_devices_lists_inputs(pulse):
     res = subprocess.run([sys.executable, "-m", "streamtag", "devices", "--json"], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0 and any(d["name"] == "pulse" for d in json.loads(res.stdout))
+
+
+def test_audio_server_disappearing_stops_cleanly_with_the_device_error(pulse, tmp_path):
+    """Kill the audio server mid-capture: listen ends within seconds, names the device, exits 1."""
+    proc = subprocess.Popen([sys.executable, "-m", "streamtag", "listen", "--input", "pulse", "--model", "mn04_as",
+                             "--weights", str(MN04_WEIGHTS), "--duration", "60", "--format", "jsonl", "--output",
+                             str(tmp_path / "o.jsonl"), "--device", "cpu"], stderr=subprocess.PIPE, text=True)
+    assert "listening on pulse" in proc.stderr.readline()
+    time.sleep(3)
+    subprocess.run(["pulseaudio", "--kill"], capture_output=True)
+    try:
+        _, err = proc.communicate(timeout=40)  # far less than the 60 s asked for
+    finally:
+        proc.kill()
+        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "-n", "--load=module-null-sink sink_name=virt",
+                        "--load=module-native-protocol-unix"], capture_output=True, timeout=30)
+    assert proc.returncode == 1
+    assert "streamtag: error: pulse: the input device stopped delivering audio" in err and "Traceback" not in err
+    assert (tmp_path / "o.jsonl").exists()  # what was tagged before the loss is kept

@@ -171,6 +171,21 @@ def test_live_source_counts_overwritten_audio_in_windows_and_stats(mn04):
     assert all(r.latency_s is not None and r.latency_s >= 0 for r in got)
 
 
+def test_slow_subscriber_on_a_live_source_loses_audio_visibly_not_silently(mn04):
+    """Live sources never wait: a slow subscriber backs up the bounded queues and the ring, whose
+    overwritten audio is counted per window and in the stats."""
+    t = Tagger(mn04, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu", batch_size=1, ring_seconds=2.0)
+    got = []
+    t.subscribe(lambda r: (time.sleep(0.05), got.append(r)))
+    t.start(live=True)
+    for _ in range(0, 32000 * 20, 1600):  # 20 s pushed in ~no time
+        t.feed(np.full(1600, 0.01, np.float32), 32000)
+    t.end()
+    assert t.join(timeout=60)
+    assert t.stats.lost_samples > 0 and t.stats.lossy_windows == sum(r.lossy for r in got) > 0
+    assert [r.index for r in got] == sorted(r.index for r in got)
+
+
 def test_context_manager_push_stream_publishes_the_padded_tail(mn04):
     t = Tagger(mn04, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu")
     got = collect(t, [np.zeros(4000, np.float32)], 32000)  # 0.125 s: one zero-padded window
