@@ -271,9 +271,8 @@ class TagJob:
                 out.write(f"{e.onset_s:8.2f}-{e.offset_s:8.2f} s  {e.label}  peak {e.peak:.2f}\n")
 
     def _plot(self, path: str, stem: str, rows: list, events) -> None:
-        dest = Path(self.output_dir) / f"{stem}.png" if self.output_dir else self.plot_path
-        if self.output_dir and self.plot_path:
-            dest = Path(self.output_dir) / f"{stem}{Path(self.plot_path).suffix or '.png'}"
+        dest = Path(self.output_dir) / f"{stem}{Path(self.plot_path).suffix or '.png'}" if self.output_dir \
+            else self.plot_path
         start = np.array([r[0] for r in rows])
         end = np.array([r[1] for r in rows])
         scores = np.stack([r[2] for r in rows]) if rows else np.zeros((0, len(self.tagger.labels)))

@@ -82,24 +82,18 @@ class Stream:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the run to end (True if it did); re-raises the first thread error."""
-        me = threading.current_thread()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for t in self._threads:
-            if t is me:
-                continue
-            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        finished = all(not t.is_alive() or t is me for t in self._threads)
+        finished = self.wait(timeout)
         if self._error is not None:
             raise self._error
         return finished
 
-    def wait(self, timeout: float = 10.0) -> bool:
+    def wait(self, timeout: float | None = 10.0) -> bool:
         """Join the threads without raising (after stop(): lets the worker leave native code before exit)."""
         me = threading.current_thread()
-        deadline = time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         for t in self._threads:
             if t is not me and t.ident is not None:
-                t.join(max(0.0, deadline - time.monotonic()))
+                t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._threads if t is not me)
 
     @property
@@ -144,7 +138,8 @@ class Stream:
                     self.ring.write_gap(block.samples, block=not self.live)
                 else:
                     self.ring.write(block, block=not self.live)
-                self._arrivals.append((self.ring.written, time.monotonic()))
+                if self.live:  # for latency_s
+                    self._arrivals.append((self.ring.written, time.monotonic()))
         finally:
             self.ring.close()
 
@@ -169,11 +164,10 @@ class Stream:
                     if ended:
                         return
                     continue
-                first, last = ks[0], ks[-1]
-                span_end = spec.end(last)
-                span, lost_span = ring.read(spec.start(first), min(span_end, available) - spec.start(first))
-                if len(span) < span_end - spec.start(first):  # zero padding after the stream's end
-                    span = np.concatenate([span, np.zeros(span_end - spec.start(first) - len(span), np.float32)])
+                span_start, span_len = spec.start(ks[0]), spec.end(ks[-1]) - spec.start(ks[0])
+                span, lost_span = ring.read(span_start, min(span_len, available - span_start))
+                if len(span) < span_len:  # zero padding after the stream's end
+                    span = np.concatenate([span, np.zeros(span_len - len(span), np.float32)])
                 # overwritten samples are a prefix of the span read; gaps can lie anywhere
                 lost = [min(max(lost_span - j * spec.hop, 0), spec.window) + ring.gaps_in(spec.start(k), spec.window)
                         for j, k in enumerate(ks)]

@@ -27,13 +27,13 @@ class DefaultModelFallback(UserWarning):
     """The default model's weights are not available; the bundled model is used instead."""
 
 
-def load_default_model(weights: str | os.PathLike | None = None) -> tuple[TaggingModel, str | None]:
+def load_default_model() -> tuple[TaggingModel, str | None]:
     """The default model (mn10_as), or the bundled mn04_as when mn10_as cannot be had offline.
 
     Returns the model and, when it fell back, the one-line notice to show the user.
     """
     try:
-        return create_model(DEFAULT_MODEL, weights=weights), None
+        return create_model(DEFAULT_MODEL), None
     except WeightsUnavailableError:
         spec = get_spec(DEFAULT_MODEL)
         notice = (f"using the bundled {BUNDLED_MODEL}: the default {DEFAULT_MODEL} is not available offline "
@@ -106,12 +106,15 @@ class Tagger:
     def start(self, source: AudioSource | None = None, live: bool = False) -> "Tagger":
         """Start a run on `source`, or on an `ArraySource` fed through `feed()` when None."""
         with self._lock:
-            if self._stream is not None and not self._stream.done:
-                raise ConfigError("this Tagger is already running; stop() or join() it first")
+            self._ensure_idle()
             self._source = source if source is not None else ArraySource(live=live)
             self._stream = self._new_stream(self._source, self._subscribers)
             self._stream.start()
         return self
+
+    def _ensure_idle(self) -> None:
+        if self._stream is not None and not self._stream.done:
+            raise ConfigError("this Tagger is already running; stop() or join() it first")
 
     def _new_stream(self, source: AudioSource, subscribers: SubscriberList, on_finish=None) -> Stream:
         return Stream(source, self.runner, self.window, self.batch_size, subscribers, self.labels,
@@ -203,8 +206,7 @@ class Tagger:
     def iter_source(self, source: AudioSource) -> Iterator[WindowResult]:
         """Run `source` and yield its results in order; closing the iterator early stops the run."""
         with self._lock:
-            if self._stream is not None and not self._stream.done:
-                raise ConfigError("this Tagger is already running; stop() or join() it first")
+            self._ensure_idle()
             q: queue.Queue = queue.Queue(maxsize=64)
             gone = threading.Event()  # the consumer closed the iterator
 
