@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .factory import TaggingModel
+from .factory import ModelOutput, TaggingModel
 from .registry import ModelSpec
 
 
@@ -16,12 +16,15 @@ def ensemble_spec(members: list[ModelSpec]) -> ModelSpec:
     rates = {m.sample_rate for m in members}
     if len(rates) != 1:
         raise ConfigError(f"ensemble members must share one input rate, got {sorted(rates)}")
+    if not all(m.has_scores for m in members):
+        raise ConfigError("ensemble members must all give scores; "
+                          + ", ".join(m.name for m in members if not m.has_scores) + " give embeddings only")
     widest_hop = max(members, key=lambda m: m.frontend.hop_length)
     return dataclasses.replace(
         members[0], name=",".join(m.name for m in members), family="ensemble", width_mult=0.0,
         embedding_dim=sum(m.embedding_dim for m in members), file_name="", url="", sha256=None,
         frontend=widest_hop.frontend, params_millions=sum(m.params_millions or 0 for m in members),
-        macs_billions=None, mAP=None, license="; ".join(sorted({m.license for m in members})))
+        macs_billions=None, mAP=None, min_input=max(m.min_samples for m in members), license="; ".join(sorted({m.license for m in members})))
 
 
 class Ensemble(TaggingModel):
@@ -35,7 +38,7 @@ class Ensemble(TaggingModel):
         super().__init__(ensemble_spec([m.spec for m in members]), None, None)
         self.members = nn.ModuleList(members)
 
-    def forward(self, wave: Tensor) -> tuple[Tensor, Tensor]:
-        outputs = [m(wave) for m in self.members]
-        logits = torch.stack([o[0] for o in outputs]).mean(dim=0)
-        return logits, torch.cat([o[1] for o in outputs], dim=1)
+    def forward(self, wave: Tensor, lengths: Tensor | None = None) -> ModelOutput:
+        outputs = [m(wave, lengths) for m in self.members]
+        logits = torch.stack([o.logits for o in outputs]).mean(dim=0)
+        return ModelOutput(logits, torch.cat([o.embedding for o in outputs], dim=1))

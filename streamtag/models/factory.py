@@ -1,16 +1,18 @@
 """Builds a registered model: its front-end plus its network, with weights resolved and loaded."""
 from __future__ import annotations
 
+import importlib
 import os
-from typing import Callable
+from typing import Callable, NamedTuple
 
+import numpy as np
 from torch import Tensor, nn
 
 from . import dymn, mobilenet
 from ..errors import ConfigError
 from .frontends import EfficientATMel
 from .registry import ModelSpec, get_spec
-from .weights import ResolvedFile, load_checkpoint, load_into, resolve_weights
+from .weights import ResolvedFile, load_into, read_checkpoint, resolve_weights, state_dict_of
 
 
 def _efficientat_mel(spec: ModelSpec) -> EfficientATMel:
@@ -19,15 +21,50 @@ def _efficientat_mel(spec: ModelSpec) -> EfficientATMel:
                           hop_length=f.hop_length, n_mels=f.n_mels)
 
 
-# family -> builder returning (front-end, network); one line per architecture module
-FAMILIES: dict[str, Callable[[ModelSpec], tuple[nn.Module, nn.Module]]] = {
-    "mn": lambda spec: (_efficientat_mel(spec), mobilenet.MobileNetAT(spec.width_mult, spec.num_classes)),
-    "dymn": lambda spec: (_efficientat_mel(spec), dymn.DyMN(spec.width_mult, spec.num_classes)),
+# A family's builder: (spec, loaded checkpoint or None for random weights, its path for messages)
+# -> (front-end, network). A network maps front-end output (and optional valid lengths) to
+# (logits [B, 527] in label-file order or None, embedding [B, D][, frame embeddings [B, F, Df]]),
+# and, when it has frames, offers `frame_times(n_samples)`: each frame's start in seconds.
+Builder = Callable[[ModelSpec, object, str], tuple[nn.Module, nn.Module]]
+
+
+def _efficientat(architecture: Callable[[float, int], nn.Module]) -> Builder:
+    def build(spec: ModelSpec, checkpoint: object, source: str) -> tuple[nn.Module, nn.Module]:
+        network = architecture(spec.width_mult, spec.num_classes)
+        if checkpoint is not None:
+            load_into(network, state_dict_of(checkpoint, source), source, spec.name)
+        return _efficientat_mel(spec), network
+    return build
+
+
+def _module(name: str) -> Builder:
+    """The `build` function of family module `streamtag.models.<name>`, imported on first use."""
+    def build(spec: ModelSpec, checkpoint: object, source: str) -> tuple[nn.Module, nn.Module]:
+        return importlib.import_module(f"{__package__}.{name}").build(spec, checkpoint, source)
+    return build
+
+
+# family -> builder; one line per architecture module
+FAMILIES: dict[str, Builder] = {
+    "mn": _efficientat(mobilenet.MobileNetAT),
+    "dymn": _efficientat(dymn.DyMN),
+    "beats": _module("beats"),
+    "ssast": _module("ssast"),
+    "atstframe": _module("atstframe"),
+    "eat": _module("eat"),
 }
 
 
+class ModelOutput(NamedTuple):
+    """One model call: logits [B, 527] (None for embedding-only models), embeddings [B, D], frames [B, F, Df] | None."""
+
+    logits: Tensor | None
+    embedding: Tensor
+    frames: Tensor | None = None
+
+
 class TaggingModel(nn.Module):
-    """A registered model with its front-end: waveforms [B, N] at its rate -> (logits [B, 527], embedding [B, D])."""
+    """A registered model with its front-end: waveforms [B, N] at its rate -> `ModelOutput`."""
 
     def __init__(self, spec: ModelSpec, frontend: nn.Module, network: nn.Module,
                  weights: ResolvedFile | None = None) -> None:
@@ -41,8 +78,22 @@ class TaggingModel(nn.Module):
     def sample_rate(self) -> int:
         return self.spec.sample_rate
 
-    def forward(self, wave: Tensor) -> tuple[Tensor, Tensor]:
-        return self.network(self.frontend(wave))
+    @property
+    def has_frames(self) -> bool:
+        return hasattr(self.network, "frame_times")
+
+    def frame_times(self, n_samples: int) -> np.ndarray | None:
+        """Start (s, from the window's first sample) of each frame embedding of an n_samples window."""
+        return self.network.frame_times(n_samples) if self.has_frames else None
+
+    def forward(self, wave: Tensor, lengths: Tensor | None = None) -> ModelOutput:
+        return self.run_network(self.network, self.frontend(wave), lengths)
+
+    @staticmethod
+    def run_network(network: nn.Module, features: Tensor, lengths: Tensor | None = None) -> ModelOutput:
+        """Call `network` (eager or frozen) on front-end output, passing `lengths` only when given."""
+        out = network(features) if lengths is None else network(features, lengths)
+        return ModelOutput(*out)
 
 
 def create_model(name: str, weights: str | os.PathLike | None = None, pretrained: bool = True) -> TaggingModel:
@@ -60,10 +111,9 @@ def create_model(name: str, weights: str | os.PathLike | None = None, pretrained
             raise ConfigError(f"{len(names)} ensemble members but {len(files)} weights files")
         return Ensemble([create_model(n, w, pretrained) for n, w in zip(names, files)]).eval()
     spec = get_spec(name)
-    frontend, network = FAMILIES[spec.family](spec)
-    resolved = None
+    resolved = checkpoint = None
     if pretrained or weights is not None:
         resolved = resolve_weights(spec, weights)
-        state = load_checkpoint(resolved.path)
-        load_into(network, state, str(resolved.path), spec.name)
+        checkpoint = read_checkpoint(resolved.path)
+    frontend, network = FAMILIES[spec.family](spec, checkpoint, str(resolved.path) if resolved else spec.name)
     return TaggingModel(spec, frontend, network, resolved).eval()

@@ -96,3 +96,55 @@ class EfficientATMel(nn.Module):
         right = right[..., last + 1 - cut // hop:n_frames - cut // hop]
         edges = self._log_mel(torch.cat([left, right], dim=-1))[:, 0]
         return torch.cat([edges[..., :first], middle, edges[..., first:]], dim=-1).unsqueeze(1)
+
+
+class KaldiFbank(nn.Module):
+    """Kaldi-compatible log-mel fbank (`torchaudio.compliance.kaldi.fbank`), normalised: [B, N] -> [B, T, n_mels].
+
+    Per row: optional removal of the waveform mean, multiplication by `scale` (BEATs: 2**15),
+    fbank with 25 ms / 10 ms frames, `snip_edges` (T = 1 + (N - 400) // 160 at 16 kHz), then
+    optional pad (zero log-mel rows) or cut to `target_length`, then (x - mean) / (2 * std).
+    """
+
+    def __init__(self, sample_rate: int = 16000, n_mels: int = 128, window_type: str = "hanning",
+                 scale: float = 1.0, remove_wave_mean: bool = True, htk_compat: bool = True,
+                 mean: float = 0.0, std: float = 0.5, target_length: int | None = None,
+                 frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0) -> None:
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.n_mels = n_mels
+        self.window_type = window_type
+        self.scale = scale
+        self.remove_wave_mean = remove_wave_mean
+        self.htk_compat = htk_compat
+        self.mean = mean
+        self.std = std
+        self.target_length = target_length
+        self.frame_length_ms = frame_length_ms
+        self.frame_shift_ms = frame_shift_ms
+        self.win_length = int(sample_rate * frame_length_ms / 1000)
+        self.hop_length = int(sample_rate * frame_shift_ms / 1000)
+
+    def frames(self, n_samples: int) -> int:
+        """Fbank frames of a waveform of n_samples (before pad or cut)."""
+        return 0 if n_samples < self.win_length else 1 + (n_samples - self.win_length) // self.hop_length
+
+    def fbank(self, wave: Tensor) -> Tensor:
+        """Raw log-mel fbank of each row (natural log), [B, T, n_mels], before pad/cut and normalisation."""
+        rows = []
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            for row in wave.float():
+                if self.remove_wave_mean:
+                    row = row - row.mean()
+                rows.append(kaldi.fbank(
+                    (row * self.scale).unsqueeze(0), htk_compat=self.htk_compat, sample_frequency=self.sample_rate,
+                    use_energy=False, window_type=self.window_type, num_mel_bins=self.n_mels, dither=0.0,
+                    frame_length=self.frame_length_ms, frame_shift=self.frame_shift_ms))
+        return torch.stack(rows)
+
+    def forward(self, wave: Tensor) -> Tensor:
+        x = self.fbank(wave)
+        if self.target_length is not None:
+            t = x.shape[1]
+            x = F.pad(x, (0, 0, 0, self.target_length - t)) if t < self.target_length else x[:, :self.target_length]
+        return (x - self.mean) / (2 * self.std)

@@ -114,6 +114,10 @@ def resolve_weights(spec: ModelSpec, explicit: str | os.PathLike | None = None) 
     found = find_cached(spec)
     if found is not None:
         return found
+    if spec.page is not None and not os.environ.get("STREAMTAG_DOWNLOAD_BASE"):
+        raise WeightsUnavailableError(
+            f"the {spec.name} weights are not on this machine and their host needs a browser: download "
+            f"{spec.page} and save it as {streamtag_home() / spec.file_name} (or pass --weights PATH / weights=PATH)")
     url = download_url(spec.file_name, spec.url)
     try:
         return ResolvedFile(download(url, streamtag_home() / spec.file_name, spec.sha256), "download")
@@ -124,8 +128,8 @@ def resolve_weights(spec: ModelSpec, explicit: str | os.PathLike | None = None) 
             " (or pass --weights PATH / weights=PATH)")) from None
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a state dict safely (weights_only: tensors and plain containers, never code)."""
+def read_checkpoint(path: str | os.PathLike) -> object:
+    """Load a checkpoint safely (weights_only: tensors and plain containers, never code)."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -139,10 +143,20 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
+    return obj
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a flat state dict of tensors (a Lightning `state_dict` entry is unwrapped)."""
+    return state_dict_of(read_checkpoint(path), str(path))
+
+
+def state_dict_of(obj: object, source: str) -> dict[str, torch.Tensor]:
+    """The flat tensor state dict in a loaded checkpoint (a Lightning `state_dict` entry is unwrapped)."""
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"{path}: not a state dict of tensors")
+        raise WeightsError(f"{source}: not a state dict of tensors")
     return obj
 
 

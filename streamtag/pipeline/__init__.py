@@ -2,7 +2,7 @@
 from .result import TaggerStats, WindowResult
 from .runner import ModelRunner, resolve_device
 from .stream import Stream
-from .tagger import DefaultModelFallback, Tagger, load_default_model
+from .tagger import DefaultModelFallback, ShortWindowWarning, Tagger, load_default_model
 
-__all__ = ["DefaultModelFallback", "ModelRunner", "Stream", "Tagger", "TaggerStats", "WindowResult",
+__all__ = ["DefaultModelFallback", "ShortWindowWarning", "ModelRunner", "Stream", "Tagger", "TaggerStats", "WindowResult",
            "load_default_model", "resolve_device"]

@@ -23,6 +23,8 @@ class WindowResult:
     labels: Labels = field(repr=False)
     lost_samples: int = 0  # samples of this window lost before they were read (live overruns)
     latency_s: float | None = None  # last sample's arrival -> result ready (live sources)
+    frames: np.ndarray | None = field(default=None, repr=False)  # float32 [F, Df] frame embeddings, if asked
+    frame_times: np.ndarray | None = field(default=None, repr=False)  # float64 [F] absolute frame starts (s)
 
     @property
     def lossy(self) -> bool:

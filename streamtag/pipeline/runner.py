@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..models.factory import TaggingModel
+from ..models.factory import ModelOutput, TaggingModel
 
 log = logging.getLogger("streamtag")
 AUDIO_PER_BATCH_S = {"cpu": 32.0, "cuda": 640.0}  # seconds of window audio per model call
@@ -55,16 +56,25 @@ def freeze_for_cpu(network: nn.Module, example: Tensor) -> nn.Module:
         return network
 
 
+class Inferred(NamedTuple):
+    """Numpy outputs for a batch of windows: scores [B, 527] | None, embeddings [B, D], frames [B, F, Df] | None."""
+
+    scores: np.ndarray | None
+    embeddings: np.ndarray
+    frames: np.ndarray | None = None
+
+
 class ModelRunner:
-    """Holds a model on a device and maps windows to (scores [B, C] | None, embeddings [B, D]) in numpy.
+    """Holds a model on a device and maps windows to `Inferred` numpy outputs.
 
     optimize: on CPU, freeze the network with TorchScript at the first batch; on CUDA, use
     channels-last memory. precision: "fp32" (default, exact), "fp16" (CUDA) or "bf16" autocast
-    for the network; the front-end always runs in float32.
+    for the network; the front-end always runs in float32. frames: also return frame embeddings
+    (models that have them).
     """
 
     def __init__(self, model: TaggingModel, device: str | torch.device = "auto", optimize: bool = True,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", frames: bool = False) -> None:
         self.device = resolve_device(device)
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -73,6 +83,7 @@ class ModelRunner:
         self.precision = precision
         self.model = model.to(self.device).eval()
         self.optimize = optimize
+        self.frames = frames and model.has_frames
         self._network: nn.Module | None = None
         if self.device.type == "cuda" and optimize:
             self.model.to(memory_format=torch.channels_last)
@@ -92,36 +103,40 @@ class ModelRunner:
             t = t.pin_memory().to(self.device, non_blocking=True)
         return t
 
-    def infer(self, windows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
-        """Run stacked windows [B, N]."""
+    def infer(self, windows: np.ndarray, lengths: np.ndarray | None = None) -> Inferred:
+        """Run stacked windows [B, N]; `lengths` (valid samples per row) lets models that mask padding do so."""
         with torch.inference_mode():
             x = self._to_device(windows)
             if self.model.frontend is None:  # a composite (ensemble) runs its members whole
                 with self._autocast():
-                    return self._to_numpy(*self.model(x))
-            return self._finish(self.model.frontend(x))
+                    return self._to_numpy(self.model(x))
+            return self._finish(self.model.frontend(x), lengths)
 
-    def infer_span(self, span: np.ndarray, count: int, step: int, window: int
-                   ) -> tuple[np.ndarray | None, np.ndarray]:
+    def infer_span(self, span: np.ndarray, count: int, step: int, window: int,
+                   lengths: np.ndarray | None = None) -> Inferred:
         """Run the windows span[k*step : k*step + window], k < count; they share STFT frames when possible."""
         frontend = self.model.frontend
-        if hasattr(frontend, "can_share_frames") and count > 1 and frontend.can_share_frames(window, step):
+        if (lengths is None and hasattr(frontend, "can_share_frames") and count > 1
+                and frontend.can_share_frames(window, step)):
             with torch.inference_mode():
                 return self._finish(frontend.windows(self._to_device(span), count, step, window))
-        return self.infer(np.stack([span[k * step:k * step + window] for k in range(count)]))
+        return self.infer(np.stack([span[k * step:k * step + window] for k in range(count)]), lengths)
 
-    def _finish(self, mel: Tensor) -> tuple[np.ndarray | None, np.ndarray]:
-        net = self._net(mel)
-        if self.device.type == "cuda" and self.optimize:
-            mel = mel.contiguous(memory_format=torch.channels_last)
+    def _finish(self, features: Tensor, lengths: np.ndarray | None = None) -> Inferred:
+        net = self._net(features)
+        if self.device.type == "cuda" and self.optimize and features.dim() == 4:
+            features = features.contiguous(memory_format=torch.channels_last)
+        if lengths is not None and not getattr(self.model.network, "uses_lengths", False):
+            lengths = None  # this family reads padded windows as they are (zeros)
         with self._autocast():
-            return self._to_numpy(*net(mel))
+            return self._to_numpy(TaggingModel.run_network(
+                net, features, None if lengths is None else torch.as_tensor(lengths, device=self.device)))
 
     def _autocast(self) -> torch.autocast:
         dtype = PRECISIONS[self.precision]
         return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
-    @staticmethod
-    def _to_numpy(logits: Tensor | None, embedding: Tensor) -> tuple[np.ndarray | None, np.ndarray]:
-        scores = None if logits is None else torch.sigmoid(logits.float()).cpu().numpy()
-        return scores, embedding.float().cpu().numpy()
+    def _to_numpy(self, out: ModelOutput) -> Inferred:
+        scores = None if out.logits is None else torch.sigmoid(out.logits.float()).cpu().numpy()
+        frames = out.frames.float().cpu().numpy() if self.frames and out.frames is not None else None
+        return Inferred(scores, out.embedding.float().cpu().numpy(), frames)

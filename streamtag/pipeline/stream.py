@@ -55,6 +55,7 @@ class Stream:
         self._error_lock = threading.Lock()
         self._on_finish = on_finish
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=4096)  # (samples written, time)
+        self._frame_offsets_cache: np.ndarray | None = None
         self._windows = 0
         self._lossy = 0
         self._t0 = 0.0
@@ -172,7 +173,11 @@ class Stream:
                 lost = [min(max(lost_span - j * spec.hop, 0), spec.window) + ring.gaps_in(spec.start(k), spec.window)
                         for j, k in enumerate(ks)]
                 ring.release(sched.release_point())  # copied: the writer may reuse that room now
-                scores, embeddings = self.runner.infer_span(span, len(ks), spec.hop, spec.window)
+                valid = np.clip(available - np.asarray(ks) * spec.hop, 0, spec.window)
+                out = self.runner.infer_span(span, len(ks), spec.hop, spec.window,
+                                             valid if ended and valid.min() < spec.window else None)
+                scores, frames = out.scores, out.frames
+                frame_offsets = self._frame_offsets() if frames is not None else None
                 now = time.monotonic()
                 results = []
                 for j, k in enumerate(ks):
@@ -180,12 +185,20 @@ class Stream:
                     arrived = self._arrival_time(min(spec.end(k), available)) if self.live else None
                     results.append(WindowResult(
                         index=k, start_sample=spec.start(k), end_sample=spec.end(k), start_s=start_s,
-                        end_s=end_s, scores=None if scores is None else scores[j], embedding=embeddings[j],
+                        end_s=end_s, scores=None if scores is None else scores[j], embedding=out.embeddings[j],
                         model=self.model_name, labels=self.labels, lost_samples=lost[j],
-                        latency_s=None if arrived is None else now - arrived))
+                        latency_s=None if arrived is None else now - arrived,
+                        frames=None if frames is None else frames[j],
+                        frame_times=None if frames is None else start_s + frame_offsets))
                 self._put(results)
         finally:
             self._put(_END, force=True)
+
+    def _frame_offsets(self) -> np.ndarray:
+        """Frame start times within a window (s), the same for every window."""
+        if self._frame_offsets_cache is None:
+            self._frame_offsets_cache = np.asarray(self.runner.model.frame_times(self.spec.window), np.float64)
+        return self._frame_offsets_cache
 
     def _put(self, item, force: bool = False) -> None:
         while True:

@@ -27,6 +27,13 @@ class DefaultModelFallback(UserWarning):
     """The default model's weights are not available; the bundled model is used instead."""
 
 
+class ShortWindowWarning(UserWarning):
+    """The window is much shorter than the inputs the model was trained on; scores may suffer."""
+
+
+SHORT_WINDOW_FRACTION = 0.5  # warn below this fraction of the training input length
+
+
 def load_default_model() -> tuple[TaggingModel, str | None]:
     """The default model (mn10_as), or the bundled mn04_as when mn10_as cannot be had offline.
 
@@ -47,13 +54,14 @@ class Tagger:
     model: a registry name, a `TaggingModel`, or None for the default (mn10_as, falling back
     to the bundled mn04_as offline with a warning). window/hop in seconds. optimize: freeze
     the network for CPU inference (identical results within float rounding). precision: fp32, bf16
-    autocast, or fp16 autocast on CUDA.
+    autocast, or fp16 autocast on CUDA. frames: results also carry frame-level embeddings and
+    their absolute times (transformer models).
     """
 
     def __init__(self, model: str | TaggingModel | None = None, window: float = 10.0, hop: float = 2.5,
                  device: str = "auto", weights: str | os.PathLike | None = None, batch_size: int | None = None,
                  labels: str | os.PathLike | Labels | None = None, ring_seconds: float | None = None,
-                 optimize: bool = True, precision: str = "fp32") -> None:
+                 optimize: bool = True, precision: str = "fp32", frames: bool = False) -> None:
         if isinstance(model, TaggingModel):
             self.model = model
         elif model is None:
@@ -67,7 +75,14 @@ class Tagger:
         self.spec = self.model.spec
         self.model_name = self.spec.name
         self.window = WindowSpec.from_seconds(window, hop, self.spec.sample_rate, self.spec.min_samples)
-        self.runner = ModelRunner(self.model, device, optimize=optimize, precision=precision)
+        trained = self.spec.trained_window_s
+        if trained and self.window.window_s < SHORT_WINDOW_FRACTION * trained:
+            warnings.warn(f"{self.model_name} was trained on {trained:g} s inputs; {self.window.window_s:g} s "
+                          "windows are much shorter and its outputs may be less reliable", ShortWindowWarning,
+                          stacklevel=2)
+        if frames and not self.model.has_frames:
+            raise ConfigError(f"{self.model_name} has no frame-level embeddings (frames=True / --frames)")
+        self.runner = ModelRunner(self.model, device, optimize=optimize, precision=precision, frames=frames)
         self.device = self.runner.device
         if batch_size is None:
             batch_size = default_batch_size(self.device, self.window.window_s)
@@ -75,7 +90,7 @@ class Tagger:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
         self.labels = labels if isinstance(labels, Labels) else load_labels(labels)
-        if self.spec.num_classes != len(self.labels):
+        if self.spec.has_scores and self.spec.num_classes != len(self.labels):
             raise ConfigError(f"{self.model_name} has {self.spec.num_classes} outputs but the label file "
                               f"has {len(self.labels)} classes")
         self.ring_seconds = ring_seconds

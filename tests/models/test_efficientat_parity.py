@@ -51,7 +51,7 @@ def test_front_end_clip_and_batch(model_name, inp, models):
         assert mels.shape == (2, 1, 128, 100)
         np.testing.assert_array_equal(mels[0, 0].numpy(), g["mel_first_window"])
         np.testing.assert_array_equal(mels[1, 0].numpy(), g["mel_last_window"])
-        logits, emb = model(wave[None])  # whole clip: 1230 frames
+        logits, emb, _ = model(wave[None])  # whole clip: 1230 frames
         assert np.abs(torch.sigmoid(logits)[0].numpy() - g["clip_scores"]).max() <= SCORE_TOL
         assert rel_err(emb[0].numpy(), g["clip_embedding"]) <= EMB_TOL
         logits, emb = model.network(torch.from_numpy(g["batch_mel"]))

@@ -35,7 +35,7 @@ def test_every_architecture_builds_and_gives_scores_and_its_embedding(name):
     # the release table rounds; its DyMN figures are up to 0.21 % above the counted parameters
     assert n_params == pytest.approx(spec.params_millions, rel=2.5e-3, abs=0.01)
     with torch.inference_mode():
-        logits, emb = model(torch.randn(2, 16000) * 0.1)
+        logits, emb, _ = model(torch.randn(2, 16000) * 0.1)
     assert logits.shape == (2, 527) and emb.shape == (2, spec.embedding_dim)
 
 
@@ -61,7 +61,7 @@ def test_ensemble_averages_logits_and_concatenates_embeddings():
     assert e.spec.name == names and e.spec.embedding_dim == 384 + 960 and e.spec.sample_rate == 32000
     x = torch.randn(2, 32000) * 0.05
     with torch.inference_mode():
-        (le, ee), (la, ea), (lb, eb) = e(x), a(x), b(x)
+        (le, ee, _), (la, ea, _), (lb, eb, _) = e(x), a(x), b(x)
     torch.testing.assert_close(le, (la + lb) / 2)
     torch.testing.assert_close(ee, torch.cat([ea, eb], 1))
 

@@ -16,8 +16,8 @@ def span():
 def test_frozen_network_matches_eager(mn10_random, span):
     frozen = ModelRunner(mn10_random, "cpu", optimize=True)
     eager = ModelRunner(mn10_random, "cpu", optimize=False)
-    s1, e1 = frozen.infer_span(span, 4, 16000, 32000)
-    s2, e2 = eager.infer_span(span, 4, 16000, 32000)
+    s1, e1, _ = frozen.infer_span(span, 4, 16000, 32000)
+    s2, e2, _ = eager.infer_span(span, 4, 16000, 32000)
     assert s1.dtype == e1.dtype == np.float32 and s1.shape == (4, 527) and e1.shape == (4, 960)
     assert np.abs(s1 - s2).max() <= 1e-4
     assert frozen._network is not mn10_random.network  # it really froze
@@ -25,16 +25,16 @@ def test_frozen_network_matches_eager(mn10_random, span):
 
 def test_shared_frames_match_stacked_windows(mn10_random, span):
     r = ModelRunner(mn10_random, "cpu", optimize=False)
-    s1, e1 = r.infer_span(span, 4, 16000, 32000)
-    s2, e2 = r.infer(np.stack([span[k * 16000:k * 16000 + 32000] for k in range(4)]))
+    s1, e1, _ = r.infer_span(span, 4, 16000, 32000)
+    s2, e2, _ = r.infer(np.stack([span[k * 16000:k * 16000 + 32000] for k in range(4)]))
     assert np.abs(s1 - s2).max() <= 1e-5 and np.abs(e1 - e2).max() <= 1e-4
 
 
 def test_bf16_autocast_returns_float32_of_the_right_shapes(mn04, span):
     """The reduced-precision path used on GPUs, exercised on CPU with bfloat16."""
     r = ModelRunner(mn04, "cpu", precision="bf16")
-    scores, emb = r.infer_span(span, 4, 16000, 32000)
-    ref, _ = ModelRunner(mn04, "cpu", optimize=False).infer_span(span, 4, 16000, 32000)
+    scores, emb, _ = r.infer_span(span, 4, 16000, 32000)
+    ref = ModelRunner(mn04, "cpu", optimize=False).infer_span(span, 4, 16000, 32000).scores
     assert scores.dtype == emb.dtype == np.float32 and scores.shape == (4, 527) and emb.shape == (4, 384)
     assert np.abs(scores - ref).max() < 0.1
 
@@ -57,7 +57,7 @@ def test_default_batch_size(device, window_s, batch):
 def test_cuda_runner_matches_cpu(mn04, span):
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    cpu, _ = ModelRunner(mn04, "cpu", optimize=False).infer_span(span, 4, 16000, 32000)
-    gpu, _ = ModelRunner(mn04, "cuda").infer_span(span, 4, 16000, 32000)
+    cpu = ModelRunner(mn04, "cpu", optimize=False).infer_span(span, 4, 16000, 32000).scores
+    gpu = ModelRunner(mn04, "cuda").infer_span(span, 4, 16000, 32000).scores
     assert np.abs(cpu - gpu).max() <= 1e-4
     mn04.to("cpu")
