@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -14,7 +15,7 @@ import torch
 
 from . import __version__
 from .audio.sources import FileSource
-from .errors import StreamtagError
+from .errors import ConfigError, StreamtagError
 from .models import MODELS, create_model, find_cached, list_models
 from .outputs import CsvSink, EventDetector, EventSettings, EventSubscriber, JsonlSink, NpzSink, TagFilter, TextSink, open_text
 from .outputs.detections import write_audacity, write_events_csv, write_events_jsonl, write_raven
@@ -81,6 +82,29 @@ def _model(name: str | None, weights: str | None, quiet: bool):
     return create_model(name or "mn10_as", weights=weights)
 
 
+def _tagger(model, quiet: bool, **options) -> Tagger:
+    """A Tagger for `model`; its warnings (e.g. a window much shorter than the training inputs) go to stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tagger = Tagger(model, **options)
+    if not quiet:
+        for w in caught:
+            click.echo(f"streamtag: warning: {w.message}", err=True)
+    return tagger
+
+
+def _check_scores_needed(tagger: Tagger, formats: list[str], as_events: bool, plot: str | None,
+                         label_filter: str | None) -> None:
+    """Embedding-only models (scores None) cannot feed outputs made of tags."""
+    if tagger.model.has_scores:
+        return
+    wanted = [f for f in formats if f in ("csv",) + EVENT_FORMATS] + (["--events"] if as_events else []) \
+        + (["--plot"] if plot else []) + (["--include/--exclude"] if label_filter else [])
+    if wanted:
+        raise ConfigError(f"{tagger.model_name} gives embeddings only (no AudioSet scores), so "
+                          f"{', '.join(wanted)} cannot be written: use --format npz (text/jsonl list the windows)")
+
+
 def _label_set(labels, names: str | None) -> list[int]:
     """Indices of comma-separated display names or mids; unknown names raise with close matches."""
     return [labels.index(n) for n in (names or "").split(",") if n.strip()]
@@ -114,10 +138,11 @@ def _label_set(labels, names: str | None) -> list[int]:
 @click.option("--median", type=click.IntRange(min=1), default=3, show_default=True, help="Median smoothing over windows (odd).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Heat map PNG of the top labels with events (one input; with --output-dir, one per input).")
+@click.option("--frames", is_flag=True, help="NPZ also holds frame-level embeddings and their times (transformers).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notices.")
 def tag(files, model_name, window, hop, weights, labels_path, device, batch_size, fmts, output, output_dir,
         top_k, as_events, include, exclude, threshold, off_threshold, min_duration, max_gap, median, plot_path,
-        quiet) -> None:
+        frames, quiet) -> None:
     """Tag audio FILES window by window; write top tags per window, all scores (NPZ) or detected events."""
     formats = _formats(fmts, output, output_dir)
     if output and output_dir:
@@ -130,9 +155,13 @@ def tag(files, model_name, window, hop, weights, labels_path, device, batch_size
         raise fail(f"{formats[0]} holds one recording: use --output-dir for several files")
     if plot_path and len(files) > 1 and not output_dir:
         raise fail("--plot draws one recording: use --output-dir for several files")
+    if frames and "npz" not in formats:
+        raise fail("--frames adds arrays to NPZ output: use --format npz")
     try:
         model = _model(model_name, weights, quiet)
-        tagger = Tagger(model, window=window, hop=hop, device=device, batch_size=batch_size, labels=labels_path)
+        tagger = _tagger(model, quiet, window=window, hop=hop, device=device, batch_size=batch_size,
+                         labels=labels_path, frames=frames)
+        _check_scores_needed(tagger, formats, as_events, plot_path, include or exclude)
         included, excluded = _label_set(tagger.labels, include), set(_label_set(tagger.labels, exclude))
         allowed = [i for i in (included or range(len(tagger.labels))) if i not in excluded]
         on = 0.3 if threshold is None else threshold
@@ -312,17 +341,21 @@ def models_cmd(as_json: bool, pattern: str) -> None:
             local = "corrupt"
         rows.append({"name": spec.name, "family": spec.family, "params_millions": spec.params_millions,
                      "embedding_dim": spec.embedding_dim, "sample_rate": spec.sample_rate, "mAP": spec.mAP,
-                     "local": local, "file_name": spec.file_name, "url": spec.url, "license": spec.license})
+                     "scores": spec.has_scores, "frame_dim": spec.frame_dim, "local": local,
+                     "file_name": spec.file_name, "url": spec.page or spec.url, "license": spec.license})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
         raise fail(f"no model matches {pattern!r} ({len(MODELS)} registered)")
-    click.echo(f"{'name':<20} {'family':<6} {'params':>7} {'emb':>5} {'rate':>6} {'mAP':>5}  {'offline':<8} license")
+    width = max(len(r["name"]) for r in rows)
+    click.echo(f"{'name':<{width}} {'family':<9} {'params':>7} {'emb':>5} {'rate':>6} {'mAP':>5} {'scores':<6} "
+               f"{'offline':<8} license")
     for r in rows:
         params = f"{r['params_millions']:.2f}M" if r["params_millions"] else "-"
-        click.echo(f"{r['name']:<20} {r['family']:<6} {params:>7} {r['embedding_dim']:>5} {r['sample_rate']:>6} "
-                   f"{r['mAP'] if r['mAP'] else '-':>5}  {r['local']:<8} {r['license']}")
+        click.echo(f"{r['name']:<{width}} {r['family']:<9} {params:>7} {r['embedding_dim']:>5} {r['sample_rate']:>6} "
+                   f"{r['mAP'] if r['mAP'] else '-':>5} {'yes' if r['scores'] else '-':<6} {r['local']:<8} "
+                   f"{r['license']}")
 
 
 
@@ -431,8 +464,8 @@ def listen(input_, device, model_name, weights, labels_path, window, hop, durati
         model = _model(model_name, weights, quiet)
         if slow_model:
             model = TaggingModel(model.spec, model.frontend, SlowedNetwork(model.network, slow_model), model.weights)
-        tagger = Tagger(model, window=window, hop=hop, device=device, labels=labels_path,
-                        ring_seconds=buffer_seconds, optimize=not slow_model)
+        tagger = _tagger(model, quiet, window=window, hop=hop, device=device, labels=labels_path,
+                         ring_seconds=buffer_seconds, optimize=not slow_model)
         source = MicrophoneSource(input_, buffer_s=buffer_seconds)
     except StreamtagError as e:
         raise fail(str(e)) from None

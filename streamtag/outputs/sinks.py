@@ -60,7 +60,8 @@ class TextSink:
 
     def __call__(self, r: WindowResult) -> None:
         if not self._header:
-            self.out.write(f"# {self.source}  (model {r.model}, window {r.end_s - r.start_s:g} s)\n")
+            kind = "" if r.scores is not None else f", embeddings only ({len(r.embedding)}-d): use --format npz"
+            self.out.write(f"# {self.source}  (model {r.model}, window {r.end_s - r.start_s:g} s{kind})\n")
             self._header = True
         shown = self.tags.pick(r.scores) if r.scores is not None else []
         tags = "  ".join(f"{r.labels.names[i]} {r.scores[i]:.2f}" for i in shown)
@@ -121,33 +122,39 @@ class NpzSink:
 
     Rows are spooled to temporary files as they arrive (memory stays flat however long the
     recording); `close()` assembles the archive under a temporary name and renames it.
-    Also stores `model`, `window_s`, `hop_s`, `source` and `streamtag_version`.
+    Also stores `model`, `window_s`, `hop_s`, `source` and `streamtag_version`; `scores` is left
+    out for embedding-only models. Results that carry frame embeddings (`--frames`) add
+    `frame_embeddings` [K,F,Df] and `frame_times` [K,F] (absolute frame starts, s).
     """
+
+    ARRAYS = ("scores", "embeddings", "frame_embeddings", "frame_times")
 
     def __init__(self, path: str | os.PathLike, labels: Labels, source: str = "", hop_s: float | None = None) -> None:
         self.path = Path(path)
         self.labels, self.source, self.hop_s = labels, source, hop_s
-        self._spool = {k: tempfile.TemporaryFile() for k in ("scores", "embeddings")}
+        self._spool = {k: tempfile.TemporaryFile() for k in self.ARRAYS}
         self._times: list[tuple[float, float]] = []
         self._lost: list[int] = []
-        self._dims: dict[str, int] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._rows: dict[str, int] = dict.fromkeys(self.ARRAYS, 0)
         self._model = ""
-        self._has_scores = True
 
     def __call__(self, r: WindowResult) -> None:
         self._model = r.model
         self._times.append((r.start_s, r.end_s))
         self._lost.append(r.lost_samples)
-        if r.scores is None:
-            self._has_scores = False
-        else:
-            self._write_row("scores", r.scores)
-        self._write_row("embeddings", r.embedding)
+        for key, row, dtype in (("scores", r.scores, "<f4"), ("embeddings", r.embedding, "<f4"),
+                                ("frame_embeddings", r.frames, "<f4"), ("frame_times", r.frame_times, "<f8")):
+            if row is not None:
+                self._write_row(key, row, dtype)
 
-    def _write_row(self, key: str, row: np.ndarray) -> None:
-        row = np.ascontiguousarray(row, dtype="<f4")
-        self._dims.setdefault(key, row.shape[0])
+    def _write_row(self, key: str, row: np.ndarray, dtype: str) -> None:
+        row = np.ascontiguousarray(row, dtype=dtype)
+        if self._shapes.setdefault(key, row.shape) != row.shape:
+            raise ValueError(f"{key} of window {self._rows[key]} has shape {row.shape}, "
+                             f"earlier windows {self._shapes[key]}")
         self._spool[key].write(row.tobytes())
+        self._rows[key] += 1
 
     def close(self) -> None:
         k = len(self._times)
@@ -166,10 +173,9 @@ class NpzSink:
                 for name, arr in small.items():
                     with zf.open(name + ".npy", "w", force_zip64=True) as f:
                         np.lib.format.write_array(f, arr, allow_pickle=False)
-                for key in ("scores", "embeddings"):
-                    if key == "scores" and not self._has_scores:
-                        continue
-                    self._copy_spooled(zf, key, k)
+                for key in self.ARRAYS:
+                    if self._rows[key] == k and (k or key == "embeddings"):  # every window has it
+                        self._copy_spooled(zf, key, k)
             out.commit()
         except BaseException:
             out.discard()
@@ -181,7 +187,8 @@ class NpzSink:
     def _copy_spooled(self, zf: zipfile.ZipFile, key: str, k: int) -> None:
         spool = self._spool[key]
         spool.seek(0)
-        header = {"descr": "<f4", "fortran_order": False, "shape": (k, self._dims.get(key, 0))}
+        descr = "<f8" if key == "frame_times" else "<f4"
+        header = {"descr": descr, "fortran_order": False, "shape": (k, *self._shapes.get(key, (0,)))}
         with zf.open(key + ".npy", "w", force_zip64=True) as f:
             np.lib.format.write_array_header_2_0(f, header)
             for chunk in iter(lambda: spool.read(1 << 20), b""):

@@ -90,7 +90,7 @@ class Tagger:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
         self.labels = labels if isinstance(labels, Labels) else load_labels(labels)
-        if self.spec.has_scores and self.spec.num_classes != len(self.labels):
+        if self.spec.num_classes not in (0, len(self.labels)):
             raise ConfigError(f"{self.model_name} has {self.spec.num_classes} outputs but the label file "
                               f"has {len(self.labels)} classes")
         self.ring_seconds = ring_seconds
