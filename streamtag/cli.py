@@ -1,13 +1,11 @@
 """The `streamtag` command line: tag files, list models."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import click
 import numpy as np
@@ -15,18 +13,15 @@ import torch
 
 from . import __version__
 from .audio.sources import FileSource
+from .engines.archive import expand_inputs
 from .errors import ConfigError, StreamtagError
 from .models import MODELS, create_model, find_cached, list_models
-from .outputs import CsvSink, EventDetector, EventSettings, EventSubscriber, JsonlSink, NpzSink, TagFilter, TextSink, open_text
-from .outputs.detections import write_audacity, write_events_csv, write_events_jsonl, write_raven
-from .outputs.plot import plot_scores
+from .outputs import EventSettings, NpzSink, TagFilter, open_text
+from .outputs.recording import (EVENT_FORMATS, EXTENSIONS, FORMATS, OutputPlan, RecordingOutputs, recording_stems,
+                                text_sink)
 from .pipeline import Tagger, load_default_model
 from .windows import WindowSpec
 
-FORMATS = ("text", "jsonl", "csv", "npz")
-EVENT_FORMATS = ("audacity", "raven")
-EXTENSIONS = {"jsonl": ".jsonl", "csv": ".csv", "npz": ".npz", "text": ".txt", "audacity": ".labels.txt",
-              "raven": ".selection.table.txt"}
 PROGRESS_MIN_S = 60.0  # show a progress bar for files at least this long (on a terminal)
 
 
@@ -59,17 +54,6 @@ def _formats(values: tuple[str, ...], output: str | None, output_dir: str | None
 
 def _format_for(fmt: str | None, output: str | None, output_dir: str | None) -> str:
     return _formats((fmt,) if fmt else (), output, output_dir)[0]
-
-
-def _stems(files: tuple[str, ...]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for f in files:
-        stem = Path(f).stem
-        n = seen.get(stem, 0)
-        seen[stem] = n + 1
-        out.append(stem if n == 0 else f"{stem}-{n}")
-    return out
 
 
 def _model(name: str | None, weights: str | None, quiet: bool):
@@ -139,11 +123,26 @@ def _label_set(labels, names: str | None) -> list[int]:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Heat map PNG of the top labels with events (one input; with --output-dir, one per input).")
 @click.option("--frames", is_flag=True, help="NPZ also holds frame-level embeddings and their times (transformers).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: shard the inputs over a Ray cluster (needs --output-dir and streamtag[ray]).")
+@click.option("--address", default=None, help="Ray cluster: auto, ray://host:port (default: start a local Ray).")
+@click.option("--shard-windows", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Ray: windows per shard of a long file.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray: model replicas (default: one per GPU, else one per CPU).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notices.")
 def tag(files, model_name, window, hop, weights, labels_path, device, batch_size, fmts, output, output_dir,
         top_k, as_events, include, exclude, threshold, off_threshold, min_duration, max_gap, median, plot_path,
-        frames, quiet) -> None:
-    """Tag audio FILES window by window; write top tags per window, all scores (NPZ) or detected events."""
+        frames, engine, address, shard_windows, workers, quiet) -> None:
+    """Tag audio FILES (files, folders, or .txt lists of paths) window by window.
+
+    Writes the top tags per window, all scores (NPZ) or detected events.
+    """
+    files = tuple(expand_inputs(list(files)))
+    if not files:
+        raise fail("no audio files found in the inputs")
+    if engine == "ray" and not output_dir:
+        raise fail("--engine ray writes one set of files per input: give --output-dir DIR")
     formats = _formats(fmts, output, output_dir)
     if output and output_dir:
         raise fail("give --output or --output-dir, not both")
@@ -170,20 +169,23 @@ def tag(files, model_name, window, hop, weights, labels_path, device, batch_size
                                  labels=tuple(allowed))
     except (StreamtagError, ValueError) as e:
         raise fail(str(e)) from None
-    job = TagJob(tagger, formats, TagFilter(top_k, threshold or 0.0, None if len(allowed) == len(tagger.labels)
-                                            else allowed), settings, as_events, output, output_dir, plot_path, quiet)
+    plan = OutputPlan(tuple(formats), TagFilter(top_k, threshold or 0.0, None if len(allowed) == len(tagger.labels)
+                                                else allowed), settings, as_events, output, output_dir, plot_path)
     shared_out, shared_file = (None, None)
     if not output_dir and formats[0] != "npz":
         try:
             shared_out, shared_file = open_text(output or "-")
         except OSError as e:
             raise fail(f"cannot write {output}: {e.strerror or e}") from None
+    if engine == "ray":
+        return _tag_on_ray(files, output_dir, tagger, plan, labels_path, address, shard_windows, device, batch_size,
+                           frames, workers, quiet)
     failures: list[tuple[str, str]] = []
     interrupted = False
     try:
-        for i, (path, stem) in enumerate(zip(files, _stems(files))):
+        for i, (path, stem) in enumerate(zip(files, recording_stems(list(files)))):
             try:
-                job.run(path, stem, shared_out, first=(i == 0))
+                _tag_recording(tagger, plan, path, stem, shared_out, i == 0, quiet)
             except StreamtagError as e:
                 failures.append((path, str(e)))
                 click.echo(f"streamtag: error: {e}", err=True)
@@ -204,127 +206,57 @@ def tag(files, model_name, window, hop, weights, labels_path, device, batch_size
         raise click.exceptions.Exit(1)
 
 
-class TagJob:
-    """Tags one file after another with one loaded model, writing every requested output per file."""
-
-    def __init__(self, tagger: Tagger, formats: list[str], tags: TagFilter, settings: EventSettings,
-                 as_events: bool, output: str | None, output_dir: str | None, plot_path: str | None,
-                 quiet: bool) -> None:
-        self.tagger, self.formats, self.tags, self.settings = tagger, formats, tags, settings
-        self.as_events, self.output, self.output_dir, self.plot_path, self.quiet = (
-            as_events, output, output_dir, plot_path, quiet)
-
-    def _dest(self, stem: str, fmt: str) -> Path:
-        ext = EXTENSIONS[fmt]
-        if self.as_events and fmt in ("jsonl", "csv", "text"):
-            ext = ".events" + ext
-        return Path(self.output_dir) / (stem + ext)
-
-    def run(self, path: str, stem: str, shared_out, first: bool) -> None:
-        tagger = self.tagger
-        source = FileSource(path)
-        events_needed = self.as_events or self.plot_path or any(f in EVENT_FORMATS for f in self.formats)
-        subscribers: list = []
-        files: list = []  # AtomicFile objects to commit once the file is done
-        event_writers: list = []  # (format, stream)
-        for fmt in self.formats:
-            if fmt == "npz":
-                dest = self._dest(stem, fmt) if self.output_dir else self.output
-                subscribers.append(NpzSink(dest, tagger.labels, source=path, hop_s=tagger.window.hop_s))
-                continue
-            if self.output_dir:
-                out, own = open_text(self._dest(stem, fmt))
-                files.append(own)
-            else:
-                out = shared_out
-            if fmt in EVENT_FORMATS or self.as_events:
-                event_writers.append((fmt, out))
-            else:
-                subscribers.append(_text_sink(fmt, out, path, self.tags, header=first or bool(self.output_dir)))
-        detector = EventSubscriber(EventDetector(tagger.labels, self.settings, hop_s=tagger.window.hop_s), lambda e: None) \
-            if events_needed else None
-        if detector is not None:
-            subscribers.append(detector)
-        plot_rows: list = []
-        if self.plot_path:
-            subscribers.append(lambda r: plot_rows.append((r.start_s, r.end_s, r.scores)))
-        bar = None
-        if not self.quiet and sys.stderr.isatty() and source.duration_s >= PROGRESS_MIN_S:
-            total = tagger.window.total(source.expected_samples(tagger.sample_rate))
-            bar = click.progressbar(length=total, label=os.path.basename(path), file=sys.stderr)
-            subscribers.append(lambda r: bar.update(1))
-        try:
-            for cb in subscribers:
-                tagger.subscribe(cb)
-            if bar is not None:
-                bar.__enter__()
-            stats = tagger.run(source)
-            if stats.nonfinite_samples:  # a warning about the data, shown even with --quiet
-                click.echo(f"streamtag: warning: {path}: {stats.nonfinite_samples} NaN/Inf samples were replaced by 0",
-                           err=True)
-            for cb in subscribers:
-                if hasattr(cb, "close"):
-                    cb.close()
-            events = detector.events if detector is not None else []
-            for fmt, out in event_writers:
-                self._write_events(fmt, out, events, path, first)
-            if self.plot_path:
-                self._plot(path, stem, plot_rows, events)
-            if self.output_dir:
-                self._sidecar(path, stem)
-            for own in files:
-                own.commit()
-        except BaseException:
-            for own in files:
-                own.discard()
-            raise
-        finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
-            for cb in subscribers:
-                tagger.unsubscribe(cb)
-
-    def _write_events(self, fmt: str, out, events, path: str, first: bool) -> None:
-        model = self.tagger.model_name
-        if fmt == "audacity":
-            write_audacity(out, events)
-        elif fmt == "raven":
-            write_raven(out, events, path, self.tagger.sample_rate / 2)
-        elif fmt == "jsonl":
-            write_events_jsonl(out, events, path, model)
-        elif fmt == "csv":
-            write_events_csv(out, events, path, model, header=first or bool(self.output_dir))
-        else:
-            out.write(f"# {path}  (model {model}, {len(events)} events)\n")
-            for e in events:
-                out.write(f"{e.onset_s:8.2f}-{e.offset_s:8.2f} s  {e.label}  peak {e.peak:.2f}\n")
-
-    def _plot(self, path: str, stem: str, rows: list, events) -> None:
-        dest = Path(self.output_dir) / f"{stem}{Path(self.plot_path).suffix or '.png'}" if self.output_dir \
-            else self.plot_path
-        start = np.array([r[0] for r in rows])
-        end = np.array([r[1] for r in rows])
-        scores = np.stack([r[2] for r in rows]) if rows else np.zeros((0, len(self.tagger.labels)))
-        plot_scores(dest, start, end, scores, self.tagger.labels.names, events,
-                    title=f"{os.path.basename(path)} ({self.tagger.model_name})")
-
-    def _sidecar(self, path: str, stem: str) -> None:
-        w = self.tagger.window
-        meta = {"source": path, "model": self.tagger.model_name, "window_s": w.window_s, "hop_s": w.hop_s,
-                "streamtag_version": __version__, "formats": self.formats,
-                "events": dataclasses.asdict(self.settings) | {"labels": None}}
-        out, own = open_text(Path(self.output_dir) / f"{stem}.streamtag.json")
-        out.write(json.dumps(meta, indent=2) + "\n")
-        own.commit()
+def _tag_on_ray(files, output_dir, tagger: Tagger, plan: OutputPlan, labels_path, address, shard_windows, device,
+                batch_size, frames, workers, quiet) -> None:
+    from .engines.ray_engine import print_progress, tag_archive
+    w = tagger.window
+    try:
+        summary = tag_archive(list(files), output_dir, model=tagger.model, window=w.window_s, hop=w.hop_s, plan=plan,
+                              labels=labels_path, address=address, shard_windows=shard_windows, device=device,
+                              batch_size=batch_size, frames=frames, workers=workers,
+                              progress=None if quiet else print_progress)
+    except StreamtagError as e:
+        raise fail(str(e)) from None
+    if not quiet or summary.failed:
+        click.echo(f"streamtag: [ray] {summary.completed} tagged, {len(summary.skipped)} already complete, "
+                   f"{len(summary.failed)} failed of {summary.files} files; {summary.windows} windows in "
+                   f"{summary.elapsed_s:.1f} s ({summary.windows_per_s:.1f} windows/s, {summary.workers} workers)",
+                   err=True)
+    for f in summary.failed:
+        click.echo(f"streamtag: error: {f['error']}", err=True)
+    if summary.failed:
+        raise click.exceptions.Exit(1)
 
 
-def _text_sink(fmt: str, out, path: str, tags: TagFilter, header: bool):
-    """The JSONL, CSV or text sink writing windows to `out`."""
-    if fmt == "jsonl":
-        return JsonlSink(out, path, tags)
-    if fmt == "csv":
-        return CsvSink(out, path, tags, header=header)
-    return TextSink(out, path, tags)
+def _tag_recording(tagger: Tagger, plan: OutputPlan, path: str, stem: str, shared_out, first: bool,
+                   quiet: bool) -> None:
+    """Tag one file with the loaded model and write every planned output of it."""
+    source = FileSource(path)
+    outputs = RecordingOutputs(plan, tagger, path, stem, shared_out, first)
+    subscribers: list = [outputs]
+    bar = None
+    if not quiet and sys.stderr.isatty() and source.duration_s >= PROGRESS_MIN_S:
+        total = tagger.window.total(source.expected_samples(tagger.sample_rate))
+        bar = click.progressbar(length=total, label=os.path.basename(path), file=sys.stderr)
+        subscribers.append(lambda r: bar.update(1))
+    try:
+        for cb in subscribers:
+            tagger.subscribe(cb)
+        if bar is not None:
+            bar.__enter__()
+        stats = tagger.run(source)
+        if stats.nonfinite_samples:  # a warning about the data, shown even with --quiet
+            click.echo(f"streamtag: warning: {path}: {stats.nonfinite_samples} NaN/Inf samples were replaced by 0",
+                       err=True)
+    except BaseException:
+        outputs.discard()
+        raise
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+        for cb in subscribers:
+            tagger.unsubscribe(cb)
+    outputs.finish()
 
 
 @main.command("models")
@@ -479,7 +411,7 @@ def listen(input_, device, model_name, weights, labels_path, window, hop, durati
             from .outputs import LiveView
             sink = LiveView(out, top_k, threshold, title)
         else:
-            sink = _text_sink(fmt, out, title, TagFilter(top_k, threshold), header=True)
+            sink = text_sink(fmt, out, title, TagFilter(top_k, threshold), header=True)
     latencies: list[float] = []
     tagger.subscribe(sink)
     tagger.subscribe(lambda r: latencies.append(r.latency_s) if r.latency_s is not None else None)

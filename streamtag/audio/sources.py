@@ -1,6 +1,7 @@
 """Audio sources: each yields float32 mono blocks at the rate it is asked for."""
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -66,14 +67,26 @@ class AudioSource(Protocol):
         """Release the underlying device or file; safe to call twice."""
 
 
+SHARD_LEAD_S = 0.25  # resampler lead-in before a shard's first sample (its transient lasts < 0.1 s)
+
+
 class FileSource:
-    """Reads an audio file block by block (never whole), downmixes and resamples as it goes."""
+    """Reads an audio file block by block (never whole), downmixes and resamples as it goes.
+
+    `start`/`stop` (samples at the rate asked of `blocks`) select a part of the file's stream: a
+    shard. Decoding starts a lead-in earlier, at an input sample that maps onto the output grid,
+    and the lead-in is dropped, so a shard's samples equal the whole stream's (to ~2e-7).
+    """
 
     live = False
 
-    def __init__(self, path: str | os.PathLike, block_frames: int = 1 << 16) -> None:
+    def __init__(self, path: str | os.PathLike, block_frames: int = 1 << 16, start: int = 0,
+                 stop: int | None = None) -> None:
         self.path = os.fspath(path)
         self.block_frames = int(block_frames)
+        if start < 0 or (stop is not None and stop <= start):
+            raise ConfigError(f"bad shard [{start}, {stop}) of {self.path}")
+        self.start, self.stop = int(start), stop
         if os.path.isdir(self.path):
             raise AudioReadError(f"{self.path}: is a directory, not an audio file")
         if not os.path.exists(self.path):
@@ -101,8 +114,17 @@ class FileSource:
 
     def blocks(self, rate: int) -> Iterator[np.ndarray]:
         resampler = StreamResampler(self.sample_rate, rate)
+        g = math.gcd(self.sample_rate, rate)
+        unit_in, unit_out = self.sample_rate // g, rate // g  # input/output samples that align
+        first_in = max(0, self.start - int(SHARD_LEAD_S * rate)) // unit_out * unit_in
+        skip = self.start - first_in // unit_in * unit_out  # lead-in outputs to drop
+        want = None if self.stop is None else self.stop - self.start
         try:
             self._file = sf.SoundFile(self.path)
+            if first_in:
+                self._seek(first_in)
+        except AudioReadError:
+            raise
         except Exception as e:
             raise AudioReadError(f"{self.path}: not a readable audio file ({_one_line(e)})") from None
         try:
@@ -116,18 +138,37 @@ class FileSource:
                 mono, bad = replace_nonfinite(downmix(raw))
                 self.nonfinite += bad
                 out = resampler.process(mono)
+                out, skip = out[skip:], max(0, skip - len(out))
+                if want is not None:
+                    out, want = out[:want], want - min(want, len(out))
                 if len(out):
                     yield out
+                if want == 0:
+                    return
             if resampler.n_in == 0:
                 raise AudioReadError(f"{self.path}: contains no audio frames")
-            if resampler.n_in < self.frames and self.format in EXACT_LENGTH_FORMATS:
-                raise AudioReadError(f"{self.path}: ended after {resampler.n_in} of {self.frames} frames "
-                                     f"(truncated or changed while being read)")
-            tail = resampler.process(np.zeros(0, np.float32), last=True)
+            if first_in + resampler.n_in < self.frames and self.format in EXACT_LENGTH_FORMATS:
+                raise AudioReadError(f"{self.path}: ended after {first_in + resampler.n_in} of {self.frames} "
+                                     f"frames (truncated or changed while being read)")
+            tail = resampler.process(np.zeros(0, np.float32), last=True)[skip:]
+            if want is not None:
+                tail = tail[:want]
             if len(tail):
                 yield tail
         finally:
             self.close()
+
+    def _seek(self, frame: int) -> None:
+        """Position at `frame`: seek where the format seeks exactly, else decode and discard."""
+        if self.format in EXACT_LENGTH_FORMATS and self._file.seekable():
+            self._file.seek(frame)
+            return
+        left = frame
+        while left > 0:
+            got = len(self._file.read(min(left, self.block_frames), dtype="float32", always_2d=True))
+            if got == 0:
+                raise AudioReadError(f"{self.path}: ended before frame {frame}")
+            left -= got
 
     def close(self) -> None:
         f, self._file = self._file, None

@@ -108,7 +108,8 @@ def _transformer(name: str, family: str, dim: int, file: str, url: str, *, class
                  frame_dim: int | None = None, frame_hop_s: float | None = None, page: str | None = None,
                  **arch) -> ModelSpec:
     return ModelSpec(name=name, family=family, width_mult=0.0, embedding_dim=dim, file_name=file, url=url,
-                     sha256=None, frontend=MelSpec(sample_rate=16000, n_fft=512, win_length=400, hop_length=160,
+                     sha256=None, frontend=MelSpec(sample_rate=16000, n_fft=arch.pop("n_fft", 512),
+                                                   win_length=arch.pop("win_length", 400), hop_length=160,
                                                    n_mels=arch.pop("n_mels", 128)),
                      params_millions=params, mAP=mAP, license=license, num_classes=classes, input_rate=16000,
                      min_input=min_input, frame_dim=frame_dim or dim, frame_hop_s=frame_hop_s,
@@ -139,7 +140,7 @@ def _atst(name: str, dim: int, file_id: str) -> ModelSpec:
     url, page = _drive(file_id)
     return _transformer(name, "atstframe", 12 * dim, name + ".ckpt", url, classes=0,
                         license="CC BY 4.0 (Audio-WestlakeU/audiossl)", min_input=4 * 160,
-                        frame_dim=12 * dim, frame_hop_s=0.04, page=page, n_mels=64)
+                        frame_dim=12 * dim, frame_hop_s=0.04, page=page, n_mels=64, n_fft=1024, win_length=1024)
 
 
 def _eat(name: str, dim: int, file_id: str, classes: int, params: float | None, mAP: float | None = None) -> ModelSpec:

@@ -94,7 +94,7 @@ def test_models_lists_the_registry_and_offline_state():
     (["tag", "/nonexistent.wav"], "no such file"),
     (["tag", "{tmp}/empty.wav"], "no audio frames"),
     (["tag", "{tmp}/fake.wav"], "not a readable audio file"),
-    (["tag", "{tmp}"], "is a directory"),
+    (["tag", "{tmp}/no-audio"], "no audio files found in the inputs"),
     (["tag", EFFAT / "input_32k_mono.wav", "--model", "mn10_a"], "unknown model 'mn10_a'; did you mean mn10_as"),
     (["tag", EFFAT / "input_32k_mono.wav", "--model", "mn04_as", "--hop", "0"], "hop must be > 0"),
     (["tag", EFFAT / "input_32k_mono.wav", "--model", "mn04_as", "--window", "-1"], "window must be > 0"),
@@ -105,6 +105,8 @@ def test_models_lists_the_registry_and_offline_state():
 def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path, args, message):
     sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
     (tmp_path / "fake.wav").write_bytes(b"RIFF but not really" * 20)
+    (tmp_path / "no-audio").mkdir()
+    (tmp_path / "no-audio" / "notes.md").write_text("not audio")
     args = [str(a).replace("{tmp}", str(tmp_path)) for a in args]
     res = run(*args)
     assert res.exit_code != 0

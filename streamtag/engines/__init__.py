@@ -1,0 +1,1 @@
+"""Engines that run the same pipeline beyond one process: `archive` (inputs, shards, reassembly) and Ray."""

@@ -1,0 +1,190 @@
+"""Every output file of one recording: window sinks, events, a plot and the sidecar, committed together."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import IO, Protocol
+
+import numpy as np
+
+from .. import __version__
+from ..models.labels import Labels
+from ..pipeline.result import WindowResult
+from ..windows import WindowSpec
+from .detections import write_audacity, write_events_csv, write_events_jsonl, write_raven
+from .events import EventDetector, EventSettings, EventSubscriber
+from .sinks import AtomicFile, CsvSink, JsonlSink, NpzSink, TagFilter, TextSink, open_text
+
+FORMATS = ("text", "jsonl", "csv", "npz")
+EVENT_FORMATS = ("audacity", "raven")
+EXTENSIONS = {"jsonl": ".jsonl", "csv": ".csv", "npz": ".npz", "text": ".txt", "audacity": ".labels.txt",
+              "raven": ".selection.table.txt"}
+SIDECAR = ".streamtag.json"
+
+
+class RunInfo(Protocol):
+    """What the outputs need to know about a run (a `Tagger` has all of it)."""
+
+    labels: Labels
+    window: WindowSpec
+    model_name: str
+    sample_rate: int
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputPlan:
+    """Which files to write for each recording, and how."""
+
+    formats: tuple[str, ...]
+    tags: TagFilter
+    settings: EventSettings
+    as_events: bool = False
+    output: str | None = None  # one file (or "-") for a single recording
+    output_dir: str | None = None  # one file per recording and format, plus a sidecar
+    plot_path: str | None = None
+
+    def dest(self, stem: str, fmt: str) -> Path:
+        """Where format `fmt` of recording `stem` goes in `output_dir`."""
+        ext = EXTENSIONS[fmt]
+        if self.as_events and fmt in ("jsonl", "csv", "text"):
+            ext = ".events" + ext
+        return Path(self.output_dir) / (stem + ext)
+
+    def sidecar(self, stem: str) -> Path:
+        return Path(self.output_dir) / (stem + SIDECAR)
+
+    def is_complete(self, stem: str, info: RunInfo) -> bool:
+        """Whether `output_dir` already holds every output of `stem` from a run with the same settings."""
+        try:
+            meta = json.loads(self.sidecar(stem).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        same = (meta.get("model") == info.model_name and meta.get("window_s") == info.window.window_s
+                and meta.get("hop_s") == info.window.hop_s and meta.get("formats") == list(self.formats))
+        return same and all(self.dest(stem, f).is_file() for f in self.formats)
+
+
+class RecordingOutputs:
+    """A subscriber writing every planned output of one recording; `finish()` commits them, `discard()` drops them."""
+
+    def __init__(self, plan: OutputPlan, info: RunInfo, path: str, stem: str, shared_out: IO[str] | None,
+                 first: bool) -> None:
+        self.plan, self.info, self.path, self.stem, self.first = plan, info, path, stem, first
+        self.sinks: list = []
+        self.files: list[AtomicFile] = []
+        self.event_writers: list[tuple[str, IO[str]]] = []
+        try:
+            for fmt in plan.formats:
+                self._open(fmt, shared_out)
+        except BaseException:
+            self.discard()
+            raise
+        self.detector = None
+        if plan.as_events or plan.plot_path or any(f in EVENT_FORMATS for f in plan.formats):
+            self.detector = EventSubscriber(EventDetector(info.labels, plan.settings, hop_s=info.window.hop_s),
+                                            lambda e: None)
+            self.sinks.append(self.detector)
+        self.plot_rows: list[tuple[float, float, np.ndarray]] = []
+
+    def _open(self, fmt: str, shared_out: IO[str] | None) -> None:
+        plan, info = self.plan, self.info
+        if fmt == "npz":
+            dest = plan.dest(self.stem, fmt) if plan.output_dir else plan.output
+            self.sinks.append(NpzSink(dest, info.labels, source=self.path, hop_s=info.window.hop_s))
+            return
+        if plan.output_dir:
+            out, own = open_text(plan.dest(self.stem, fmt))
+            self.files.append(own)
+        else:
+            out = shared_out
+        if fmt in EVENT_FORMATS or plan.as_events:
+            self.event_writers.append((fmt, out))
+        else:
+            self.sinks.append(text_sink(fmt, out, self.path, plan.tags, header=self.first or bool(plan.output_dir)))
+
+    def __call__(self, r: WindowResult) -> None:
+        for sink in self.sinks:
+            sink(r)
+        if self.plan.plot_path:
+            self.plot_rows.append((r.start_s, r.end_s, r.scores))
+
+    def finish(self) -> None:
+        """Close the sinks, write events, plot and sidecar, then commit every file (discarding all on error)."""
+        try:
+            for sink in self.sinks:
+                if hasattr(sink, "close"):
+                    sink.close()
+            events = self.detector.events if self.detector is not None else []
+            for fmt, out in self.event_writers:
+                self._write_events(fmt, out, events)
+            if self.plan.plot_path:
+                self._plot(events)
+            for own in self.files:
+                own.commit()
+            if self.plan.output_dir:
+                self._sidecar()  # last: its presence marks the recording complete (resume)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        for own in self.files:
+            own.discard()
+
+    def _write_events(self, fmt: str, out: IO[str], events) -> None:
+        model, path, first = self.info.model_name, self.path, self.first or bool(self.plan.output_dir)
+        if fmt == "audacity":
+            write_audacity(out, events)
+        elif fmt == "raven":
+            write_raven(out, events, path, self.info.sample_rate / 2)
+        elif fmt == "jsonl":
+            write_events_jsonl(out, events, path, model)
+        elif fmt == "csv":
+            write_events_csv(out, events, path, model, header=first)
+        else:
+            out.write(f"# {path}  (model {model}, {len(events)} events)\n")
+            for e in events:
+                out.write(f"{e.onset_s:8.2f}-{e.offset_s:8.2f} s  {e.label}  peak {e.peak:.2f}\n")
+
+    def _plot(self, events) -> None:
+        from .plot import plot_scores  # matplotlib only when a plot is asked for
+        plan, rows = self.plan, self.plot_rows
+        dest = Path(plan.output_dir) / f"{self.stem}{Path(plan.plot_path).suffix or '.png'}" if plan.output_dir \
+            else plan.plot_path
+        start = np.array([r[0] for r in rows])
+        end = np.array([r[1] for r in rows])
+        scores = np.stack([r[2] for r in rows]) if rows else np.zeros((0, len(self.info.labels)))
+        plot_scores(dest, start, end, scores, self.info.labels.names, events,
+                    title=f"{os.path.basename(self.path)} ({self.info.model_name})")
+
+    def _sidecar(self) -> None:
+        w = self.info.window
+        meta = {"source": self.path, "model": self.info.model_name, "window_s": w.window_s, "hop_s": w.hop_s,
+                "streamtag_version": __version__, "formats": list(self.plan.formats),
+                "events": dataclasses.asdict(self.plan.settings) | {"labels": None}}
+        out, own = open_text(self.plan.sidecar(self.stem))
+        out.write(json.dumps(meta, indent=2) + "\n")
+        own.commit()
+
+
+def text_sink(fmt: str, out: IO[str], path: str, tags: TagFilter, header: bool):
+    """The JSONL, CSV or text sink writing windows to `out`."""
+    if fmt == "jsonl":
+        return JsonlSink(out, path, tags)
+    if fmt == "csv":
+        return CsvSink(out, path, tags, header=header)
+    return TextSink(out, path, tags)
+
+
+def recording_stems(paths: list[str]) -> list[str]:
+    """Output name stems, one per input path, made unique in order (x, x-1, x-2 ...)."""
+    seen: dict[str, int] = {}
+    out = []
+    for f in paths:
+        stem = Path(f).stem
+        n = seen.get(stem, 0)
+        seen[stem] = n + 1
+        out.append(stem if n == 0 else f"{stem}-{n}")
+    return out

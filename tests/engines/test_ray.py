@@ -1,0 +1,89 @@
+"""The Ray engine on a local Ray instance: same results as one machine, failures reported, resume, retries."""
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from streamtag.cli import main
+from streamtag.engines.ray_engine import CRASH_ONCE_ENV, SUMMARY_FILE, tag_archive
+from tests.helpers import LABELS_CSV, MN04_WEIGHTS, SHARED
+
+ray = pytest.importorskip("ray")  # the [ray] extra; installed by the test extra and CI
+
+pytestmark = pytest.mark.slow  # starts Ray: ~30 s
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    marker = tmp_path_factory.mktemp("crash") / "crash-once"
+    marker.write_text("the first shard's worker dies once")
+    os.environ[CRASH_ONCE_ENV] = str(marker)  # inherited by the Ray workers started below
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield marker
+    ray.shutdown()
+    os.environ.pop(CRASH_ONCE_ENV, None)
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    root = tmp_path_factory.mktemp("archive")
+    x, sr = sf.read(SHARED / "audio" / "long_mix_44k1.wav", dtype="float32", frames=44100 * 30)
+    (root / "field").mkdir()
+    sf.write(root / "field" / "long.wav", x, sr)  # 30 s: 59 windows of 1 s / 0.5 s, 8 shards of 8
+    sf.write(root / "short.flac", x[sr * 3:sr * 5], sr)
+    (root / "corrupt.wav").write_bytes(b"RIFF" + b"\x00" * 200)
+    return root
+
+
+MODEL = ["--model", "mn04_as", "--weights", str(MN04_WEIGHTS), "--labels", str(LABELS_CSV), "--device", "cpu",
+         "--window", "1", "--hop", "0.5", "--format", "npz,jsonl"]
+
+
+def test_ray_run_equals_one_machine_reports_the_corrupt_file_and_resumes(local_ray, archive, tmp_path):
+    single, cluster = tmp_path / "single", tmp_path / "ray"
+    res = CliRunner().invoke(main, ["tag", str(archive), *MODEL, "--output-dir", str(single), "--quiet"])
+    assert res.exit_code == 1 and "corrupt.wav" in res.output  # the local engine reports it too
+
+    res = CliRunner().invoke(main, ["tag", str(archive), *MODEL, "--output-dir", str(cluster), "--engine", "ray",
+                                    "--shard-windows", "8"])
+    assert res.exit_code == 1, res.output
+    assert "2 tagged, 0 already complete, 1 failed of 3 files" in res.output
+    assert "corrupt.wav: not a readable audio file" in res.output
+    assert not local_ray.exists()  # a worker died on its first shard and Ray retried it
+    for stem in ("long", "short"):
+        with np.load(single / f"{stem}.npz") as a, np.load(cluster / f"{stem}.npz") as b:
+            assert a["scores"].shape == b["scores"].shape
+            assert np.abs(a["scores"] - b["scores"]).max() <= 1e-4
+            np.testing.assert_allclose(a["start_s"], b["start_s"])
+            np.testing.assert_allclose(b["embeddings"], a["embeddings"], rtol=1e-3, atol=1e-4)
+        rows = lambda d: [json.loads(ln) for ln in (d / f"{stem}.jsonl").read_text().splitlines()]  # noqa: E731
+        assert [r["window"] for r in rows(cluster)] == [r["window"] for r in rows(single)]
+        assert [[t["label"] for t in r["top"][:1]] for r in rows(cluster)] == \
+            [[t["label"] for t in r["top"][:1]] for r in rows(single)]
+    with np.load(cluster / "long.npz") as z:
+        assert len(z["start_s"]) == 59
+    summary = json.loads((cluster / SUMMARY_FILE).read_text())
+    assert summary["files"] == 3 and summary["completed"] == 2 and summary["windows"] == 59 + 3
+    assert summary["shards"] == 8 + 1 and summary["failed"][0]["path"].endswith("corrupt.wav")
+    assert summary["windows_per_s"] > 0
+
+    before = (cluster / "long.npz").stat().st_mtime_ns
+    again = tag_archive([archive], cluster, model="mn04_as", weights=str(MN04_WEIGHTS), window=1.0, hop=0.5,
+                        labels=str(LABELS_CSV), device="cpu", plan=_npz_jsonl_plan(), shard_windows=8)
+    assert sorted(os.path.basename(p) for p in again.skipped) == ["long.wav", "short.flac"]
+    assert again.completed == 0 and len(again.failed) == 1 and again.shards == 0
+    assert (cluster / "long.npz").stat().st_mtime_ns == before
+
+
+def _npz_jsonl_plan():
+    from streamtag.outputs import EventSettings, TagFilter
+    from streamtag.outputs.recording import OutputPlan
+    return OutputPlan(("npz", "jsonl"), TagFilter(), EventSettings())
+
+
+def test_ray_engine_needs_an_output_dir(archive):
+    res = CliRunner().invoke(main, ["tag", str(archive), "--engine", "ray"])
+    assert res.exit_code == 1 and "--engine ray writes one set of files per input: give --output-dir" in res.output
