@@ -102,12 +102,16 @@ class TaggingModel(nn.Module):
         return self.network.frame_times(n_samples) if self.has_frames else None
 
     def forward(self, wave: Tensor, lengths: Tensor | None = None) -> ModelOutput:
-        return self.run_network(self.network, self.frontend(wave), lengths)
+        return self.run_network(self.network, self.frontend(wave), lengths, wave.shape[-1])
 
     @staticmethod
-    def run_network(network: nn.Module, features: Tensor, lengths: Tensor | None = None) -> ModelOutput:
-        """Call `network` (eager or frozen) on front-end output, passing `lengths` only when given."""
-        out = network(features) if lengths is None else network(features, lengths)
+    def run_network(network: nn.Module, features: Tensor, lengths: Tensor | None = None,
+                    n_samples: int | None = None) -> ModelOutput:
+        """Call `network` (eager or frozen) on front-end output; valid `lengths` of n_samples windows go only to
+        networks that mask padding (`uses_lengths`), the others read padded windows as they are."""
+        if lengths is None or not getattr(network, "uses_lengths", False):
+            return ModelOutput(*network(features))
+        out = network(features, lengths, n_samples=n_samples)
         return ModelOutput(*out)
 
 

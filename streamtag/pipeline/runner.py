@@ -110,7 +110,7 @@ class ModelRunner:
             if self.model.frontend is None:  # a composite (ensemble) runs its members whole
                 with self._autocast():
                     return self._to_numpy(self.model(x))
-            return self._finish(self.model.frontend(x), lengths)
+            return self._finish(self.model.frontend(x), lengths, x.shape[-1])
 
     def infer_span(self, span: np.ndarray, count: int, step: int, window: int,
                    lengths: np.ndarray | None = None) -> Inferred:
@@ -122,15 +122,13 @@ class ModelRunner:
                 return self._finish(frontend.windows(self._to_device(span), count, step, window))
         return self.infer(np.stack([span[k * step:k * step + window] for k in range(count)]), lengths)
 
-    def _finish(self, features: Tensor, lengths: np.ndarray | None = None) -> Inferred:
+    def _finish(self, features: Tensor, lengths: np.ndarray | None = None, n_samples: int | None = None) -> Inferred:
         net = self._net(features)
         if self.device.type == "cuda" and self.optimize and features.dim() == 4:
             features = features.contiguous(memory_format=torch.channels_last)
-        if lengths is not None and not getattr(self.model.network, "uses_lengths", False):
-            lengths = None  # this family reads padded windows as they are (zeros)
         with self._autocast():
             return self._to_numpy(TaggingModel.run_network(
-                net, features, None if lengths is None else torch.as_tensor(lengths, device=self.device)))
+                net, features, None if lengths is None else torch.as_tensor(lengths, device=self.device), n_samples))
 
     def _autocast(self) -> torch.autocast:
         dtype = PRECISIONS[self.precision]

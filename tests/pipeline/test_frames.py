@@ -28,8 +28,8 @@ class FrameStats(nn.Module):
         self.scale = nn.Parameter(torch.ones(()))
         self.seen_lengths: list = []
 
-    def forward(self, wave, lengths=None):
-        self.seen_lengths.append(None if lengths is None else lengths.tolist())
+    def forward(self, wave, lengths=None, n_samples=None):
+        self.seen_lengths.append(None if lengths is None else (lengths.tolist(), n_samples))
         n = wave.shape[1] // FRAME
         x = wave[:, :n * FRAME].reshape(len(wave), n, FRAME) * self.scale
         frames = torch.stack([x.mean(-1), x.amax(-1)], dim=-1)
@@ -65,7 +65,7 @@ def test_frames_carry_absolute_times_and_equal_a_direct_call(frame_model, wave):
 def test_only_the_padded_last_window_gets_lengths(frame_model, wave):
     list(Tagger(frame_model, window=1.0, hop=0.5, device="cpu", batch_size=8).tag_array(wave, 16000))
     seen = frame_model.network.seen_lengths
-    assert seen[-1] == [16000, 16000, 16000, 16000, 16000, wave.size - 5 * 8000]
+    assert seen[-1] == ([16000, 16000, 16000, 16000, 16000, wave.size - 5 * 8000], 16000)
     assert all(s is None for s in seen[:-1])  # the warm-up probe and earlier batches: no padding
 
 
