@@ -13,6 +13,7 @@ Each side runs in its own subprocess (so each has its own peak RSS) on the same 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torchaudio.compliance import kaldi
 
+from . import USER_OMP_WAIT_POLICY
 from .audio.sources import ArraySource, FileSource
 from .errors import StreamtagError
 from .models import create_model
@@ -187,7 +189,13 @@ def worker(mode: str, path: str, warmup: str, model_name: str, weights: str | No
 def _spawn(mode: str, args: dict, tmp: Path) -> dict:
     out = str(tmp / f"{mode}.json")
     cmd = [sys.executable, "-m", "streamtag.bench", mode, json.dumps({**args, "out": out})]
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if mode == "baseline":  # the baseline runs as a user would run EATagger: OpenMP's own default
+        env.pop("OMP_WAIT_POLICY", None)
+        env["STREAMTAG_OMP_DEFAULT"] = "keep"
+        if USER_OMP_WAIT_POLICY is not None:
+            env["OMP_WAIT_POLICY"] = USER_OMP_WAIT_POLICY
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"benchmark {mode} failed:\n{res.stderr[-2000:]}")
     r = json.loads(Path(out).read_text())
