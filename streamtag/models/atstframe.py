@@ -26,12 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchaudio.functional import melscale_fbanks
 
 from ..errors import WeightsError
 from .registry import ModelSpec
+from .vit import Block
 from .weights import load_into, state_dict_of
 
 TEACHER_PREFIX = "model.teacher.encoder."
@@ -125,48 +125,6 @@ class PatchEmbed(nn.Module):
         return self.patch_embed(patches)
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention, qkv without bias, scale head_dim^-0.5."""
-
-    def __init__(self, dim: int, num_heads: int) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=False)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
-        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d))
-
-
-class Mlp(nn.Module):
-    """fc1 -> exact GELU -> fc2."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
-class Block(nn.Module):
-    """Pre-LN transformer block."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_dim: int) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.attn = Attention(dim, num_heads)
-        self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.mlp = Mlp(dim, mlp_dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
-
-
 class FrameASTEncoder(nn.Module):
     """The teacher `FrameAST` (pos_type "cut", Linear patch embedding, no CLS token, no prompts)."""
 
@@ -177,7 +135,7 @@ class FrameASTEncoder(nn.Module):
         self.mask_embed = nn.Parameter(torch.zeros(1, 1, d))  # training only; kept so checkpoints load strictly
         self.pos_embed = nn.Parameter(torch.zeros(1, config.max_tokens + 1, d))
         self.patch_embed = PatchEmbed(config.patch_h, config.patch_w, d)
-        self.blocks = nn.ModuleList(Block(d, config.num_heads, config.mlp_dim) for _ in range(config.depth))
+        self.blocks = nn.ModuleList(Block(d, config.num_heads, config.mlp_dim, LAYER_NORM_EPS, qkv_bias=False) for _ in range(config.depth))
         self.norm_frame = nn.LayerNorm(d, eps=LAYER_NORM_EPS)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
 

@@ -33,6 +33,7 @@ from ..errors import ConfigError, WeightsError
 from .frontends import KaldiFbank
 from .labels import load_labels
 from .registry import ModelSpec
+from .vit import Block
 from .weights import load_into
 
 AUDIOSET_MEAN, AUDIOSET_STD = -4.268, 4.569
@@ -180,49 +181,6 @@ class PatchEncoder(nn.Module):
         return self.context_encoder.norm(x)
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention with a biased qkv projection, scale head_dim^-0.5, no mask."""
-
-    def __init__(self, dim: int, num_heads: int) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
-
-
-class Mlp(nn.Module):
-    """fc1 -> exact GELU -> fc2."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
-class PostLNBlock(nn.Module):
-    """data2vec 2.0 block with layer_norm_first=False: x = LN1(x + attn(x)); x = LN2(x + mlp(x))."""
-
-    def __init__(self, cfg: EncoderConfig) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
-        self.attn = Attention(cfg.embed_dim, cfg.num_heads)
-        self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
-        self.mlp = Mlp(cfg.embed_dim, int(cfg.embed_dim * cfg.mlp_ratio))
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.norm1(x + self.attn(x))
-        return self.norm2(x + self.mlp(x))
-
-
 class EATEncoder(nn.Module):
     """The EAT student encoder (`Data2VecMultiModel.extract_features`): fbank [B, T, M] -> tokens [B, 1 + P, D]."""
 
@@ -230,7 +188,9 @@ class EATEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.modality_encoders = nn.ModuleDict({"IMAGE": PatchEncoder(cfg)})
-        self.blocks = nn.ModuleList([PostLNBlock(cfg) for _ in range(cfg.depth)])
+        hidden = int(cfg.embed_dim * cfg.mlp_ratio)
+        self.blocks = nn.ModuleList([Block(cfg.embed_dim, cfg.num_heads, hidden, cfg.norm_eps, pre_norm=False)
+                                     for _ in range(cfg.depth)])
 
     def forward(self, fbank: Tensor) -> Tensor:
         x = self.modality_encoders["IMAGE"](fbank)

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from ..errors import WeightsError
 from .frontends import KaldiFbank
 from .registry import ModelSpec
+from .vit import Block
 from .weights import load_into, state_dict_of
 
 AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974
@@ -67,48 +68,6 @@ class SSASTConfig:
 def patch_kind(patch_shape: tuple[int, int], n_mels: int) -> str:
     """'frame' for full-height patches (128 x 2), else 'patch'."""
     return "frame" if patch_shape[0] == n_mels else "patch"
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention with a fused qkv projection (timm ViT layout)."""
-
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d))
-
-
-class Mlp(nn.Module):
-    """fc1 -> exact GELU -> fc2."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
-
-    def __init__(self, dim: int, heads: int, mlp_hidden: int) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.attn = Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.mlp = Mlp(dim, mlp_hidden)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
 
 
 class PatchEmbed(nn.Module):
@@ -156,7 +115,7 @@ class SSASTEncoder(nn.Module):
             self.dist_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.cls_tokens + cfg.pos_grid[0] * cfg.pos_grid[1], cfg.dim))
         self.patch_embed = PatchEmbed(cfg.dim, cfg.patch_shape, cfg.strides)
-        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, cfg.mlp_hidden) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, cfg.mlp_hidden, LN_EPS) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim, eps=LN_EPS)
         self._positions: dict[tuple, Tensor] = {}  # adapted pos_embed per input grid
 

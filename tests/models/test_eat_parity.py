@@ -244,7 +244,7 @@ def test_min_input_gives_one_step(pretrained):
 def test_random_weights_build_the_released_base(name, dim, classes):
     model = create_model(name, pretrained=False)
     net = model.network
-    assert len(net.model.blocks) == 12 and net.model.blocks[0].attn.num_heads == 12
+    assert len(net.model.blocks) == 12 and net.model.blocks[0].attn.heads == 12
     assert net.model.modality_encoders["IMAGE"].fixed_positional_encoder.positions.shape == (1, 6144, dim)
     with torch.inference_mode():
         out = model(torch.randn(1, 16000) * 0.1)
@@ -255,7 +255,7 @@ def test_random_weights_build_the_released_base(name, dim, classes):
 @pytest.mark.slow
 def test_random_weights_build_the_released_large():
     model = create_model("eat_large_epoch20_as2m", pretrained=False)
-    assert len(model.network.model.blocks) == 24 and model.network.model.blocks[0].attn.num_heads == 16
+    assert len(model.network.model.blocks) == 24 and model.network.model.blocks[0].attn.heads == 16
     with torch.inference_mode():
         out = model(torch.randn(1, 16000) * 0.1)
     assert out.logits.shape == (1, 527) and out.embedding.shape == (1, 1024) and out.frames.shape == (1, 7, 1024)
