@@ -118,13 +118,14 @@ def _transformer(name: str, family: str, dim: int, file: str, url: str, *, class
 
 def _beats(name: str, file: str, classes: int, mAP: float | None = None) -> ModelSpec:
     # 16 fbank frames (+ the 25 ms frame) per time patch; frames are 160 ms patches
-    return _transformer(name, "beats", 768, file, BEATS_BASE + file + BEATS_QUERY, classes=classes, params=90.0,
+    return _transformer(name, "beats", 768, file, BEATS_BASE + file + BEATS_QUERY, classes=classes,
+                        params=90.72 if classes else 90.31,
                         mAP=mAP, license="MIT (microsoft/unilm BEATs)", min_input=400 + 15 * 160,
                         frame_hop_s=0.16)
 
 
 def _ssast(name: str, file: str, url: str, size: str, frame: bool) -> ModelSpec:
-    dim, params = {"tiny": (192, 6.0), "small": (384, 23.0), "base": (768, 89.0)}[size]
+    dim, params = {"tiny": (192, 5.49), "small": (384, 21.59), "base": (768, 85.65)}[size]
     return _transformer(name, "ssast", dim, file, url, classes=0, params=params, license=SSAST_LICENSE,
                         min_input=400 + (1 if frame else 15) * 160, frame_hop_s=0.01 if frame else 0.1,
                         size=size, patch="frame" if frame else "patch")
@@ -136,9 +137,9 @@ def _drive(file_id: str) -> tuple[str, str]:
             f"https://drive.google.com/file/d/{file_id}/view")
 
 
-def _atst(name: str, dim: int, file_id: str) -> ModelSpec:
+def _atst(name: str, dim: int, file_id: str, params: float) -> ModelSpec:
     url, page = _drive(file_id)
-    return _transformer(name, "atstframe", 12 * dim, name + ".ckpt", url, classes=0,
+    return _transformer(name, "atstframe", 12 * dim, name + ".ckpt", url, classes=0, params=params,
                         license="CC BY 4.0 (Audio-WestlakeU/audiossl)", min_input=4 * 160,
                         frame_dim=12 * dim, frame_hop_s=0.04, page=page, n_mels=64, n_fft=1024, win_length=1024)
 
@@ -153,6 +154,7 @@ def _eat(name: str, dim: int, file_id: str, classes: int, params: float | None, 
 _SSAST_DROPBOX = "https://www.dropbox.com/s/{}/{}?dl=1"
 
 # Audio transformers (16 kHz). Pre-trained (self-supervised) releases give embeddings only.
+# Parameters are counted from the architecture built here (None: not counted).
 MODELS.update({s.name: s for s in (
     _beats("beats_iter1", "BEATs_iter1.pt", 0),
     _beats("beats_iter2", "BEATs_iter2.pt", 0),
@@ -178,13 +180,13 @@ MODELS.update({s.name: s for s in (
            _SSAST_DROPBOX.format("fkbtf78y94113wz", "SSAST-Tiny-Patch-400.pth"), "tiny", False),
     _ssast("ssast_tiny_frame_400", "SSAST-Tiny-Frame-400.pth",
            _SSAST_DROPBOX.format("rx7g60ruzawffzv", "SSAST-Tiny-Frame-400.pth"), "tiny", True),
-    _atst("atstframe_small", 384, "1xZoOTuxV415icYONYbeFQzgrmJQf4a4B"),
-    _atst("atstframe_base", 768, "1bGJSZWlAIIJ6GL5Id5dW0PTB72DL-QDQ"),
-    _eat("eat_base_epoch10", 768, "10pklbY_fKraQUIBizSg1kv4lJXNWxpxl", 0, 88.0),
-    _eat("eat_base_epoch10_as2m", 768, "1F07zN8N54rXU-szvKUlYaCFMCepc4wHR", 527, 88.0, 48.6),
-    _eat("eat_base_epoch10_as20k", 768, "1fRX_Mgj4sHxV2F6AVfoqXObfgzFMnHRA", 527, 88.0, 40.2),
-    _eat("eat_base_epoch30", 768, "19hfzLgHCkyqTOYmHt8dqVa9nm-weBq4f", 0, 88.0),
-    _eat("eat_base_epoch30_as2m", 768, "1aCYiQmoZv_Gh1FxnR-CCWpNAp6DIJzn6", 527, 88.0),
+    _atst("atstframe_small", 384, "1xZoOTuxV415icYONYbeFQzgrmJQf4a4B", 21.48),
+    _atst("atstframe_base", 768, "1bGJSZWlAIIJ6GL5Id5dW0PTB72DL-QDQ", 85.42),
+    _eat("eat_base_epoch10", 768, "10pklbY_fKraQUIBizSg1kv4lJXNWxpxl", 0, 89.97),
+    _eat("eat_base_epoch10_as2m", 768, "1F07zN8N54rXU-szvKUlYaCFMCepc4wHR", 527, 90.38, 48.6),
+    _eat("eat_base_epoch10_as20k", 768, "1fRX_Mgj4sHxV2F6AVfoqXObfgzFMnHRA", 527, 90.38, 40.2),
+    _eat("eat_base_epoch30", 768, "19hfzLgHCkyqTOYmHt8dqVa9nm-weBq4f", 0, 89.97),
+    _eat("eat_base_epoch30_as2m", 768, "1aCYiQmoZv_Gh1FxnR-CCWpNAp6DIJzn6", 527, 90.38),
     _eat("eat_large_epoch20", 1024, "1PEgriRvHsqrtLzlA478VemX7Q0ZGl889", 0, None),
     _eat("eat_large_epoch20_as2m", 1024, "1b_f_nQAdjM1B6u72OFUtFiUu-4yM2shd", 527, None),
 )})

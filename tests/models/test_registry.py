@@ -78,3 +78,15 @@ def test_list_models_filters_by_pattern():
     assert [s.name for s in list_models("mn10_as_mels_*")] == ["mn10_as_mels_40", "mn10_as_mels_64",
                                                                "mn10_as_mels_256"]
     assert len(list_models()) == len(MODELS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["beats_iter3", "beats_iter3_as2m", "ssast_tiny_patch_400", "ssast_small_patch_400",
+                                  "ssast_base_patch_400", "ssast_base_frame_400", "atstframe_small", "atstframe_base",
+                                  "eat_base_epoch10", "eat_base_epoch30_as2m"])
+def test_transformer_entries_state_the_parameters_of_the_built_architecture(name):
+    spec = get_spec(name)
+    model = create_model(name, pretrained=False)
+    counted = sum(p.numel() for p in model.network.parameters()) / 1e6
+    assert counted == pytest.approx(spec.params_millions, abs=0.01)
+    assert model.sample_rate == 16000 and model.has_scores == spec.has_scores and model.has_frames
