@@ -72,9 +72,6 @@ def plan_shards(file: int, path: str, total_windows: int, shard_windows: int) ->
             for j, k0 in enumerate(starts)]
 
 
-ARRAYS = ("scores", "embeddings", "frames", "lost_samples")
-
-
 def tag_shard(tagger: Tagger, shard: Shard) -> bytes:
     """Run the pipeline on one shard; its arrays (window order), packed as an npz."""
     start, stop = shard.samples(tagger.window)

@@ -164,6 +164,7 @@ class ATSTFrame(nn.Module):
     """
 
     freezable = False
+    has_scores = False  # self-supervised: embeddings only
 
     def __init__(self, config: EncoderConfig, n_blocks: int = DEFAULT_N_BLOCKS, chunk_frames: int = CHUNK_FRAMES,
                  hop_length: int = 160, sample_rate: int = 16000) -> None:

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError, WeightsError
@@ -100,10 +99,8 @@ class EATFbank(nn.Module):
         if layout.target_length is not None and layout.target_length % layout.patch:
             raise ConfigError(f"EAT target_length must be a multiple of {layout.patch}, got {layout.target_length}")
         self.layout = layout
-        self.mean = mean
-        self.std = std
         self.kaldi = KaldiFbank(sample_rate=layout.sample_rate, n_mels=n_mels, window_type="hanning",
-                                remove_wave_mean=True, htk_compat=True,
+                                remove_wave_mean=True, htk_compat=True, mean=mean, std=std,
                                 frame_length_ms=1000.0 * layout.win_length / layout.sample_rate,
                                 frame_shift_ms=1000.0 * layout.hop_length / layout.sample_rate)
 
@@ -112,11 +109,7 @@ class EATFbank(nn.Module):
         return self.kaldi.fbank(wave)
 
     def forward(self, wave: Tensor) -> Tensor:
-        x = self.fbank(wave)
-        target = self.layout.input_frames(wave.shape[-1])
-        frames = x.shape[1]
-        x = F.pad(x, (0, 0, 0, target - frames)) if frames < target else x[:, :target]
-        return (x - self.mean) / (2 * self.std)
+        return self.kaldi.fit(self.fbank(wave), self.layout.input_frames(wave.shape[-1]))
 
 
 def sincos_positions(embed_dim: int, rows: int, freq_patches: int = 8) -> Tensor:
@@ -210,6 +203,7 @@ class EATNetwork(nn.Module):
         self.model = EATEncoder(cfg)
         self.fc_norm = nn.LayerNorm(cfg.embed_dim, eps=1e-6) if num_classes else None
         self.head = nn.Linear(cfg.embed_dim, num_classes) if num_classes else None
+        self.has_scores = self.head is not None
 
     def tokens(self, features: Tensor) -> Tensor:
         """Encoder output of every token, [B, extra + P, D] (the official `extract_features(...)['x']`)."""

@@ -1,13 +1,11 @@
 """Builds a registered model: its front-end plus its network, with weights resolved and loaded."""
 from __future__ import annotations
 
-import functools
 import importlib
 import os
 from typing import Callable, NamedTuple
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 from . import dymn, mobilenet
@@ -80,18 +78,11 @@ class TaggingModel(nn.Module):
     def sample_rate(self) -> int:
         return self.spec.sample_rate
 
-    @functools.cached_property
+    @property
     def has_scores(self) -> bool:
-        """Whether this model (as loaded: a checkpoint may lack the release's head) gives scores."""
-        declared = getattr(self.network, "has_scores", None)
-        if declared is not None:
-            return bool(declared)
-        if self.spec.family in ("mn", "dymn"):
-            return True
-        device = next(self.parameters()).device
-        with torch.inference_mode():  # one tiny silent window tells
-            return self(torch.zeros(1, max(self.spec.min_samples, self.sample_rate // 2), device=device)
-                        ).logits is not None
+        """Whether this model as loaded gives scores: its network says so when the checkpoint decides
+        (a released name may be given a file with or without a head), else its registry entry."""
+        return bool(getattr(self.network, "has_scores", self.spec.has_scores))
 
     @property
     def has_frames(self) -> bool:

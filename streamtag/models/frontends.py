@@ -143,8 +143,11 @@ class KaldiFbank(nn.Module):
         return torch.stack(rows)
 
     def forward(self, wave: Tensor) -> Tensor:
-        x = self.fbank(wave)
-        if self.target_length is not None:
-            t = x.shape[1]
-            x = F.pad(x, (0, 0, 0, self.target_length - t)) if t < self.target_length else x[:, :self.target_length]
-        return (x - self.mean) / (2 * self.std)
+        return self.fit(self.fbank(wave), self.target_length)
+
+    def fit(self, fbank: Tensor, frames: int | None) -> Tensor:
+        """Pad (zero log-mel rows) or cut a raw fbank to `frames` (None: as it is), then normalise."""
+        if frames is not None:
+            t = fbank.shape[1]
+            fbank = F.pad(fbank, (0, 0, 0, frames - t)) if t < frames else fbank[:, :frames]
+        return (fbank - self.mean) / (2 * self.std)

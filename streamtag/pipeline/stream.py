@@ -55,7 +55,9 @@ class Stream:
         self._error_lock = threading.Lock()
         self._on_finish = on_finish
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=4096)  # (samples written, time)
-        self._frame_offsets_cache: np.ndarray | None = None
+        # frame starts within a window (s): the same for every window
+        self._frame_offsets = (np.asarray(runner.model.frame_times(spec.window), np.float64) if runner.frames
+                               else None)
         self._windows = 0
         self._lossy = 0
         self._t0 = 0.0
@@ -177,7 +179,6 @@ class Stream:
                 out = self.runner.infer_span(span, len(ks), spec.hop, spec.window,
                                              valid if ended and valid.min() < spec.window else None)
                 scores, frames = out.scores, out.frames
-                frame_offsets = self._frame_offsets() if frames is not None else None
                 now = time.monotonic()
                 results = []
                 for j, k in enumerate(ks):
@@ -189,16 +190,10 @@ class Stream:
                         model=self.model_name, labels=self.labels, lost_samples=lost[j],
                         latency_s=None if arrived is None else now - arrived,
                         frames=None if frames is None else frames[j],
-                        frame_times=None if frames is None else start_s + frame_offsets))
+                        frame_times=None if frames is None else start_s + self._frame_offsets))
                 self._put(results)
         finally:
             self._put(_END, force=True)
-
-    def _frame_offsets(self) -> np.ndarray:
-        """Frame start times within a window (s), the same for every window."""
-        if self._frame_offsets_cache is None:
-            self._frame_offsets_cache = np.asarray(self.runner.model.frame_times(self.spec.window), np.float64)
-        return self._frame_offsets_cache
 
     def _put(self, item, force: bool = False) -> None:
         while True:
