@@ -14,9 +14,14 @@ MN10_RANDOM = EFFAT / "mn10_as_random.pt"
 LONG_MIX = SHARED / "audio" / "long_mix_44k1.wav"
 
 
-def golden(model: str, inp: str) -> dict:
-    with np.load(EFFAT / f"{model}__{inp}.npz") as z:
+def load_npz(path: Path) -> dict:
+    """Every array of an .npz file, read into memory."""
+    with np.load(path) as z:
         return {k: z[k] for k in z.files}
+
+
+def golden(model: str, inp: str) -> dict:
+    return load_npz(EFFAT / f"{model}__{inp}.npz")
 
 
 def rel_err(e: np.ndarray, ref: np.ndarray) -> float:

@@ -10,7 +10,7 @@ from streamtag.cli import main
 from streamtag.errors import WeightsError
 from streamtag.models.atstframe import network_from_checkpoint
 from streamtag.models.weights import read_checkpoint
-from tests.helpers import EFFAT, MN10_RANDOM, SHARED
+from tests.helpers import EFFAT, MN10_RANDOM, SHARED, load_npz
 
 ATST = SHARED / "fixtures" / "atstframe"
 CKPT = ATST / "atstframe_small_depth2_random.ckpt"
@@ -27,8 +27,7 @@ def l2_rel(a: np.ndarray, ref: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def goldens() -> dict:
-    with np.load(GOLDENS) as z:
-        return {k: z[k] for k in z.files}
+    return load_npz(GOLDENS)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from streamtag.errors import WeightsError
 from streamtag.models.beats import RELEASED_CFG, BEATs, BeatsConfig, relative_position_buckets
 from streamtag.models.labels import load_labels
 from streamtag.pipeline.tagger import ShortWindowWarning
-from tests.helpers import MN10_RANDOM, SHARED
+from tests.helpers import MN10_RANDOM, SHARED, load_npz
 
 BEATS = SHARED / "fixtures" / "beats"
 PRETRAINED = BEATS / "beats_pretrained_small_random.pt"
@@ -26,8 +26,7 @@ CASES = ("single", "batch", "short_alone")
 
 @pytest.fixture(scope="module")
 def g():
-    with np.load(BEATS / "beats_golden.npz") as z:
-        return {k: z[k] for k in z.files}
+    return load_npz(BEATS / "beats_golden.npz")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from streamtag import Tagger
 from streamtag.errors import ConfigError, WeightsError
 from streamtag.models import TaggingModel, create_model, eat, get_spec
 from streamtag.models.eat import SCRIPT_TARGET_LENGTH, EATFbank, FrameLayout, sincos_positions
-from tests.helpers import MN04_WEIGHTS, SHARED
+from tests.helpers import MN04_WEIGHTS, SHARED, load_npz
 
 EAT = SHARED / "fixtures" / "eat"
 PRETRAINED = EAT / "eat_pretrained_depth2_random.pt"
@@ -32,8 +32,7 @@ def step_means(tokens: np.ndarray, freq: int = 8) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def g():
-    with np.load(EAT / "goldens_eat_depth2.npz") as z:
-        return {k: z[k] for k in z.files}
+    return load_npz(EAT / "goldens_eat_depth2.npz")
 
 
 @pytest.fixture(scope="module")

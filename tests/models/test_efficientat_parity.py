@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from streamtag import Tagger
-from tests.helpers import EFFAT, LABELS_CSV, golden, rel_err
+from tests.helpers import EFFAT, LABELS_CSV, golden, load_npz, rel_err
 
 SCORE_TOL, EMB_TOL = 1e-4, 1e-3
 CASES = [(m, i) for m in ("mn04_as", "mn10_as_random", "dymn04_as_random")
@@ -63,8 +63,7 @@ def test_front_end_clip_and_batch(model_name, inp, models):
 @pytest.mark.parametrize("key, window, hop", SETTINGS)
 def test_short_clips_follow_the_window_rule(case, key, window, hop, mn04):
     """Clips shorter than a window get one zero-padded window (where EATagger may give none)."""
-    with np.load(EFFAT / "mn04_as__short_clips.npz") as z:
-        s = {k: z[k] for k in z.files}
+    s = load_npz(EFFAT / "mn04_as__short_clips.npz")
     n = int(s["n_samples"][int(case[1])])
     wave = golden("mn04_as", "input_32k_mono")["wave32k"][:n]
     tagger = Tagger(mn04, window=window, hop=hop, labels=LABELS_CSV, device="cpu")

@@ -7,7 +7,7 @@ import torch
 
 from streamtag import Tagger, create_model
 from streamtag.errors import WeightsError
-from tests.helpers import EFFAT, SHARED
+from tests.helpers import EFFAT, SHARED, load_npz
 
 SSAST = SHARED / "fixtures" / "ssast"
 FILES = {"patch": SSAST / "ssast_tiny_patch_depth2_random.pth",
@@ -20,8 +20,7 @@ FBANK_MAX, FBANK_MEAN, POS_TOL, REL_TOL, LOGIT_TOL, PROB_TOL = 1e-3, 1e-5, 1e-5,
 
 
 def ssast_golden(case: str) -> dict:
-    with np.load(SSAST / f"ssast_golden_{case}.npz") as z:
-        return {k: z[k] for k in z.files}
+    return load_npz(SSAST / f"ssast_golden_{case}.npz")
 
 
 def rel_max(ours: np.ndarray, ref: np.ndarray) -> float:
