@@ -27,12 +27,12 @@ import soundfile as sf
 import soxr
 import torch
 import torch.nn.functional as F
-from torchaudio.compliance import kaldi
 
 from . import USER_OMP_WAIT_POLICY
 from .audio.sources import ArraySource, FileSource
 from .errors import StreamtagError
 from .models import create_model
+from .models.frontends import kaldi_mel_banks
 from .pipeline import Tagger
 from .windows import WindowSpec
 
@@ -80,7 +80,7 @@ def naive_mel(wave: torch.Tensor, n_mels: int = 128, sr: int = 32000, n_fft: int
     spec = torch.stft(x, n_fft, hop_length=hop, win_length=win, center=True, normalized=False,
                       window=torch.hann_window(win, periodic=False), return_complex=True)
     power = spec.real.square() + spec.imag.square()
-    bank, _ = kaldi.get_mel_banks(n_mels, n_fft, float(sr), 0.0, float(sr // 2 - 1000), 100.0, -500.0, 1.0)
+    bank = kaldi_mel_banks(n_mels, n_fft, float(sr), 0.0, float(sr // 2 - 1000))
     mel = torch.matmul(F.pad(bank, (0, 1)), power)
     return (((mel + 1e-5).log() + 4.5) / 5.0).unsqueeze(1)
 

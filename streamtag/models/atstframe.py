@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torchaudio.functional import melscale_fbanks
 
 from ..errors import WeightsError
+from .frontends import htk_mel_banks
 from .registry import ModelSpec
 from .vit import Block
 from .weights import load_into, state_dict_of
@@ -85,8 +85,7 @@ class ATSTMel(nn.Module):
         self.amin = amin
         self.norm_min = norm_min
         self.norm_max = norm_max
-        bank = melscale_fbanks(n_fft // 2 + 1, float(f_min), float(f_max), n_mels, sample_rate,
-                               norm=None, mel_scale="htk")
+        bank = htk_mel_banks(n_fft // 2 + 1, float(f_min), float(f_max), n_mels, sample_rate)
         self.register_buffer("mel_bank", bank, persistent=False)  # [n_fft//2+1, n_mels]
         self.register_buffer("window", torch.hann_window(win_length), persistent=False)
 

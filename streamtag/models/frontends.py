@@ -1,10 +1,75 @@
-"""Front-ends: plain modules mapping waveforms [B, N] to model inputs, every parameter explicit."""
+"""Front-ends: plain modules mapping waveforms [B, N] to model inputs, every parameter explicit.
+
+The mel banks and the Kaldi fbank are written here (in float32, in the order of operations of
+torchaudio's `compliance.kaldi` and `functional.melscale_fbanks`, which the official models use),
+so streamtag needs no torchaudio: its compiled library must match torch exactly and breaks
+installs whenever the two drift apart.
+"""
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchaudio.compliance import kaldi
+
+KALDI_EPSILON = torch.finfo(torch.float32).eps  # Kaldi's floor before the log
+
+
+def kaldi_mel(freq: float) -> float:
+    """Kaldi's mel scale: 1127 ln(1 + f / 700)."""
+    return 1127.0 * math.log(1.0 + freq / 700.0)
+
+
+def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: float, low_freq: float, high_freq: float) -> Tensor:
+    """Kaldi's triangular mel bank (peak 1, no warping), [n_mels, n_fft // 2]; high_freq <= 0 counts from Nyquist.
+
+    As `torchaudio.compliance.kaldi.get_mel_banks` with vtln_warp_factor 1.0: triangles equally spaced
+    in Kaldi mel between low_freq and high_freq, evaluated at the bin frequencies k * sr / n_fft.
+    """
+    nyquist = 0.5 * sample_rate
+    if high_freq <= 0.0:
+        high_freq += nyquist
+    if n_mels <= 3 or n_fft % 2 or not (0.0 <= low_freq < high_freq <= nyquist):
+        raise ValueError(f"bad mel bank: {n_mels} bins, n_fft {n_fft}, {low_freq}-{high_freq} Hz at {sample_rate} Hz")
+    mel_low, mel_high = kaldi_mel(low_freq), kaldi_mel(high_freq)
+    delta = (mel_high - mel_low) / (n_mels + 1)
+    index = torch.arange(n_mels).unsqueeze(1)
+    left = mel_low + index * delta
+    centre = mel_low + (index + 1.0) * delta
+    right = mel_low + (index + 2.0) * delta
+    mel = (1127.0 * (1.0 + (sample_rate / n_fft) * torch.arange(n_fft / 2) / 700.0).log()).unsqueeze(0)
+    up = (mel - left) / (centre - left)
+    down = (right - mel) / (right - centre)
+    return torch.max(torch.zeros(1), torch.min(up, down))
+
+
+def htk_mel_banks(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int) -> Tensor:
+    """HTK triangular mel bank without normalisation, [n_freqs, n_mels] (as torchaudio's `melscale_fbanks`)."""
+    freqs = torch.linspace(0, sample_rate // 2, n_freqs)
+    m_min, m_max = (2595.0 * math.log10(1.0 + f / 700.0) for f in (f_min, f_max))
+    points = 700.0 * (10.0 ** (torch.linspace(m_min, m_max, n_mels + 2) / 2595.0) - 1.0)
+    widths = points[1:] - points[:-1]
+    slopes = points.unsqueeze(0) - freqs.unsqueeze(1)
+    down = (-1.0 * slopes[:, :-2]) / widths[:-1]
+    up = slopes[:, 2:] / widths[1:]
+    return torch.max(torch.zeros(1), torch.min(down, up))
+
+
+def kaldi_window(window_type: str, size: int, blackman_coeff: float = 0.42) -> Tensor:
+    """Kaldi's analysis windows: hanning, hamming, povey (hann ** 0.85), rectangular, blackman (symmetric)."""
+    if window_type == "hanning":
+        return torch.hann_window(size, periodic=False)
+    if window_type == "hamming":
+        return torch.hamming_window(size, periodic=False, alpha=0.54, beta=0.46)
+    if window_type == "povey":
+        return torch.hann_window(size, periodic=False).pow(0.85)
+    if window_type == "rectangular":
+        return torch.ones(size)
+    if window_type == "blackman":
+        a, n = 2 * math.pi / (size - 1), torch.arange(size, dtype=torch.float32)
+        return blackman_coeff - 0.5 * torch.cos(a * n) + (0.5 - blackman_coeff) * torch.cos(2 * a * n)
+    raise ValueError(f"unknown Kaldi window type {window_type!r}")
 
 
 class EfficientATMel(nn.Module):
@@ -38,8 +103,7 @@ class EfficientATMel(nn.Module):
         # eval mode: fmax = sr/2 - fmax_aug_range/2 (integer arithmetic, as the reference)
         self.fmin = float(fmin)
         self.fmax = float(fmax) if fmax is not None else float(sample_rate // 2 - fmax_aug_range // 2)
-        bank, _ = kaldi.get_mel_banks(n_mels, n_fft, float(sample_rate), self.fmin, self.fmax,
-                                      vtln_low=100.0, vtln_high=-500.0, vtln_warp_factor=1.0)
+        bank = kaldi_mel_banks(n_mels, n_fft, float(sample_rate), self.fmin, self.fmax)
         self.register_buffer("mel_basis", F.pad(bank, (0, 1)), persistent=False)  # [n_mels, n_fft//2+1]
         self.register_buffer("window", torch.hann_window(win_length, periodic=False), persistent=False)
         self.register_buffer("preemphasis_kernel", torch.tensor([[[-preemphasis, 1.0]]]), persistent=False)
@@ -104,26 +168,35 @@ class KaldiFbank(nn.Module):
     Per row: optional removal of the waveform mean, multiplication by `scale` (BEATs: 2**15),
     fbank with 25 ms / 10 ms frames, `snip_edges` (T = 1 + (N - 400) // 160 at 16 kHz), then
     optional pad (zero log-mel rows) or cut to `target_length`, then (x - mean) / (2 * std).
+    The fbank: per frame DC removal, pre-emphasis 0.97 (first sample replicated), the window,
+    zero padding to a power of two, |rfft|^2, the Kaldi mel bank (20 Hz to Nyquist, zero Nyquist
+    column), ln(max(x, float32 eps)); no dither, no energy column.
     """
 
     def __init__(self, sample_rate: int = 16000, n_mels: int = 128, window_type: str = "hanning",
                  scale: float = 1.0, remove_wave_mean: bool = True, htk_compat: bool = True,
                  mean: float = 0.0, std: float = 0.5, target_length: int | None = None,
-                 frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0) -> None:
+                 frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0,
+                 low_freq: float = 20.0, preemphasis: float = 0.97) -> None:
         super().__init__()
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.window_type = window_type
         self.scale = scale
         self.remove_wave_mean = remove_wave_mean
-        self.htk_compat = htk_compat
+        self.htk_compat = htk_compat  # only moves the energy column, which is not produced
         self.mean = mean
         self.std = std
         self.target_length = target_length
         self.frame_length_ms = frame_length_ms
         self.frame_shift_ms = frame_shift_ms
+        self.preemphasis = preemphasis
         self.win_length = int(sample_rate * frame_length_ms / 1000)
         self.hop_length = int(sample_rate * frame_shift_ms / 1000)
+        self.n_fft = 1 << (self.win_length - 1).bit_length()
+        bank = F.pad(kaldi_mel_banks(n_mels, self.n_fft, float(sample_rate), low_freq, 0.0), (0, 1))
+        self.register_buffer("mel_bank", bank, persistent=False)  # [n_mels, n_fft//2+1]
+        self.register_buffer("window", kaldi_window(window_type, self.win_length), persistent=False)
 
     def frames(self, n_samples: int) -> int:
         """Fbank frames of a waveform of n_samples (before pad or cut)."""
@@ -131,16 +204,20 @@ class KaldiFbank(nn.Module):
 
     def fbank(self, wave: Tensor) -> Tensor:
         """Raw log-mel fbank of each row (natural log), [B, T, n_mels], before pad/cut and normalisation."""
-        rows = []
+        if wave.shape[-1] < self.win_length:
+            raise ValueError(f"a Kaldi fbank needs at least {self.win_length} samples, got {wave.shape[-1]}")
         with torch.autocast(device_type=wave.device.type, enabled=False):
-            for row in wave.float():
-                if self.remove_wave_mean:
-                    row = row - row.mean()
-                rows.append(kaldi.fbank(
-                    (row * self.scale).unsqueeze(0), htk_compat=self.htk_compat, sample_frequency=self.sample_rate,
-                    use_energy=False, window_type=self.window_type, num_mel_bins=self.n_mels, dither=0.0,
-                    frame_length=self.frame_length_ms, frame_shift=self.frame_shift_ms))
-        return torch.stack(rows)
+            x = wave.float()
+            if self.remove_wave_mean:
+                x = x - x.mean(dim=-1, keepdim=True)
+            frames = (x * self.scale).unfold(-1, self.win_length, self.hop_length)  # [B, T, win]
+            frames = frames - frames.mean(dim=-1, keepdim=True)
+            previous = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
+            frames = (frames - self.preemphasis * previous) * self.window
+            frames = F.pad(frames, (0, self.n_fft - self.win_length))
+            power = torch.fft.rfft(frames).abs().pow(2.0)
+            mel = torch.matmul(power, self.mel_bank.T)
+            return torch.clamp_min(mel, KALDI_EPSILON).log()
 
     def forward(self, wave: Tensor) -> Tensor:
         return self.fit(self.fbank(wave), self.target_length)

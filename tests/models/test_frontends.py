@@ -7,10 +7,16 @@ from streamtag.models.frontends import EfficientATMel
 from tests.helpers import EFFAT, golden
 
 
+# The Kaldi mel scale is computed in float32, as the reference does; the last bits of its log
+# depend on the torch release (2.11 made the constants; with 2.13, 57 of 65536 entries differ, by
+# at most 1.8e-5; the window and pre-emphasis kernel stay bit-identical).
+BANK_TOL = 2e-5
+
+
 def test_constants_match_the_official_front_end():
     fe = EfficientATMel()
     with np.load(EFFAT / "frontend_constants.npz") as c:
-        np.testing.assert_array_equal(fe.mel_basis.numpy(), c["mel_basis"])
+        np.testing.assert_allclose(fe.mel_basis.numpy(), c["mel_basis"], rtol=0, atol=BANK_TOL)
         np.testing.assert_array_equal(fe.window.numpy(), c["window"])
         np.testing.assert_array_equal(fe.preemphasis_kernel.numpy().ravel(), c["preemphasis_kernel"])
     assert fe.fmax == 15000.0
