@@ -1,22 +1,38 @@
-"""streamtag: streaming sliding-window AudioSet tagging (scores and embeddings per window)."""
+"""streamtag: streaming sliding-window AudioSet tagging (scores and embeddings per window).
+
+Importing the package loads nothing heavy: the names below that need torch are imported on first
+use (`from streamtag import Tagger`), which raises `DependencyError` with the fix when torch cannot load.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import (AudioReadError, ConfigError, DependencyError, LabelsError, PipelineError, StreamtagError,
+                     UnknownModelError, WeightsError, WeightsUnavailableError)
+from .threads import configure_threads
+
 __version__ = "0.1.0"
 
-import os as _os  # noqa: E402
+_LAZY = {"ArraySource": ".audio", "FileSource": ".audio", "ModelSpec": ".models", "create_model": ".models",
+         "list_models": ".models", "load_labels": ".models", "Tagger": ".pipeline", "TaggerStats": ".pipeline",
+         "WindowResult": ".pipeline"}
 
-# OpenMP threads that spin while idle starve the pipeline's own threads (decode, dispatch) on
-# small machines: with 2 cores the model ran ~25 % slower. Sleep instead, unless the user chose
-# (only effective when torch is imported after streamtag, as in the CLI).
-USER_OMP_WAIT_POLICY = _os.environ.get("OMP_WAIT_POLICY")
-if _os.environ.get("STREAMTAG_OMP_DEFAULT") != "keep":  # "keep": the benchmark's baseline process
-    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if TYPE_CHECKING:
+    from .audio import ArraySource, FileSource
+    from .models import ModelSpec, create_model, list_models, load_labels
+    from .pipeline import Tagger, TaggerStats, WindowResult
 
-from .audio import ArraySource, FileSource  # noqa: E402
-from .errors import (AudioReadError, ConfigError, LabelsError, PipelineError, StreamtagError,  # noqa: E402
-                     UnknownModelError, WeightsError, WeightsUnavailableError)
-from .models import ModelSpec, create_model, list_models, load_labels  # noqa: E402
-from .pipeline import Tagger, TaggerStats, WindowResult  # noqa: E402
 
-__all__ = ["ArraySource", "AudioReadError", "ConfigError", "FileSource", "LabelsError", "ModelSpec",
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'streamtag' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = ["ArraySource", "AudioReadError", "ConfigError", "DependencyError", "FileSource", "LabelsError", "ModelSpec",
            "PipelineError", "StreamtagError", "Tagger", "TaggerStats", "UnknownModelError", "WeightsError",
-           "WeightsUnavailableError", "WindowResult", "__version__", "create_model", "list_models",
-           "load_labels"]
+           "WeightsUnavailableError", "WindowResult", "__version__", "configure_threads", "create_model",
+           "list_models", "load_labels"]

@@ -28,12 +28,12 @@ import soxr
 import torch
 import torch.nn.functional as F
 
-from . import USER_OMP_WAIT_POLICY
 from .audio.sources import ArraySource, FileSource
 from .errors import StreamtagError
 from .models import create_model
 from .models.frontends import kaldi_mel_banks
 from .pipeline import Tagger
+from .threads import user_wait_policy
 from .windows import WindowSpec
 
 
@@ -192,9 +192,10 @@ def _spawn(mode: str, args: dict, tmp: Path) -> dict:
     env = dict(os.environ)
     if mode == "baseline":  # the baseline runs as a user would run EATagger: OpenMP's own default
         env.pop("OMP_WAIT_POLICY", None)
-        env["STREAMTAG_OMP_DEFAULT"] = "keep"
-        if USER_OMP_WAIT_POLICY is not None:
-            env["OMP_WAIT_POLICY"] = USER_OMP_WAIT_POLICY
+        if user_wait_policy() is not None:
+            env["OMP_WAIT_POLICY"] = user_wait_policy()
+    else:
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI runs (streamtag.threads)
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"benchmark {mode} failed:\n{res.stderr[-2000:]}")

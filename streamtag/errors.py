@@ -37,5 +37,9 @@ class LabelsError(StreamtagError):
     """The AudioSet label file is missing or malformed."""
 
 
+class DependencyError(StreamtagError, ImportError):
+    """A package streamtag needs is missing or cannot load (torch); the message names the command that fixes it."""
+
+
 class PipelineError(StreamtagError):
     """The streaming pipeline stopped because one of its threads failed."""

@@ -8,9 +8,9 @@ import zipfile
 
 import pytest
 
-from tests.helpers import ROOT, SHARED
+from streamtag.models import get_spec
+from tests.helpers import ASSETS, ROOT, SHARED, needs_shared
 
-ASSETS = ROOT / "streamtag" / "assets"
 DEMO_CLIP = "speech_dog_12s.flac"
 
 
@@ -19,6 +19,12 @@ def published_hashes():
     return dict(re.findall(r"\| `([^`]+)` \|[^|]*\| `([0-9a-f]{64})` \|", text))
 
 
+def test_bundled_checkpoint_has_the_registered_official_hash():
+    spec = get_spec("mn04_as")
+    assert hashlib.sha256((ASSETS / spec.file_name).read_bytes()).hexdigest() == spec.sha256
+
+
+@needs_shared
 @pytest.mark.parametrize("name", ["mn04_as_mAP_432.pt", "class_labels_indices.csv"])
 def test_bundled_asset_hash_matches_the_shared_readme(name):
     assert hashlib.sha256((ASSETS / name).read_bytes()).hexdigest() == published_hashes()[name]

@@ -4,11 +4,11 @@ import json
 from click.testing import CliRunner
 
 from streamtag.cli import main
-from tests.helpers import MN10_RANDOM
+from tests.helpers import MN04_WEIGHTS
 
 
 def test_bench_reports_both_sides_with_equal_scores():
-    res = CliRunner().invoke(main, ["bench", "--weights", str(MN10_RANDOM), "--duration", "8", "--window", "1",
+    res = CliRunner().invoke(main, ["bench", "--model", "mn04_as", "--weights", str(MN04_WEIGHTS), "--duration", "8", "--window", "1",
                                     "--hop", "0.5", "--repeats", "1", "--live-seconds", "3", "--json"])
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)

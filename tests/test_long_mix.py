@@ -5,9 +5,13 @@ import numpy as np
 from click.testing import CliRunner
 
 from streamtag.cli import main
-from tests.helpers import LABELS_CSV, LONG_MIX, MN04_WEIGHTS
+from tests.helpers import LABELS_CSV, LONG_MIX, MN04_WEIGHTS, needs_shared
 
-TIMELINE = list(csv.DictReader(open(LONG_MIX.with_suffix(".timeline.csv"))))
+pytestmark = needs_shared  # every test here tags the shared 60 s mix against its timeline
+
+
+def timeline() -> list[dict]:
+    return list(csv.DictReader(open(LONG_MIX.with_suffix(".timeline.csv"))))
 
 
 def tag_npz(tmp_path, window, hop):
@@ -24,7 +28,7 @@ def test_one_second_windows_follow_the_timeline(tmp_path):
     z = tag_npz(tmp_path, 1, 0.5)
     assert len(z["start_s"]) == 117  # ceil((58.88 - 1) / 0.5) + 1
     names = list(z["labels"])
-    for seg in TIMELINE:
+    for seg in timeline():
         onset, offset = float(seg["onset_s"]), float(seg["offset_s"])
         accepted = {names.index(n) for n in seg["label"].split(";")}
         inside = [k for k in range(len(z["start_s"])) if z["start_s"][k] >= onset and z["end_s"][k] <= offset]

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 from streamtag import Tagger
 from streamtag.cli import main
-from tests.helpers import EFFAT, LABELS_CSV, MN04_WEIGHTS
+from tests.helpers import CLIP32, LABELS_CSV, MN04_WEIGHTS
 
-CLIP = str(EFFAT / "input_32k_mono.wav")
+CLIP = str(CLIP32)
 
 
 @pytest.mark.parametrize("args, message", [

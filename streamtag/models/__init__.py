@@ -1,4 +1,8 @@
 """Models: the registry, weights and labels resolution, front-ends and one module per family."""
+from ..deps import require_torch
+
+require_torch()  # a broken torch install: DependencyError with the fix, not a loader traceback
+
 from .factory import FAMILIES, TaggingModel, create_model
 from .labels import Labels, load_labels
 from .registry import BUNDLED_MODEL, DEFAULT_MODEL, MODELS, ModelSpec, get_spec, list_models

@@ -8,9 +8,7 @@ from streamtag import Tagger
 from streamtag.audio.sources import FileSource
 from streamtag.engines.archive import count_windows, expand_inputs, plan_shards, shard_results, tag_shard
 from streamtag.windows import WindowSpec
-from tests.helpers import SHARED
-
-LONG_MIX = SHARED / "audio" / "long_mix_44k1.wav"
+from tests.helpers import DEMO_CLIP
 
 
 def test_inputs_expand_folders_recursively_and_list_files(tmp_path):
@@ -35,8 +33,8 @@ def test_shards_cover_every_window_once_in_order(total, size):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    """12.3 s of the real mix at 44.1 kHz stereo (resampled to 32 kHz by the pipeline)."""
-    x, sr = sf.read(LONG_MIX, dtype="float32", always_2d=True, frames=int(44100 * 12.3), start=44100 * 20)
+    """12.3 s of the demo clip at 44.1 kHz stereo (resampled to 32 kHz by the pipeline)."""
+    x, sr = sf.read(DEMO_CLIP, dtype="float32", always_2d=True, frames=int(44100 * 12.3))
     path = tmp_path_factory.mktemp("clip") / "clip.wav"
     sf.write(path, np.stack([x[:, 0], x[:, 0] * 0.5], 1), sr, subtype="FLOAT")
     return str(path)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from streamtag.cli import main
 from streamtag.engines.ray_engine import CRASH_ONCE_ENV, SUMMARY_FILE, tag_archive
-from tests.helpers import LABELS_CSV, MN04_WEIGHTS, SHARED
+from tests.helpers import DEMO_CLIP, LABELS_CSV, MN04_WEIGHTS
 
 ray = pytest.importorskip("ray")  # the [ray] extra; installed by the test extra and CI
 
@@ -30,7 +30,8 @@ def local_ray(tmp_path_factory):
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     root = tmp_path_factory.mktemp("archive")
-    x, sr = sf.read(SHARED / "audio" / "long_mix_44k1.wav", dtype="float32", frames=44100 * 30)
+    demo, sr = sf.read(DEMO_CLIP, dtype="float32")
+    x = np.concatenate([demo, demo, demo])[:sr * 30]  # the demo clip looped to 30 s
     (root / "field").mkdir()
     sf.write(root / "field" / "long.wav", x, sr)  # 30 s: 59 windows of 1 s / 0.5 s, 8 shards of 8
     sf.write(root / "short.flac", x[sr * 3:sr * 5], sr)

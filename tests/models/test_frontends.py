@@ -1,10 +1,12 @@
-"""The EfficientAT front-end: reference constants, and frame sharing equal to per-window computation."""
+"""Front-ends: reference constants, Kaldi banks and fbank against float64 re-derivations, frame sharing."""
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from streamtag.models.frontends import EfficientATMel
-from tests.helpers import EFFAT, golden
+from streamtag.models.frontends import EfficientATMel, KaldiFbank, htk_mel_banks, kaldi_mel_banks
+from tests.helpers import EFFAT, demo_wave, needs_shared
 
 
 # The Kaldi mel scale is computed in float32, as the reference does; the last bits of its log
@@ -13,6 +15,7 @@ from tests.helpers import EFFAT, golden
 BANK_TOL = 2e-5
 
 
+@needs_shared
 def test_constants_match_the_official_front_end():
     fe = EfficientATMel()
     with np.load(EFFAT / "frontend_constants.npz") as c:
@@ -33,7 +36,7 @@ def test_frame_count(n, frames):
 ])
 def test_shared_frames_equal_per_window_mels(window, step, count):
     fe = EfficientATMel()
-    wave = torch.from_numpy(golden("mn04_as", "input_32k_mono")["wave32k"])
+    wave = torch.from_numpy(demo_wave(32000))
     span = torch.nn.functional.pad(wave, (0, max(0, (count - 1) * step + window - len(wave))))
     span = span[:(count - 1) * step + window]
     assert fe.can_share_frames(window, step)
@@ -48,3 +51,59 @@ def test_shared_frames_equal_per_window_mels(window, step, count):
                                               (1153, 320, True)])
 def test_frame_sharing_needs_aligned_steps_and_an_interior(window, step, ok):
     assert EfficientATMel().can_share_frames(window, step) is ok
+
+
+def kaldi_mel64(f):
+    return 1127.0 * np.log(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def triangles64(points, at):
+    """Peak-1 triangles with corners points[i], points[i+1], points[i+2], evaluated at `at`: [len(points)-2, len(at)]."""
+    lo, mid, hi = points[:-2, None], points[1:-1, None], points[2:, None]
+    return np.maximum(0.0, np.minimum((at - lo) / (mid - lo), (hi - at) / (hi - mid)))
+
+
+@pytest.mark.parametrize("n_mels, n_fft, rate, low, high", [(128, 1024, 32000, 0.0, 15000.0), (128, 512, 16000, 20.0, 0.0),
+                                                            (64, 256, 8000, 20.0, 3000.0)])
+def test_kaldi_mel_bank_is_the_float64_formula(n_mels, n_fft, rate, low, high):
+    """Triangles equally spaced in Kaldi mel (1127 ln(1 + f/700)), corners and bins in mel, peak 1."""
+    high = high if high > 0 else rate / 2
+    corners = np.linspace(kaldi_mel64(low), kaldi_mel64(high), n_mels + 2)
+    ref = triangles64(corners, kaldi_mel64(np.arange(n_fft // 2) * rate / n_fft))
+    bank = kaldi_mel_banks(n_mels, n_fft, float(rate), low, high if high != rate / 2 else 0.0)
+    assert bank.dtype == torch.float32 and bank.shape == (n_mels, n_fft // 2)
+    np.testing.assert_allclose(bank.numpy(), ref, rtol=0, atol=3e-5)  # float32 mel values: ~1 ulp of 3000
+
+
+def test_htk_mel_bank_is_the_float64_formula():
+    corners = 700.0 * (10.0 ** (np.linspace(2595 * math.log10(1 + 60 / 700), 2595 * math.log10(1 + 7800 / 700),
+                                            66) / 2595.0) - 1.0)
+    ref = triangles64(corners, np.linspace(0, 8000, 513)).T
+    np.testing.assert_allclose(htk_mel_banks(513, 60.0, 7800.0, 64, 16000).numpy(), ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("window_type, scale", [("povey", 2 ** 15), ("hanning", 1.0)])
+def test_kaldi_fbank_is_the_float64_recipe(window_type, scale):
+    """Kaldi's steps done by hand in float64: frames, DC removal, pre-emphasis, window, |rfft|^2, bank, log."""
+    wave = demo_wave(16000)[16000:16000 + 8000]
+    fe = KaldiFbank(window_type=window_type, scale=scale)
+    got = fe.fbank(torch.from_numpy(wave)[None])[0].numpy()
+    x = (wave.astype(np.float64) - wave.mean()) * scale
+    frames = np.lib.stride_tricks.sliding_window_view(x, 400)[::160]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    frames = frames - 0.97 * np.concatenate([frames[:, :1], frames[:, :-1]], axis=1)
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 399)
+    frames = frames * (hann ** 0.85 if window_type == "povey" else hann)
+    power = np.abs(np.fft.rfft(frames, 512)) ** 2
+    corners = np.linspace(kaldi_mel64(20.0), kaldi_mel64(8000.0), 130)
+    bank = np.pad(triangles64(corners, kaldi_mel64(np.arange(256) * 16000 / 512)), ((0, 0), (0, 1)))
+    ref = np.log(np.maximum(power @ bank.T, np.finfo(np.float32).eps))
+    assert got.shape == ref.shape == (fe.frames(8000), 128) == (48, 128)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=2e-3)  # log-mel, float32 FFT vs float64
+
+
+def test_kaldi_fbank_rows_are_independent():
+    wave = torch.from_numpy(demo_wave(16000)[:2 * 16000]).reshape(2, 16000)
+    fe = KaldiFbank(window_type="povey", scale=2 ** 15)
+    both = fe.fbank(wave)
+    torch.testing.assert_close(both[1], fe.fbank(wave[1:])[0], rtol=0, atol=1e-5)

@@ -7,16 +7,23 @@ from streamtag import create_model, list_models
 from streamtag.errors import UnknownModelError
 from streamtag.models import MODELS, get_spec
 from streamtag.models.mobilenet import embedding_dim
-from tests.helpers import EFFAT
+from tests.helpers import DYMN04_RANDOM, EFFAT, needs_shared, require_shared
 
-RELEASE = {row["name"]: row for row in csv.DictReader(open(EFFAT / "registry.csv"))}
-NAMES = list(RELEASE)
+
+def release_table() -> dict[str, dict]:
+    """The fixture's registry.csv: one row per AudioSet model of the EfficientAT release."""
+    require_shared()
+    return {row["name"]: row for row in csv.DictReader(open(EFFAT / "registry.csv"))}
+
+
+NAMES = [s.name for s in list_models() if s.family in ("mn", "dymn")]  # every EfficientAT entry
 
 
 def test_every_release_model_is_registered_with_its_facts():
-    assert set(NAMES) <= set(MODELS)
-    for name in NAMES:
-        row, spec = RELEASE[name], get_spec(name)
+    release = release_table()
+    assert set(release) <= set(MODELS)
+    for name in release:
+        row, spec = release[name], get_spec(name)
         assert spec.family == row["family"]
         assert spec.width_mult == float(row["width_mult"])
         assert spec.embedding_dim == int(row["embedding_dim"]) == embedding_dim(spec.width_mult)
@@ -44,20 +51,20 @@ def test_unknown_model_lists_close_matches():
         get_spec("mn10_a")
 
 
+@needs_shared
 def test_dymn_checkpoint_layout_loads_strictly():
     """The fixture has the official key set and order (layers.* before in_c)."""
-    import torch
-    sd = torch.load(EFFAT / "dymn04_as_random.pt", weights_only=True)
-    model = create_model("dymn04_as", weights=EFFAT / "dymn04_as_random.pt")
+    sd = torch.load(DYMN04_RANDOM, weights_only=True)
+    model = create_model("dymn04_as", weights=DYMN04_RANDOM)
     assert list(model.network.state_dict()) == list(sd) and len(sd) == 578
 
 
-def test_ensemble_averages_logits_and_concatenates_embeddings():
-    import torch
+def test_ensemble_averages_logits_and_concatenates_embeddings(random_checkpoint):
     names = "dymn04_as,mn10_as"
-    e = create_model(names, weights=f"{EFFAT / 'dymn04_as_random.pt'},{EFFAT / 'mn10_as_random.pt'}")
-    a = create_model("dymn04_as", weights=EFFAT / "dymn04_as_random.pt")
-    b = create_model("mn10_as", weights=EFFAT / "mn10_as_random.pt")
+    dymn, mn10 = random_checkpoint("dymn04_as"), random_checkpoint("mn10_as")
+    e = create_model(names, weights=f"{dymn},{mn10}")
+    a = create_model("dymn04_as", weights=dymn)
+    b = create_model("mn10_as", weights=mn10)
     assert e.spec.name == names and e.spec.embedding_dim == 384 + 960 and e.spec.sample_rate == 32000
     x = torch.randn(2, 32000) * 0.05
     with torch.inference_mode():
@@ -66,12 +73,12 @@ def test_ensemble_averages_logits_and_concatenates_embeddings():
     torch.testing.assert_close(ee, torch.cat([ea, eb], 1))
 
 
-def test_ensemble_errors_name_the_problem():
+def test_ensemble_errors_name_the_problem(random_checkpoint):
     with pytest.raises(UnknownModelError, match="mn40_as_extt"):
         create_model("mn04_as,mn40_as_extt")
     from streamtag.errors import ConfigError
     with pytest.raises(ConfigError, match="2 ensemble members but 1 weights"):
-        create_model("mn04_as,mn10_as", weights=EFFAT / "mn10_as_random.pt")
+        create_model("mn04_as,mn10_as", weights=random_checkpoint("mn10_as"))
 
 
 def test_list_models_filters_by_pattern():

@@ -13,7 +13,7 @@ from streamtag import create_model
 from streamtag.errors import WeightsError, WeightsUnavailableError
 from streamtag.models import get_spec, resolve_weights
 from streamtag.models.weights import load_checkpoint
-from tests.helpers import MN04_WEIGHTS, MN10_RANDOM
+from tests.helpers import MN04_WEIGHTS
 
 
 @pytest.fixture
@@ -86,9 +86,9 @@ def test_download_with_wrong_hash_leaves_nothing(isolated_home, file_server, mon
     assert not any(isolated_home.iterdir())
 
 
-def test_explicit_weights_for_another_architecture_name_the_mismatch():
+def test_explicit_weights_for_another_architecture_name_the_mismatch(random_checkpoint):
     with pytest.raises(WeightsError, match=r"does not fit the mn04_as architecture: shape mismatches"):
-        create_model("mn04_as", weights=MN10_RANDOM)
+        create_model("mn04_as", weights=random_checkpoint("mn10_as"))
 
 
 def test_explicit_weights_with_missing_keys_are_refused(tmp_path):

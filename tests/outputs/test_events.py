@@ -7,7 +7,7 @@ import pytest
 from streamtag.models import load_labels
 from streamtag.outputs.events import EventDetector, EventSettings
 from streamtag.pipeline.result import WindowResult
-from tests.helpers import LONG_MIX
+from tests.helpers import LONG_MIX, needs_shared
 
 LABELS = load_labels()
 DOG = LABELS.index("Dog")
@@ -69,6 +69,7 @@ def test_settings_are_validated():
         EventSettings(median=2)
 
 
+@needs_shared
 def test_long_mix_events_follow_the_timeline_once_per_source(mn04):
     from streamtag import Tagger
     results = list(Tagger(mn04, window=1.0, hop=0.5, labels=LABELS).tag_file(LONG_MIX))

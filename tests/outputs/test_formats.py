@@ -1,6 +1,7 @@
 """Event files in the conventions of Audacity and Raven (parsed back), evaluation, the heat map, filters."""
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,54 +13,74 @@ from streamtag.outputs.detections import RAVEN_COLUMNS
 from streamtag.outputs.evaluation import Segment, event_scores, overall
 from streamtag.outputs.events import Event
 from streamtag.outputs.plot import plot_scores
-from tests.helpers import LABELS_CSV, LONG_MIX, MN04_WEIGHTS
+from tests.helpers import DEMO_CLIP, LABELS_CSV, LONG_MIX, MN04_WEIGHTS, needs_shared
 
-TIMELINE = list(csv.DictReader(open(LONG_MIX.with_suffix(".timeline.csv"))))
+# (recording, its duration, labels its events must include)
+RECORDINGS = {"demo": (DEMO_CLIP, 12.5, {"Speech", "Dog"}),
+              "mix": (LONG_MIX, 60.0, {"Speech", "Dog", "Music", "Baby cry, infant cry"})}
 
 
-@pytest.fixture(scope="module")
-def mix_outputs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mix")
-    res = CliRunner().invoke(main, ["tag", str(LONG_MIX), "--model", "mn04_as", "--weights", str(MN04_WEIGHTS),
+def timeline() -> list[dict]:
+    return list(csv.DictReader(open(LONG_MIX.with_suffix(".timeline.csv"))))
+
+
+def tag_all_formats(path, out):
+    res = CliRunner().invoke(main, ["tag", str(path), "--model", "mn04_as", "--weights", str(MN04_WEIGHTS),
                                     "--labels", str(LABELS_CSV), "--window", "1", "--hop", "0.5", "--events",
                                     "--format", "jsonl,csv,audacity,raven,npz", "--output-dir", str(out),
-                                    "--plot", "mix.png", "--quiet"])
+                                    "--plot", f"{path.stem}.png", "--quiet"])
     assert res.exit_code == 0, res.output
     return out
 
 
-def test_audacity_labels_parse_back(mix_outputs):
-    lines = (mix_outputs / "long_mix_44k1.labels.txt").read_text().splitlines()
+@pytest.fixture(scope="module", params=["demo", pytest.param("mix", marks=needs_shared)])
+def outputs(request, tmp_path_factory):
+    """(output folder, file stem, duration, expected labels) of one recording tagged into every format."""
+    path, duration, expected = RECORDINGS[request.param]
+    return tag_all_formats(path, tmp_path_factory.mktemp(request.param)), path.stem, duration, expected
+
+
+@pytest.fixture(scope="module")
+def mix_outputs(tmp_path_factory):
+    return tag_all_formats(LONG_MIX, tmp_path_factory.mktemp("mix"))
+
+
+def test_audacity_labels_parse_back(outputs):
+    out, stem, duration, _ = outputs
+    lines = (out / f"{stem}.labels.txt").read_text().splitlines()
     assert lines
     for ln in lines:
         start, end, label = ln.split("\t")  # exactly three tab-separated fields, no header
-        assert 0 <= float(start) < float(end) <= 60 and label
+        assert 0 <= float(start) < float(end) <= duration and label
 
 
-def test_raven_table_parses_back_with_its_header(mix_outputs):
-    with open(mix_outputs / "long_mix_44k1.selection.table.txt", newline="") as f:
+def test_raven_table_parses_back_with_its_header(outputs):
+    out, stem, _, _ = outputs
+    with open(out / f"{stem}.selection.table.txt", newline="") as f:
         rows = list(csv.reader(f, delimiter="\t"))
     assert rows[0] == RAVEN_COLUMNS
     body = [dict(zip(rows[0], r)) for r in rows[1:]]
     assert [int(r["Selection"]) for r in body] == list(range(1, len(body) + 1))
     assert all(r["View"] == "Spectrogram 1" and r["Channel"] == "1" for r in body)
     assert all(float(r["Begin Time (s)"]) < float(r["End Time (s)"]) for r in body)
-    assert all(r["Begin Path"].endswith("long_mix_44k1.wav") and float(r["High Freq (Hz)"]) == 16000 for r in body)
+    assert all(Path(r["Begin Path"]).stem == stem and float(r["High Freq (Hz)"]) == 16000 for r in body)
 
 
-def test_events_jsonl_and_sidecar_record_the_model(mix_outputs):
-    events = [json.loads(x) for x in (mix_outputs / "long_mix_44k1.events.jsonl").read_text().splitlines()]
-    assert {"Speech", "Dog", "Music", "Baby cry, infant cry"} <= {e["label"] for e in events}
+def test_events_jsonl_and_sidecar_record_the_model(outputs):
+    out, stem, _, expected = outputs
+    events = [json.loads(x) for x in (out / f"{stem}.events.jsonl").read_text().splitlines()]
+    assert expected <= {e["label"] for e in events}
     assert all(e["model"] == "mn04_as" for e in events)
-    meta = json.loads((mix_outputs / "long_mix_44k1.streamtag.json").read_text())
+    meta = json.loads((out / f"{stem}.streamtag.json").read_text())
     assert meta["window_s"] == 1.0 and meta["events"]["on"] == 0.3
-    assert (mix_outputs / "long_mix_44k1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@needs_shared
 def test_eval_against_the_timeline(mix_outputs, tmp_path):
     ref = tmp_path / "ref.tsv"
     ref.write_text("onset\toffset\tlabel\n" + "".join(
-        f"{r['onset_s']}\t{r['offset_s']}\t{r['label'].split(';')[0]}\n" for r in TIMELINE))
+        f"{r['onset_s']}\t{r['offset_s']}\t{r['label'].split(';')[0]}\n" for r in timeline()))
     res = CliRunner().invoke(main, ["eval", str(mix_outputs / "long_mix_44k1.events.jsonl"), "-r", str(ref),
                                     "--json"])
     assert res.exit_code == 0, res.output
@@ -95,7 +116,7 @@ def test_heat_map_of_a_one_hour_recording(tmp_path):
 
 
 def test_include_exclude_filter_window_tags_and_unknown_names_fail():
-    base = ["tag", str(LONG_MIX), "--model", "mn04_as", "--weights", str(MN04_WEIGHTS), "--window", "10",
+    base = ["tag", str(DEMO_CLIP), "--model", "mn04_as", "--weights", str(MN04_WEIGHTS), "--window", "10",
             "--hop", "5", "--format", "jsonl", "-o", "-", "-q"]
     res = CliRunner().invoke(main, base + ["--include", "Dog,/m/09x0r", "--top-k", "2"])
     assert res.exit_code == 0, res.output
@@ -109,5 +130,5 @@ def test_include_exclude_filter_window_tags_and_unknown_names_fail():
 
 
 def test_several_formats_need_an_output_dir():
-    res = CliRunner().invoke(main, ["tag", str(LONG_MIX), "--format", "jsonl,raven"])
+    res = CliRunner().invoke(main, ["tag", str(DEMO_CLIP), "--format", "jsonl,raven"])
     assert res.exit_code == 1 and "several formats need --output-dir" in res.stderr

@@ -8,23 +8,30 @@ from streamtag.pipeline.runner import ModelRunner, default_batch_size, resolve_d
 
 
 @pytest.fixture(scope="module")
+def mn10_seeded(random_checkpoint):
+    """The mn10_as architecture (960-d) with seeded random weights built here."""
+    from streamtag import create_model
+    return create_model("mn10_as", weights=random_checkpoint("mn10_as"))
+
+
+@pytest.fixture(scope="module")
 def span():
     rng = np.random.default_rng(3)
     return (rng.standard_normal(3 * 16000 + 32000) * 0.05).astype(np.float32)
 
 
-def test_frozen_network_matches_eager(mn10_random, span):
-    frozen = ModelRunner(mn10_random, "cpu", optimize=True)
-    eager = ModelRunner(mn10_random, "cpu", optimize=False)
+def test_frozen_network_matches_eager(mn10_seeded, span):
+    frozen = ModelRunner(mn10_seeded, "cpu", optimize=True)
+    eager = ModelRunner(mn10_seeded, "cpu", optimize=False)
     s1, e1, _ = frozen.infer_span(span, 4, 16000, 32000)
     s2, e2, _ = eager.infer_span(span, 4, 16000, 32000)
     assert s1.dtype == e1.dtype == np.float32 and s1.shape == (4, 527) and e1.shape == (4, 960)
     assert np.abs(s1 - s2).max() <= 1e-4
-    assert frozen._network is not mn10_random.network  # it really froze
+    assert frozen._network is not mn10_seeded.network  # it really froze
 
 
-def test_shared_frames_match_stacked_windows(mn10_random, span):
-    r = ModelRunner(mn10_random, "cpu", optimize=False)
+def test_shared_frames_match_stacked_windows(mn10_seeded, span):
+    r = ModelRunner(mn10_seeded, "cpu", optimize=False)
     s1, e1, _ = r.infer_span(span, 4, 16000, 32000)
     s2, e2, _ = r.infer(np.stack([span[k * 16000:k * 16000 + 32000] for k in range(4)]))
     assert np.abs(s1 - s2).max() <= 1e-5 and np.abs(e1 - e2).max() <= 1e-4
