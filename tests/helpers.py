@@ -58,6 +58,14 @@ def require_shared() -> None:
         pytest.skip(SHARED_MISSING)
 
 
+def fixture_files(files: dict[str, Path], synthesize, folder: Path) -> dict[str, Path]:
+    """The ../shared fixture checkpoints, or (a fresh clone) `synthesize(kind, path)` of each into `folder`:
+    random weights of the same reduced architecture, in the same official layout."""
+    if SHARED.is_dir():
+        return dict(files)
+    return {kind: synthesize(kind, folder / path.name) for kind, path in files.items()}
+
+
 def load_npz(path: Path) -> dict:
     """Every array of an .npz file, read into memory."""
     with np.load(path) as z:

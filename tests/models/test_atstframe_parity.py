@@ -8,9 +8,9 @@ from click.testing import CliRunner
 from streamtag import Tagger, create_model
 from streamtag.cli import main
 from streamtag.errors import WeightsError
-from streamtag.models.atstframe import network_from_checkpoint
+from streamtag.models.atstframe import ATSTFrame, EncoderConfig, network_from_checkpoint
 from streamtag.models.weights import read_checkpoint
-from tests.helpers import EFFAT, MN10_RANDOM, SHARED, load_npz
+from tests.helpers import EFFAT, MN04_WEIGHTS, MN10_RANDOM, SHARED, demo_wave, load_npz, needs_shared, require_shared
 
 ATST = SHARED / "fixtures" / "atstframe"
 CKPT = ATST / "atstframe_small_depth2_random.ckpt"
@@ -19,6 +19,17 @@ MEL_TOL, EMB_TOL = 1e-4, 1e-3  # README: mel absolute; embeddings ||a - b|| / ||
 RATE, WIDTH = 16000, 384
 CASES = ["6s", "14s", "batch"]
 EDGE_SAMPLES = 160160  # 1002 mel frames: a full chunk plus a 1-frame chunk with no tokens
+# The fixture's reduced architecture (ATST-Frame small, depth 2), for the file synthesized without ../shared:
+# its Lightning `hyper_parameters` as stored, and the encoder shape they and the tensors give
+SMALL_HPARAMS = {
+    "arch": "small", "learning_rate": 0.0016, "warmup_steps": 1950, "max_steps": 58500, "ema": 0.997,
+    "symmetric": True, "pos_type": "cut", "avg_blocks": 0, "patch_embed": "Linear", "save_path": "SAVE_PATH",
+    "nproc": 4, "patch_h": 64, "patch_w": 4, "nprompt": 0, "data_path": "DATA_PATH", "batch_size_per_gpu": 256,
+    "num_workers": 10, "subset": 200000, "win_length": 1024, "aug_tea": False, "aug_stu": True, "freq_wrap": True,
+    "mix_up": True, "anchor_len": 10.0, "mask_ratio": 0.65, "mask_len": 5, "min_mask_len": 2, "n_mels": 64,
+    "mask_type": "block", "spec_h": 64,
+}
+SMALL_ENCODER = EncoderConfig(embed_dim=WIDTH, depth=2, num_heads=6, mlp_dim=4 * WIDTH)
 
 
 def l2_rel(a: np.ndarray, ref: np.ndarray) -> float:
@@ -27,19 +38,53 @@ def l2_rel(a: np.ndarray, ref: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def goldens() -> dict:
+    require_shared()
     return load_npz(GOLDENS)
 
 
-@pytest.fixture(scope="module")
-def model():
-    return create_model("atstframe_small", weights=CKPT)
+def synthesize_checkpoint(path):
+    """A random-weight file of the fixture's architecture in the released Lightning layout: fp16 `state_dict`
+    with the student and the (used) teacher encoders, `model.{student,teacher}.encoder.*`, and `hyper_parameters`.
+    The pre-training projector / predictor heads, which the loader never reads, are left out."""
+    state = {}
+    for seed, role in ((1, "student"), (0, "teacher")):
+        torch.manual_seed(seed)
+        encoder = ATSTFrame(SMALL_ENCODER).encoder
+        torch.nn.init.normal_(encoder.mask_embed, std=0.02)
+        state.update({f"model.{role}.encoder.{k}": v.half() for k, v in encoder.state_dict().items()})
+    torch.save({"epoch": 0, "global_step": 0, "pytorch-lightning_version": "2.2.1", "state_dict": state,
+                "hparams_name": "kwargs", "hyper_parameters": dict(SMALL_HPARAMS)}, path)
+    return path
 
 
 @pytest.fixture(scope="module")
-def networks(model) -> dict:
+def checkpoint(tmp_path_factory):
+    """The fixture file of ../shared, or (a fresh clone) a random one of the same architecture and layout."""
+    if SHARED.is_dir():
+        return CKPT
+    return synthesize_checkpoint(tmp_path_factory.mktemp("atstframe_checkpoints") / CKPT.name)
+
+
+@pytest.fixture(scope="module")
+def model(checkpoint):
+    return create_model("atstframe_small", weights=checkpoint)
+
+
+@pytest.fixture(scope="module")
+def networks(model, checkpoint) -> dict:
     """The network per N_BLOCKS: 12 as create_model builds it, 1 through the constructor parameter."""
-    one = network_from_checkpoint(read_checkpoint(CKPT), str(CKPT), "atstframe_small", n_blocks=1).eval()
+    one = network_from_checkpoint(read_checkpoint(checkpoint), str(checkpoint), "atstframe_small", n_blocks=1).eval()
     return {12: model.network, 1: one}
+
+
+@needs_shared
+def test_synthesized_checkpoint_has_the_fixture_layout(tmp_path):
+    """The checkpoint used without ../shared stays faithful to the fixture file (hyper-parameters, encoder tensors)."""
+    ours = torch.load(synthesize_checkpoint(tmp_path / "synth.ckpt"), weights_only=True)
+    theirs = torch.load(CKPT, map_location="cpu", weights_only=True)
+    assert set(ours) <= set(theirs) and ours["hyper_parameters"] == theirs["hyper_parameters"]
+    encoders = {k: (tuple(v.shape), v.dtype) for k, v in theirs["state_dict"].items() if ".encoder." in k}
+    assert {k: (tuple(v.shape), v.dtype) for k, v in ours["state_dict"].items()} == encoders
 
 
 def wave_of(goldens: dict, case: str) -> torch.Tensor:
@@ -79,10 +124,18 @@ def test_scene_and_timestamp_embeddings_match_goldens(case, n_blocks, goldens, m
         np.testing.assert_allclose(networks[n_blocks].frame_times(n) * 1000.0, row, atol=1e-6)
 
 
+def demo_input(case: str) -> torch.Tensor:
+    """An input shaped like the golden case's, cut from the demo clip (tiled to 14 s): [B, N]."""
+    wave = np.resize(demo_wave(RATE), 14 * RATE)
+    if case == "batch":
+        return torch.from_numpy(np.stack([wave[i * 3 * RATE:][:2 * RATE] for i in range(3)]))
+    return torch.from_numpy(wave[:int(case.removesuffix("s")) * RATE])[None]
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_one_block_is_the_last_block_of_twelve(case, goldens, model, networks):
+def test_one_block_is_the_last_block_of_twelve(case, model, networks):
     with torch.inference_mode():
-        mel = model.frontend(wave_of(goldens, case))
+        mel = model.frontend(demo_input(case))
         frames12, frames1 = networks[12](mel)[2], networks[1](mel)[2]
     assert torch.equal(frames1, frames12[..., -WIDTH:])
 
@@ -107,8 +160,8 @@ def test_mel_frame_past_a_full_chunk_adds_a_zero_scene_vector(goldens, model, ne
 @pytest.mark.parametrize("n_samples, n_frames", [
     (640, 1), (16000, 25), (159999, 250), (160000, 250), (160160, 250), (160800, 251), (176000, 275),
     (224000, 350), (400000, 624)])
-def test_frame_times_length_equals_the_frames(n_samples, n_frames, goldens, model):
-    wave = torch.from_numpy(np.resize(goldens["14s_wav"][0], n_samples))[None]
+def test_frame_times_length_equals_the_frames(n_samples, n_frames, model):
+    wave = torch.from_numpy(np.resize(demo_wave(RATE), n_samples))[None]
     with torch.inference_mode():
         out = model(wave)
     times = model.frame_times(n_samples)
@@ -116,8 +169,8 @@ def test_frame_times_length_equals_the_frames(n_samples, n_frames, goldens, mode
     np.testing.assert_allclose(times, np.arange(n_frames) * 0.04, atol=1e-12)
 
 
-def _rewritten_checkpoint(tmp_path, change) -> str:
-    ckpt = torch.load(CKPT, map_location="cpu", weights_only=True)
+def _rewritten_checkpoint(tmp_path, source, change) -> str:
+    ckpt = torch.load(source, map_location="cpu", weights_only=True)
     change(ckpt)
     path = tmp_path / "changed.ckpt"
     torch.save(ckpt, path)
@@ -146,14 +199,16 @@ def _cls_positions(ckpt: dict) -> None:
     (_wider_patches, "patch"),
     (_cls_positions, "pos_type"),
 ])
-def test_checkpoint_of_another_layout_raises_naming_the_file(change, says, tmp_path):
-    path = _rewritten_checkpoint(tmp_path, change)
+def test_checkpoint_of_another_layout_raises_naming_the_file(change, says, tmp_path, checkpoint):
+    path = _rewritten_checkpoint(tmp_path, checkpoint, change)
     with pytest.raises(WeightsError) as e:
         create_model("atstframe_small", weights=path)
     assert path in str(e.value) and says in str(e.value)
 
 
-@pytest.mark.parametrize("path", [MN10_RANDOM, EFFAT / "dymn04_as_random.pt"])
+@pytest.mark.parametrize("path", [MN04_WEIGHTS, pytest.param(MN10_RANDOM, marks=needs_shared),
+                                  pytest.param(EFFAT / "dymn04_as_random.pt", marks=needs_shared)],
+                         ids=lambda path: path.stem)
 def test_checkpoint_of_another_family_raises_naming_the_file(path):
     with pytest.raises(WeightsError, match="model.teacher.encoder") as e:
         create_model("atstframe_small", weights=path)
@@ -174,8 +229,8 @@ def test_random_weights_build_the_released_architecture(name, width, heads):
     assert len(model.frame_times(RATE)) == 25
 
 
-def test_tagger_gives_frames_with_absolute_times(goldens, model):
-    wave = goldens["14s_wav"][0]
+def test_tagger_gives_frames_with_absolute_times(model):
+    wave = demo_wave(RATE)  # 12.5 s
     tagger = Tagger(model=model, window=10.0, hop=2.0, device="cpu", frames=True)
     results = list(tagger.tag_array(wave, RATE))
     assert len(results) >= 3
@@ -195,11 +250,11 @@ def test_tagger_gives_frames_with_absolute_times(goldens, model):
     np.testing.assert_allclose(last.embedding, direct_last.embedding[0].numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_cli_writes_frame_embeddings_to_npz(tmp_path, goldens, model):
+def test_cli_writes_frame_embeddings_to_npz(tmp_path, model, checkpoint):
     wav, out = tmp_path / "clip.wav", tmp_path / "x.npz"
-    wave = goldens["14s_wav"][0]
+    wave = demo_wave(RATE)  # 12.5 s
     sf.write(wav, wave, RATE, subtype="FLOAT")
-    res = CliRunner().invoke(main, ["tag", str(wav), "--model", "atstframe_small", "--weights", str(CKPT),
+    res = CliRunner().invoke(main, ["tag", str(wav), "--model", "atstframe_small", "--weights", str(checkpoint),
                                     "--window", "10", "--hop", "5", "--format", "npz", "-o", str(out),
                                     "--frames", "--device", "cpu", "--quiet"])
     assert res.exit_code == 0, res.output

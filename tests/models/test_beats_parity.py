@@ -13,11 +13,22 @@ from streamtag.errors import WeightsError
 from streamtag.models.beats import RELEASED_CFG, BEATs, BeatsConfig, relative_position_buckets
 from streamtag.models.labels import load_labels
 from streamtag.pipeline.tagger import ShortWindowWarning
-from tests.helpers import MN10_RANDOM, SHARED, load_npz
+from tests.helpers import (MN04_WEIGHTS, MN10_RANDOM, SHARED, demo_wave, fixture_files, load_npz, needs_shared,
+                           require_shared)
 
 BEATS = SHARED / "fixtures" / "beats"
 PRETRAINED = BEATS / "beats_pretrained_small_random.pt"
 FINETUNED = BEATS / "beats_finetuned_small_random.pt"
+FILES = {"pretrained": PRETRAINED, "finetuned": FINETUNED}
+# The fixtures' reduced architecture (their `cfg`, as stored), for the checkpoints synthesized without ../shared
+SMALL_CFG = dict(
+    input_patch_size=16, embed_dim=64, conv_bias=False, encoder_layers=2, encoder_embed_dim=128,
+    encoder_ffn_embed_dim=512, encoder_attention_heads=4, activation_fn="gelu", layer_wise_gradient_decay_ratio=0.6,
+    layer_norm_first=False, deep_norm=True, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+    encoder_layerdrop=0.05, dropout_input=0.0, conv_pos=128, conv_pos_groups=16, relative_position_embedding=True,
+    num_buckets=320, max_distance=800, gru_rel_pos=True, finetuned_model=False,
+)
+SMALL_FINETUNED_CFG = {**SMALL_CFG, "finetuned_model": True, "predictor_dropout": 0.0, "predictor_class": 527}
 SHORT = 116813  # valid samples of the batch's second item
 # README tolerances
 FBANK_MAX, FBANK_MEAN, REL_TOL, LOGIT_TOL, PROB_TOL = 1e-3, 1e-5, 1e-3, 1e-3, 1e-4
@@ -26,17 +37,52 @@ CASES = ("single", "batch", "short_alone")
 
 @pytest.fixture(scope="module")
 def g():
+    require_shared()
     return load_npz(BEATS / "beats_golden.npz")
 
 
-@pytest.fixture(scope="module")
-def pretrained():
-    return create_model("beats_iter3", weights=PRETRAINED)
+def synthesize_checkpoint(kind: str, path):
+    """A random-weight BEATs file of the fixtures' architecture in the released layout (cfg, model[, label_dict])."""
+    cfg = dict(SMALL_FINETUNED_CFG if kind == "finetuned" else SMALL_CFG)
+    torch.manual_seed({"pretrained": 0, "finetuned": 1}[kind])
+    checkpoint = {"cfg": cfg, "model": BEATs(BeatsConfig.from_cfg(cfg, kind)).state_dict()}
+    if kind == "finetuned":  # the release's head order is not the CSV's: a fixed random permutation of the mids
+        mids = load_labels().mids
+        order = np.random.default_rng(1).permutation(len(mids))
+        checkpoint["label_dict"] = {i: mids[j] for i, j in enumerate(order)}
+    torch.save(checkpoint, path)
+    return path
 
 
 @pytest.fixture(scope="module")
-def finetuned():
-    return create_model("beats_iter3_as2m", weights=FINETUNED)
+def checkpoints(tmp_path_factory):
+    return fixture_files(FILES, synthesize_checkpoint, tmp_path_factory.mktemp("beats_checkpoints"))
+
+
+@pytest.fixture(scope="module")
+def pretrained(checkpoints):
+    return create_model("beats_iter3", weights=checkpoints["pretrained"])
+
+
+@pytest.fixture(scope="module")
+def finetuned(checkpoints):
+    return create_model("beats_iter3_as2m", weights=checkpoints["finetuned"])
+
+
+def layout(checkpoint: dict) -> dict:
+    """Entry names, cfg and (shape, dtype) of every tensor: what the loader reads of a file."""
+    return {"entries": sorted(checkpoint), "cfg": checkpoint["cfg"],
+            "model": {k: (tuple(v.shape), v.dtype) for k, v in checkpoint["model"].items()},
+            "label_mids": sorted(checkpoint.get("label_dict", {}).values())}
+
+
+@needs_shared
+@pytest.mark.parametrize("kind", list(FILES))
+def test_synthesized_checkpoint_has_the_fixture_layout(kind, tmp_path):
+    """The checkpoints used without ../shared stay faithful to the fixture files."""
+    ours = torch.load(synthesize_checkpoint(kind, tmp_path / "synth.pt"), weights_only=True)
+    theirs = torch.load(FILES[kind], map_location="cpu", weights_only=True)
+    assert layout(ours) == layout(theirs)
 
 
 def case_input(g, case):
@@ -190,9 +236,9 @@ def test_relative_position_buckets_follow_t5_bidirectional_bucketing():
     assert torch.equal(b[5:10, 5:10], b[:5, :5])  # depends on key - query only
 
 
-def test_state_dict_round_trips_the_file_bit_for_bit(finetuned):
+def test_state_dict_round_trips_the_file_bit_for_bit(finetuned, checkpoints):
     """Legacy weight-norm g/v, the shared relative-position table and everything else load as stored."""
-    stored = torch.load(FINETUNED, map_location="cpu", weights_only=True)
+    stored = torch.load(checkpoints["finetuned"], map_location="cpu", weights_only=True)
     own = finetuned.network.state_dict()
     assert set(own) == set(stored["model"])
     for key, value in stored["model"].items():
@@ -207,18 +253,15 @@ def test_state_dict_round_trips_the_file_bit_for_bit(finetuned):
         torch.testing.assert_close(conv.weight()[:, :, k], g[0, 0, k] * v[:, :, k] / v[:, :, k].norm())
 
 
-@pytest.mark.parametrize("name, weights, has_scores", [
-    ("beats_iter3", FINETUNED, True), ("beats_iter3_as2m", PRETRAINED, False), ("beats_iter1", PRETRAINED, False)])
-def test_any_registry_name_builds_from_the_checkpoint_cfg(name, weights, has_scores):
-    model = create_model(name, weights=weights)
+@pytest.mark.parametrize("name, kind, has_scores", [
+    ("beats_iter3", "finetuned", True), ("beats_iter3_as2m", "pretrained", False),
+    ("beats_iter1", "pretrained", False)])
+def test_any_registry_name_builds_from_the_checkpoint_cfg(name, kind, has_scores, checkpoints):
+    model = create_model(name, weights=checkpoints[kind])
     with torch.inference_mode():
         out = model(torch.zeros(1, 16000))
     assert model.has_scores is has_scores and (out.logits is not None) is has_scores
     assert out.embedding.shape == (1, 128) and out.frames.shape == (1, 6, 128)
-
-
-def _fixture_checkpoint():
-    return torch.load(FINETUNED, map_location="cpu", weights_only=True)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -231,8 +274,8 @@ def _fixture_checkpoint():
     (lambda c: c["label_dict"].update({5: "/m/not_a_mid"}), "/m/not_a_mid"),
     (lambda c: c.pop("cfg"), "not a BEATs checkpoint"),
 ])
-def test_checkpoint_that_does_not_fit_raises_weights_error(change, message, tmp_path):
-    ckpt = _fixture_checkpoint()
+def test_checkpoint_that_does_not_fit_raises_weights_error(change, message, tmp_path, checkpoints):
+    ckpt = torch.load(checkpoints["finetuned"], map_location="cpu", weights_only=True)
     change(ckpt)
     path = tmp_path / "bad_beats.pt"
     torch.save(ckpt, path)
@@ -241,15 +284,17 @@ def test_checkpoint_that_does_not_fit_raises_weights_error(change, message, tmp_
     assert str(path) in str(err.value) and message in str(err.value)
 
 
-def test_checkpoint_of_another_family_raises_weights_error():
-    with pytest.raises(WeightsError, match=str(MN10_RANDOM)) as err:
-        create_model("beats_iter3", weights=MN10_RANDOM)
+@pytest.mark.parametrize("path", [MN04_WEIGHTS, pytest.param(MN10_RANDOM, marks=needs_shared)],
+                         ids=lambda path: path.stem)
+def test_checkpoint_of_another_family_raises_weights_error(path):
+    with pytest.raises(WeightsError, match=str(path)) as err:
+        create_model("beats_iter3", weights=path)
     assert "not a BEATs checkpoint" in str(err.value)
 
 
 def _variant(tmp_path, **changes):
     """A checkpoint file with the fixture cfg changed, and random weights of that architecture."""
-    cfg = {**_fixture_checkpoint()["cfg"], "finetuned_model": False, **changes}
+    cfg = {**SMALL_FINETUNED_CFG, "finetuned_model": False, **changes}
     torch.manual_seed(0)
     net = BEATs(BeatsConfig.from_cfg(cfg, "variant"))
     path = tmp_path / "variant.pt"
@@ -346,8 +391,8 @@ def test_random_weights_build_the_released_architecture(name, has_scores):
     assert out.logits is None or out.logits.shape == (1, 527)
 
 
-def test_tagger_end_to_end(finetuned, g):
-    wave = g["single_wav"][0]  # 6 s
+def test_tagger_end_to_end(finetuned):
+    wave = demo_wave(16000)[:96000]  # 6 s
     with pytest.warns(ShortWindowWarning):  # trained on 10 s
         tagger = Tagger(model=finetuned, window=3.0, hop=1.5, device="cpu", frames=True)
     results = list(tagger.tag_array(wave, 16000))

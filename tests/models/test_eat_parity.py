@@ -8,12 +8,27 @@ import torch
 from streamtag import Tagger
 from streamtag.errors import ConfigError, WeightsError
 from streamtag.models import TaggingModel, create_model, eat, get_spec
-from streamtag.models.eat import SCRIPT_TARGET_LENGTH, EATFbank, FrameLayout, sincos_positions
-from tests.helpers import MN04_WEIGHTS, SHARED, load_npz
+from streamtag.models.eat import (SCRIPT_TARGET_LENGTH, EATFbank, EATNetwork, EncoderConfig, FrameLayout,
+                                  sincos_positions)
+from streamtag.models.labels import load_labels
+from tests.helpers import MN04_WEIGHTS, SHARED, demo_wave, fixture_files, load_npz, needs_shared, require_shared
 
 EAT = SHARED / "fixtures" / "eat"
 PRETRAINED = EAT / "eat_pretrained_depth2_random.pt"
 FINETUNED = EAT / "eat_finetuned_depth2_random.pt"
+FILES = {"pretrained": PRETRAINED, "finetuned": FINETUNED}
+# The fixtures' reduced architecture (depth 2, width 128, a 1024-row position table), for the files synthesized
+# without ../shared: the `cfg.model` entries the official `data2vec_multi` config has and the loader reads
+SMALL_MODEL_CFG = {
+    "_name": "data2vec_multi", "depth": 2, "num_heads": 4, "norm_eps": 1e-06, "embed_dim": 128, "mlp_ratio": 4.0,
+    "layer_norm_first": False,
+    "modalities": {"image": {"type": "IMAGE", "prenet_depth": 0, "num_extra_tokens": 1, "use_alibi_encoder": False,
+                             "in_chans": 1, "patch_size": 16}},
+}
+POSITION_ROWS = 1024
+DECODER_SHAPES = {  # the student's CNN decoder (pre-training only)
+    "blocks.0.0.weight": (128, 8, 3, 3), "blocks.0.0.bias": (128,), "blocks.1.0.weight": (128, 8, 3, 3),
+    "blocks.1.0.bias": (128,), "proj.weight": (128, 128), "proj.bias": (128,)}
 FBANK_TOL, INPUT_TOL, REL_TOL, PROB_TOL = 1e-3, 1e-4, 1e-3, 1e-4  # the fixture README's tolerances
 CASES = [("6s_T1024", "clip6", 1024), ("10s_T1024", "clip10", 1024),
          ("6s_T608", "clip6", 608), ("10s_T512", "clip10", 512)]
@@ -32,17 +47,77 @@ def step_means(tokens: np.ndarray, freq: int = 8) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def g():
+    require_shared()
     return load_npz(EAT / "goldens_eat_depth2.npz")
 
 
-@pytest.fixture(scope="module")
-def pretrained():
-    return create_model("eat_base_epoch30", weights=PRETRAINED)
+def _random_encoder(seed: int, classes: int = 0) -> dict:
+    torch.manual_seed(seed)
+    m = SMALL_MODEL_CFG
+    cfg = EncoderConfig(embed_dim=m["embed_dim"], depth=m["depth"], num_heads=m["num_heads"], mlp_ratio=m["mlp_ratio"],
+                        norm_eps=m["norm_eps"], position_rows=POSITION_ROWS)
+    return EATNetwork(cfg, classes, FrameLayout()).state_dict()
+
+
+def synthesize_checkpoint(kind: str, path):
+    """A random-weight fairseq EAT file of the fixtures' architecture in the released layout: pre-trained
+    `data2vec_multi` (student keys, its CNN decoder and the `_ema` teacher) or fine-tuned
+    `mae_image_classification` (`model.` encoder, fc_norm, head; task_state labels 'mid\\n' -> 'row')."""
+    fairseq = {"args": None, "criterion": None, "extra_state": {}, "task_state": {},
+               "optimizer_history": [{"criterion_name": "ModelCriterion", "num_updates": 0}]}
+    encoder = {k.removeprefix("model."): v for k, v in _random_encoder(0).items()}
+    if kind == "pretrained":
+        teacher = {k.removeprefix("model."): v for k, v in _random_encoder(1).items()}
+        decoder = {"modality_encoders.IMAGE.decoder." + k: torch.randn(shape) * 0.02
+                   for k, shape in DECODER_SHAPES.items()}
+        checkpoint = {**fairseq, "cfg": {"_name": None, "model": SMALL_MODEL_CFG},
+                      "model": {**encoder, **decoder, "_ema": teacher}}
+    else:
+        mids = load_labels().mids
+        checkpoint = {**fairseq, "cfg": {"_name": None, "model": {
+            "_name": "mae_image_classification", "prediction_mode": "CLS_TOKEN", "use_fc_norm": True,
+            "pretrained_model_args": {"_name": None, "model": SMALL_MODEL_CFG}}},
+            "model": _random_encoder(2, classes=len(mids)),
+            "task_state": {"labels": {mid + "\n": str(i) for i, mid in enumerate(mids)}}}
+    torch.save(checkpoint, path)
+    return path
 
 
 @pytest.fixture(scope="module")
-def finetuned():
-    return create_model("eat_base_epoch30_as2m", weights=FINETUNED)
+def checkpoints(tmp_path_factory):
+    return fixture_files(FILES, synthesize_checkpoint, tmp_path_factory.mktemp("eat_checkpoints"))
+
+
+@pytest.fixture(scope="module")
+def pretrained(checkpoints):
+    return create_model("eat_base_epoch30", weights=checkpoints["pretrained"])
+
+
+@pytest.fixture(scope="module")
+def finetuned(checkpoints):
+    return create_model("eat_base_epoch30_as2m", weights=checkpoints["finetuned"])
+
+
+def _tensors(state: dict) -> dict:
+    return {k: _tensors(v) if isinstance(v, dict) else (tuple(v.shape), v.dtype) for k, v in state.items()}
+
+
+def _sub(full, part):
+    """`part` with the values of `full` at its keys (nested dicts): what `full` has of `part`'s entries."""
+    return {k: _sub(full.get(k), v) if isinstance(v, dict) and isinstance(full.get(k), dict) else full.get(k)
+            for k, v in part.items()} if isinstance(full, dict) else full
+
+
+@needs_shared
+@pytest.mark.parametrize("kind", list(FILES))
+def test_synthesized_checkpoint_has_the_fixture_layout(kind, tmp_path):
+    """The checkpoints used without ../shared stay faithful to the fixture files (entries, read cfg, tensors)."""
+    ours = torch.load(synthesize_checkpoint(kind, tmp_path / "synth.pt"), weights_only=True)
+    theirs = torch.load(FILES[kind], map_location="cpu", weights_only=True)
+    assert sorted(ours) == sorted(theirs)
+    assert _sub(theirs["cfg"], ours["cfg"]) == ours["cfg"]  # every cfg entry written is the fixture's
+    assert _tensors(ours["model"]) == _tensors(theirs["model"])
+    assert ours["task_state"] == theirs["task_state"]
 
 
 def run(model, features: np.ndarray):
@@ -132,8 +207,8 @@ def test_waveform_to_outputs_through_create_model(weights, utt, logits, g):
         assert l2_rel(out.logits.numpy(), g[f"6s_T608_{logits}"]) <= REL_TOL
 
 
-def test_positions_table_is_the_fixed_sincos_table():
-    table = torch.load(PRETRAINED, map_location="cpu", weights_only=True)["model"][
+def test_positions_table_is_the_fixed_sincos_table(checkpoints):
+    table = torch.load(checkpoints["pretrained"], map_location="cpu", weights_only=True)["model"][
         "modality_encoders.IMAGE.fixed_positional_encoder.positions"]
     assert (sincos_positions(128, table.shape[1]) - table).abs().max() <= 1e-5
 
@@ -175,8 +250,8 @@ def test_head_rows_follow_task_state_labels(g, tmp_path, finetuned):
     ("flat_state_dict", "not an EAT fairseq checkpoint"),
     ("other_model", "_name"),
 ])
-def test_broken_eat_checkpoints_raise(breakage, message, tmp_path):
-    ckpt = torch.load(FINETUNED, map_location="cpu", weights_only=True)
+def test_broken_eat_checkpoints_raise(breakage, message, tmp_path, checkpoints):
+    ckpt = torch.load(checkpoints["finetuned"], map_location="cpu", weights_only=True)
     if breakage == "no_task_state":
         ckpt["task_state"] = {}
     elif breakage == "missing_block":
@@ -205,10 +280,11 @@ def test_window_longer_than_the_positions_table_raises(pretrained):
 
 # -- geometry and random-weight builds -------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def pretrained_script_length():
+def pretrained_script_length(checkpoints):
     """The pre-trained fixture built with `arch={"target_length": 1024}`: every window padded/cut like the scripts."""
+    path = checkpoints["pretrained"]
     spec = dataclasses.replace(get_spec("eat_base_epoch30"), arch={"target_length": SCRIPT_TARGET_LENGTH})
-    frontend, network = eat.build(spec, torch.load(PRETRAINED, map_location="cpu", weights_only=True), str(PRETRAINED))
+    frontend, network = eat.build(spec, torch.load(path, map_location="cpu", weights_only=True), str(path))
     return TaggingModel(spec, frontend, network).eval()
 
 
@@ -261,8 +337,8 @@ def test_random_weights_build_the_released_large():
 
 
 # -- through the pipeline --------------------------------------------------------------------------------
-def test_tagger_end_to_end(g, finetuned):
-    wave = g["clip10_wav"][:16000 * 8]
+def test_tagger_end_to_end(finetuned):
+    wave = demo_wave(16000)[:16000 * 8]
     tagger = Tagger(model=finetuned, window=5.0, hop=1.5, device="cpu", frames=True)
     results = list(tagger.tag_array(wave, 16000))
     assert len(results) >= 3

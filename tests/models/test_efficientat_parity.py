@@ -6,7 +6,8 @@ import soundfile as sf
 import torch
 
 from streamtag import Tagger
-from tests.helpers import CLIP32, CLIP44, EFFAT, LABELS_CSV, MEL_TOL, MN04_GOLDEN, golden, load_npz, needs_shared, rel_err
+from tests.helpers import (CLIP32, CLIP44, EFFAT, LABELS_CSV, MEL_TOL, MN04_GOLDEN, golden, load_npz, needs_shared,
+                           rel_err)
 
 SCORE_TOL, EMB_TOL = 1e-4, 1e-3
 CASES = [(m, i) for m in ("mn04_as", "mn10_as_random", "dymn04_as_random")

@@ -7,7 +7,8 @@ import torch
 
 from streamtag import Tagger, create_model
 from streamtag.errors import WeightsError
-from tests.helpers import EFFAT, SHARED, load_npz
+from streamtag.models.ssast import SSAST as SSASTNetwork, SSASTConfig
+from tests.helpers import EFFAT, MN04_WEIGHTS, SHARED, demo_wave, fixture_files, load_npz, needs_shared, require_shared
 
 SSAST = SHARED / "fixtures" / "ssast"
 FILES = {"patch": SSAST / "ssast_tiny_patch_depth2_random.pth",
@@ -16,10 +17,19 @@ FILES = {"patch": SSAST / "ssast_tiny_patch_depth2_random.pth",
 NAMES = {"patch": "ssast_tiny_patch_400", "frame": "ssast_tiny_frame_400", "finetuned": "ssast_tiny_patch_400"}
 CASES = ["clip6s_t1024", "clip6s_t400", "clip11s_t1024"]
 FINETUNED_CASES = ["clip6s_t1024", "clip11s_t1024"]
+# The fixtures' reduced architecture (SSAST-Tiny width 48, depth 2), for the files synthesized without ../shared:
+# token grid of the stored pos_embed per file (self-supervised: the 128 x 1024 pretraining input cut into patches)
+TINY_DIM, TINY_DEPTH, TINY_HEADS, TINY_MLP = 48, 2, 3, 192
+SYNTH = {"patch": dict(patch_shape=(16, 16), strides=(10, 10), pos_grid=(8, 64)),
+         "frame": dict(patch_shape=(128, 2), strides=(128, 1), pos_grid=(1, 512)),
+         "finetuned": dict(patch_shape=(16, 16), strides=(10, 10), pos_grid=(12, 101), input_tdim=1024,
+                           num_classes=527)}
+PRETEXT_CLASSES = 256  # cpredlayer / gpredlayer outputs of the pretraining stage
 FBANK_MAX, FBANK_MEAN, POS_TOL, REL_TOL, LOGIT_TOL, PROB_TOL = 1e-3, 1e-5, 1e-5, 1e-3, 1e-3, 1e-4
 
 
 def ssast_golden(case: str) -> dict:
+    require_shared()
     return load_npz(SSAST / f"ssast_golden_{case}.npz")
 
 
@@ -29,9 +39,52 @@ def rel_max(ours: np.ndarray, ref: np.ndarray) -> float:
     return float(np.abs(ours - ref).max() / np.abs(ref).max())
 
 
+def synthesize_checkpoint(kind: str, path):
+    """A random-weight SSAST state of the fixtures' architecture in the released layout: the DataParallel
+    `module.` state with timm's ImageNet heads, plus the pretext-task parts (self-supervised) or mlp_head."""
+    torch.manual_seed({"patch": 0, "frame": 1, "finetuned": 2}[kind])
+    cfg = SSASTConfig(dim=TINY_DIM, depth=TINY_DEPTH, heads=TINY_HEADS, mlp_hidden=TINY_MLP, **SYNTH[kind])
+    net = SSASTNetwork(cfg)
+    for p in (net.v.cls_token, net.v.dist_token, net.v.pos_embed):
+        torch.nn.init.trunc_normal_(p, std=0.02)
+    d = TINY_DIM
+    state = {}
+    if kind != "finetuned":
+        state.update({"p_input_fdim": torch.tensor(128), "p_input_tdim": torch.tensor(1024),
+                      "mask_embed": torch.randn(1, 1, d) * 0.02})
+    own = net.state_dict()
+    state.update({k: v for k, v in own.items() if k.startswith("v.")})
+    for head in ("head", "head_dist"):
+        state.update({f"v.{head}.weight": torch.randn(1000, d) * 0.02, f"v.{head}.bias": torch.zeros(1000)})
+    if kind == "finetuned":
+        state.update({k: v for k, v in own.items() if k.startswith("mlp_head.")})
+    else:
+        for layer in ("cpredlayer", "gpredlayer"):
+            state.update({f"{layer}.0.weight": torch.randn(d, d) * 0.02, f"{layer}.0.bias": torch.zeros(d),
+                          f"{layer}.2.weight": torch.randn(PRETEXT_CLASSES, d) * 0.02,
+                          f"{layer}.2.bias": torch.zeros(PRETEXT_CLASSES)})
+    torch.save({"module." + k: v for k, v in state.items()}, path)
+    return path
+
+
 @pytest.fixture(scope="module")
-def models():
-    return {k: create_model(NAMES[k], weights=path) for k, path in FILES.items()}
+def checkpoints(tmp_path_factory):
+    return fixture_files(FILES, synthesize_checkpoint, tmp_path_factory.mktemp("ssast_checkpoints"))
+
+
+@pytest.fixture(scope="module")
+def models(checkpoints):
+    return {k: create_model(NAMES[k], weights=path) for k, path in checkpoints.items()}
+
+
+@needs_shared
+@pytest.mark.parametrize("kind", list(FILES))
+def test_synthesized_checkpoint_has_the_fixture_layout(kind, tmp_path):
+    """The checkpoints used without ../shared stay faithful to the fixture files (keys, shapes, dtypes, scalars)."""
+    def layout(state):
+        return {k: (tuple(v.shape), v.dtype, v.item() if v.dim() == 0 else None) for k, v in state.items()}
+    ours = torch.load(synthesize_checkpoint(kind, tmp_path / "synth.pth"), weights_only=True)
+    assert layout(ours) == layout(torch.load(FILES[kind], map_location="cpu", weights_only=True))
 
 
 def run(model, x: torch.Tensor, pooling: str = "avgtok"):
@@ -147,12 +200,12 @@ def test_checkpoint_layout_is_read_from_the_file(models):
     assert sum(p.numel() for p in models["finetuned"].network.parameters()) == 251_263 - 2 * 1000 * 49
 
 
-def test_state_without_dataparallel_prefix_loads(tmp_path, models):
-    state = torch.load(FILES["patch"], weights_only=True)
+def test_state_without_dataparallel_prefix_loads(tmp_path, models, checkpoints):
+    state = torch.load(checkpoints["patch"], weights_only=True)
     path = tmp_path / "plain.pth"
     torch.save({k.removeprefix("module."): v for k, v in state.items()}, path)
     plain = create_model("ssast_tiny_patch_400", weights=path)
-    x = torch.from_numpy(ssast_golden("clip6s_t400")["fbank"])[None]
+    x = torch.randn(1, 400, 128, generator=torch.Generator().manual_seed(0))  # a 4 s fbank
     with torch.inference_mode():
         torch.testing.assert_close(plain.network(x)[1], models["patch"].network(x)[1], rtol=0, atol=0)
 
@@ -163,17 +216,20 @@ def _saved(tmp_path, state: dict) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("problem", ["other_family", "missing_block_key", "frame_file_as_patch", "wrong_size",
+@pytest.mark.parametrize("problem", ["other_family", pytest.param("other_family_mn10", marks=needs_shared),
+                                     "missing_block_key", "frame_file_as_patch", "wrong_size",
                                      "no_pretrain_scalars", "non_audioset_head"])
-def test_unfit_checkpoints_raise_weights_error_naming_the_file(problem, tmp_path):
+def test_unfit_checkpoints_raise_weights_error_naming_the_file(problem, tmp_path, checkpoints):
     name, path = "ssast_tiny_patch_400", None
-    patch = torch.load(FILES["patch"], weights_only=True)
+    patch = torch.load(checkpoints["patch"], weights_only=True)
     if problem == "other_family":
+        path = str(MN04_WEIGHTS)
+    elif problem == "other_family_mn10":
         path = str(EFFAT / "mn10_as_random.pt")
     elif problem == "missing_block_key":
         path = _saved(tmp_path, {k: v for k, v in patch.items() if k != "module.v.blocks.1.attn.proj.weight"})
     elif problem == "frame_file_as_patch":
-        path = str(FILES["frame"])
+        path = str(checkpoints["frame"])
     elif problem == "wrong_size":
         tiny = create_model("ssast_tiny_patch_400", pretrained=False).network.state_dict()  # 192 wide
         tiny.update({"p_input_fdim": torch.tensor(128), "p_input_tdim": torch.tensor(1024)})
@@ -181,7 +237,7 @@ def test_unfit_checkpoints_raise_weights_error_naming_the_file(problem, tmp_path
     elif problem == "no_pretrain_scalars":
         path = _saved(tmp_path, {k: v for k, v in patch.items() if "p_input" not in k})
     elif problem == "non_audioset_head":
-        tuned = torch.load(FILES["finetuned"], weights_only=True)
+        tuned = torch.load(checkpoints["finetuned"], weights_only=True)
         tuned["module.mlp_head.1.weight"] = tuned["module.mlp_head.1.weight"][:50]
         tuned["module.mlp_head.1.bias"] = tuned["module.mlp_head.1.bias"][:50]
         path = _saved(tmp_path, tuned)
@@ -227,7 +283,7 @@ def test_minimum_window_gives_one_frame():
 @pytest.mark.parametrize("kind", ["frame", "finetuned"])
 def test_tagger_end_to_end(kind, models):
     model = models[kind]
-    wave = ssast_golden("clip11s_t1024")["wav"][:8 * 16000]
+    wave = demo_wave(16000)[:8 * 16000]
     window, hop = 5.0, 1.5
     tagger = Tagger(model=model, window=window, hop=hop, device="cpu", frames=True)
     results = list(tagger.tag_array(wave, 16000))
