@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("STREAMTAG_SHARED", ROOT.parent / "shared"))
 EFFAT = SHARED / "fixtures" / "efficientat"
 DATA = ROOT / "tests" / "data"
+MN10_FIXTURE = EFFAT / "mn10_as_random.pt"
 TRANSFORMERS = {  # registry name -> fixture checkpoint (reduced random weights, official layout)
     "beats_iter3": SHARED / "fixtures" / "beats" / "beats_finetuned_small_random.pt",
     "ssast_tiny_patch_400": SHARED / "fixtures" / "ssast" / "ssast_tiny_patch_depth2_finetuned527_random.pth",
@@ -48,6 +49,28 @@ def top_agreement(ref: np.ndarray, other: np.ndarray, k: int) -> float:
     return float(np.mean([set(x) == set(y) for x, y in zip(a, b)]))
 
 
+def rel_err(e: np.ndarray, ref: np.ndarray) -> float:
+    """Per-vector max|e - ref| / max|ref|, worst over rows (the fixtures' embedding metric)."""
+    return float((np.abs(e - ref).max(axis=1) / np.abs(ref).max(axis=1)).max())
+
+
+def precision_agreement(model, path: Path, device: str, fp32_scores: np.ndarray) -> dict:
+    """fp16 (CUDA only) and bf16 autocast against fp32 scores: top-1/top-5 agreement, max score difference."""
+    out = {}
+    for precision in ("fp16", "bf16") if device == "cuda" else ("bf16",):
+        low, _ = tag(model, path, device, precision)
+        out[precision] = {"top1": top_agreement(fp32_scores, low, 1), "top5": top_agreement(fp32_scores, low, 5),
+                          "max_score_diff": float(np.abs(fp32_scores - low).max())}
+    return out
+
+
+def mn10_model():
+    """mn10_as with the fixture's random weights (../shared), else random-initialised: the speed is the same."""
+    if MN10_FIXTURE.is_file():
+        return create_model("mn10_as", weights=MN10_FIXTURE)
+    return create_model("mn10_as", pretrained=False)
+
+
 def tag(model, path: Path, device: str, precision: str = "fp32", window: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     results = list(Tagger(model, window=window, hop=window / 2, device=device, precision=precision).tag_file(path))
     scores = np.stack([r.scores for r in results]) if results[0].scores is not None else None
@@ -58,7 +81,7 @@ def effat_parity(device: str, quick: bool) -> dict:
     """fp32 against the official goldens; fp16/bf16 autocast against fp32 (top-1/top-5, max score difference)."""
     cases = [("mn04_as", None, "mn04_as")]
     if EFFAT.is_dir():
-        cases += [("mn10_as", EFFAT / "mn10_as_random.pt", "mn10_as_random"),
+        cases += [("mn10_as", MN10_FIXTURE, "mn10_as_random"),
                   ("dymn04_as", EFFAT / "dymn04_as_random.pt", "dymn04_as_random")]
     out = {}
     for name, weights, golden_name in cases:
@@ -75,13 +98,9 @@ def effat_parity(device: str, quick: bool) -> dict:
                 ref_scores, ref_emb = g[f"{key}_w1_scores"], g[f"{key}_w1_embeddings"]
             scores, emb = tag(model, path, device)
             n = len(ref_scores)
-            row = {"fp32_max_score_diff": float(np.abs(scores[:n] - ref_scores).max()),
-                   "fp32_max_emb_rel_diff": float((np.abs(emb[:n] - ref_emb).max(1) / np.abs(ref_emb).max(1)).max())}
-            for precision in ("fp16", "bf16") if device == "cuda" else ("bf16",):
-                low, _ = tag(model, path, device, precision)
-                row[precision] = {"top1": top_agreement(scores, low, 1), "top5": top_agreement(scores, low, 5),
-                                  "max_score_diff": float(np.abs(scores - low).max())}
-            out[f"{golden_name}/{inp}"] = row
+            out[f"{golden_name}/{inp}"] = {"fp32_max_score_diff": float(np.abs(scores[:n] - ref_scores).max()),
+                                           "fp32_max_emb_rel_diff": rel_err(emb[:n], ref_emb),
+                                           **precision_agreement(model, path, device, scores)}
         if quick:
             break
     return out
@@ -98,13 +117,11 @@ def transformer_parity(device: str, quick: bool) -> dict:
         model = create_model(name, weights=weights)
         cpu_scores, cpu_emb = tag(model, wave_path, "cpu", window=1.0)
         dev_scores, dev_emb = tag(model, wave_path, device, window=1.0)
-        row = {"fp32_max_emb_rel_diff_vs_cpu": float((np.abs(dev_emb - cpu_emb).max(1) / np.abs(cpu_emb).max(1)).max())}
+        row = {"fp32_max_emb_rel_diff_vs_cpu": rel_err(dev_emb, cpu_emb)}
         if cpu_scores is not None:
             row["fp32_max_score_diff_vs_cpu"] = float(np.abs(dev_scores - cpu_scores).max())
-            for precision in ("fp16", "bf16") if device == "cuda" else ():
-                low, _ = tag(model, wave_path, device, precision, window=1.0)
-                row[precision] = {"top1": top_agreement(dev_scores, low, 1), "top5": top_agreement(dev_scores, low, 5),
-                                  "max_score_diff": float(np.abs(dev_scores - low).max())}
+            if device == "cuda":
+                row.update(precision_agreement(model, wave_path, device, dev_scores))
         out[name] = row
         if quick:
             break
@@ -114,8 +131,7 @@ def transformer_parity(device: str, quick: bool) -> dict:
 def batch_sweep(device: str, quick: bool) -> dict:
     """Model-only windows/s of mn10 (front-end + network, data already on the device) per batch and precision."""
     dev = torch.device(device)
-    model = create_model("mn10_as", weights=EFFAT / "mn10_as_random.pt" if EFFAT.is_dir() else None,
-                         pretrained=EFFAT.is_dir())
+    model = mn10_model()
     out = {}
     precisions = ("fp32", "fp16", "bf16") if dev.type == "cuda" else ("fp32",)
     for window_s, batches in ((10.0, (1, 8, 32, 128, 512, 1024)), (1.0, (16, 128, 1024, 4096, 8192))):
@@ -172,8 +188,7 @@ def stage_profile(path: Path, device: str, window: float, hop: float, batch: int
     t0 = time.perf_counter()
     wave = np.concatenate(list(FileSource(path).blocks(32000)))
     prof["decode_resample_s"] = time.perf_counter() - t0
-    model = create_model("mn10_as", weights=EFFAT / "mn10_as_random.pt" if EFFAT.is_dir() else None,
-                         pretrained=EFFAT.is_dir()).to(dev).eval()
+    model = mn10_model().to(dev).eval()
     w, h = int(window * 32000), int(hop * 32000)
     count = 1 + max(0, (len(wave) - w + h - 1) // h)
     wave = np.pad(wave, (0, (count - 1) * h + w - len(wave)))
@@ -209,7 +224,7 @@ def long_file(device: str, quick: bool, tmp: Path) -> dict:
     t0 = time.perf_counter()
     write_long_file(path, seconds)
     out: dict = {"audio_s": seconds, "write_s": time.perf_counter() - t0}
-    weights = ["--model", "mn10_as", "--weights", str(EFFAT / "mn10_as_random.pt")] if EFFAT.is_dir() else []
+    weights = ["--model", "mn10_as", "--weights", str(MN10_FIXTURE)] if MN10_FIXTURE.is_file() else []
     for window, hop in ((10.0, 2.5), (1.0, 0.5)):
         cmd = [sys.executable, "-m", "streamtag", "tag", str(path), *weights, "--device", device, "--window",
                str(window), "--hop", str(hop), "--format", "npz", "-o", str(tmp / "long.npz"), "-q"]

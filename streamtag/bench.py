@@ -33,7 +33,7 @@ from .errors import StreamtagError
 from .models import create_model
 from .models.frontends import kaldi_mel_banks
 from .pipeline import Tagger
-from .threads import user_wait_policy
+from .threads import DEFAULT_WAIT_POLICY, user_wait_policy
 from .windows import WindowSpec
 
 
@@ -194,8 +194,8 @@ def _spawn(mode: str, args: dict, tmp: Path) -> dict:
         env.pop("OMP_WAIT_POLICY", None)
         if user_wait_policy() is not None:
             env["OMP_WAIT_POLICY"] = user_wait_policy()
-    else:
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI runs (streamtag.threads)
+    else:  # the pipeline runs as the CLI does (streamtag.threads)
+        env.setdefault("OMP_WAIT_POLICY", DEFAULT_WAIT_POLICY)
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"benchmark {mode} failed:\n{res.stderr[-2000:]}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+DEFAULT_WAIT_POLICY = "PASSIVE"  # idle OpenMP workers sleep instead of spinning
 _user_wait_policy: str | None = None
 _configured = False
 
@@ -17,7 +18,7 @@ def configure_threads() -> None:
     if not _configured:
         _user_wait_policy = os.environ.get("OMP_WAIT_POLICY")
         _configured = True
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OMP_WAIT_POLICY", DEFAULT_WAIT_POLICY)
 
 
 def user_wait_policy() -> str | None:

@@ -1,8 +1,4 @@
 """The streaming pipeline: worker, dispatcher, and the `Tagger` entry point."""
-from ..deps import require_torch
-
-require_torch()  # a broken torch install: DependencyError with the fix, not a loader traceback
-
 from .result import TaggerStats, WindowResult
 from .runner import ModelRunner, resolve_device
 from .stream import Stream
