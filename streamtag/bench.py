@@ -29,9 +29,10 @@ import torch
 import torch.nn.functional as F
 
 from .audio.sources import ArraySource, FileSource
-from .errors import StreamtagError
-from .models import create_model
+from .errors import ConfigError, StreamtagError
+from .models import create_model, get_spec
 from .models.frontends import kaldi_mel_banks
+from .models.mobilenet import EfficientATConfig
 from .pipeline import Tagger
 from .threads import DEFAULT_WAIT_POLICY, user_wait_policy
 from .windows import WindowSpec
@@ -94,7 +95,7 @@ def run_baseline(path: str, model, window: float, hop: float) -> tuple[float, np
     spec = WindowSpec.from_seconds(window, hop, 32000)
     n = spec.total(len(wave))
     wave = np.pad(wave, (0, max(0, spec.end(n - 1) - len(wave))))
-    f = model.spec.frontend
+    f = model.spec.config  # EfficientAT front-end settings (benchmark() checks the family)
     scores = []
     with torch.no_grad():
         for k in range(n):
@@ -210,6 +211,9 @@ def benchmark(model: str = "mn10_as", duration: float = 600.0, window: float = 1
               file: str | None = None, threads: int | None = None, live_seconds: float = 20.0,
               baseline: bool = True, live: bool = True) -> dict:
     """Run both sides (and the live simulation) and return the comparison as a dict."""
+    WindowSpec.from_seconds(window, hop, 32000)  # bad windows fail here, before any subprocess starts
+    if not isinstance(get_spec(model).config, EfficientATConfig):
+        raise ConfigError(f"the benchmark's EATagger-style baseline runs EfficientAT models (mn*, dymn*), not {model}")
     with tempfile.TemporaryDirectory(prefix="streamtag-bench-") as d:
         tmp = Path(d)
         path = file or str(synth_audio(tmp / "bench.wav", duration))

@@ -1,26 +1,16 @@
-"""The `streamtag` command line: tag files, list models."""
+"""The `streamtag` command line: option parsing, then one library call per command."""
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
-import warnings
 
 import click
-import numpy as np
-import torch
 
 from . import __version__
-from .audio.sources import FileSource
-from .engines.archive import expand_inputs
-from .errors import ConfigError, StreamtagError
-from .models import MODELS, create_model, find_cached, list_models
-from .outputs import EventSettings, NpzSink, TagFilter, open_text
-from .outputs.recording import (EVENT_FORMATS, EXTENSIONS, FORMATS, OutputPlan, RecordingOutputs, recording_stems,
-                                text_sink)
-from .pipeline import Tagger, load_default_model
-from .windows import WindowSpec
+from .engines.job import TagJob, run_tag_job
+from .errors import StreamtagError
+from .models import MODELS, find_cached, list_models
+from .outputs.recording import FORMATS
 
 PROGRESS_MIN_S = 60.0  # show a progress bar for files at least this long (on a terminal)
 
@@ -30,68 +20,39 @@ def fail(message: str, code: int = 1) -> "click.exceptions.Exit":
     return click.exceptions.Exit(code)
 
 
+class CliReporter:
+    """Reports on stderr: notices unless --quiet, warnings and errors always, a bar for long files on a terminal."""
+
+    def __init__(self, quiet: bool, prefix: str = "") -> None:
+        self.quiet, self.prefix = quiet, prefix
+
+    def notice(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(f"streamtag: {message}", err=True)
+
+    def warning(self, message: str) -> None:
+        click.echo(f"streamtag: warning: {message}", err=True)
+
+    def error(self, message: str) -> None:
+        click.echo(f"streamtag: error: {message}", err=True)
+
+    def progress(self, line: str) -> None:
+        if not self.quiet:
+            click.echo(f"streamtag: {self.prefix}{line}", err=True)
+
+    def progress_bar(self, path: str, duration_s: float, windows: int):
+        if self.quiet or not sys.stderr.isatty() or duration_s < PROGRESS_MIN_S:
+            return None
+        bar = click.progressbar(length=windows, label=path, file=sys.stderr)
+        bar.__enter__()
+        bar.close = lambda: bar.__exit__(None, None, None)
+        return bar
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="streamtag")
 def main() -> None:
     """Streaming sliding-window AudioSet tagging."""
-
-
-def _formats(values: tuple[str, ...], output: str | None, output_dir: str | None) -> list[str]:
-    """The requested formats (repeatable, or comma-separated); default from the output's extension."""
-    fmts = [f.strip() for v in values for f in v.split(",") if f.strip()]
-    for f in fmts:
-        if f not in FORMATS + EVENT_FORMATS:
-            raise fail(f"unknown format {f!r} (use {', '.join(FORMATS + EVENT_FORMATS)})")
-    if fmts:
-        return list(dict.fromkeys(fmts))
-    if output and output != "-":
-        for name, ext in sorted(EXTENSIONS.items(), key=lambda kv: -len(kv[1])):
-            if output.endswith(ext):
-                return [name]
-        return ["jsonl"]
-    return ["jsonl"] if output_dir else ["text"]
-
-
-def _format_for(fmt: str | None, output: str | None, output_dir: str | None) -> str:
-    return _formats((fmt,) if fmt else (), output, output_dir)[0]
-
-
-def _model(name: str | None, weights: str | None, quiet: bool):
-    """The named model, or the default one (saying on stderr when it falls back to the bundled model)."""
-    if name is None and weights is None:
-        model, notice = load_default_model()
-        if notice and not quiet:
-            click.echo(f"streamtag: {notice}", err=True)
-        return model
-    return create_model(name or "mn10_as", weights=weights)
-
-
-def _tagger(model, quiet: bool, **options) -> Tagger:
-    """A Tagger for `model`; its warnings (e.g. a window much shorter than the training inputs) go to stderr."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        tagger = Tagger(model, **options)
-    if not quiet:
-        for w in caught:
-            click.echo(f"streamtag: warning: {w.message}", err=True)
-    return tagger
-
-
-def _check_scores_needed(tagger: Tagger, formats: list[str], as_events: bool, plot: str | None,
-                         label_filter: str | None) -> None:
-    """Embedding-only models (scores None) cannot feed outputs made of tags."""
-    if tagger.model.has_scores:
-        return
-    wanted = [f for f in formats if f in ("csv",) + EVENT_FORMATS] + (["--events"] if as_events else []) \
-        + (["--plot"] if plot else []) + (["--include/--exclude"] if label_filter else [])
-    if wanted:
-        raise ConfigError(f"{tagger.model_name} gives embeddings only (no AudioSet scores), so "
-                          f"{', '.join(wanted)} cannot be written: use --format npz (text/jsonl list the windows)")
-
-
-def _label_set(labels, names: str | None) -> list[int]:
-    """Indices of comma-separated display names or mids; unknown names raise with close matches."""
-    return [labels.index(n) for n in (names or "").split(",") if n.strip()]
 
 
 @main.command()
@@ -138,125 +99,30 @@ def tag(files, model_name, window, hop, weights, labels_path, device, batch_size
 
     Writes the top tags per window, all scores (NPZ) or detected events.
     """
-    files = tuple(expand_inputs(list(files)))
-    if not files:
-        raise fail("no audio files found in the inputs")
-    if engine == "ray" and not output_dir:
-        raise fail("--engine ray writes one set of files per input: give --output-dir DIR")
-    formats = _formats(fmts, output, output_dir)
-    if output and output_dir:
-        raise fail("give --output or --output-dir, not both")
-    if len(formats) > 1 and not output_dir:
-        raise fail("several formats need --output-dir")
-    if "npz" in formats and not output_dir and (not output or output == "-"):
-        raise fail("npz is binary: give --output FILE.npz or --output-dir DIR")
-    if not output_dir and len(files) > 1 and set(formats) & {"npz", "audacity", "raven"}:
-        raise fail(f"{formats[0]} holds one recording: use --output-dir for several files")
-    if plot_path and len(files) > 1 and not output_dir:
-        raise fail("--plot draws one recording: use --output-dir for several files")
-    if frames and "npz" not in formats:
-        raise fail("--frames adds arrays to NPZ output: use --format npz")
+    reporter = CliReporter(quiet, "[ray] " if engine == "ray" else "")
     try:
-        model = _model(model_name, weights, quiet)
-        tagger = _tagger(model, quiet, window=window, hop=hop, device=device, batch_size=batch_size,
-                         labels=labels_path, frames=frames)
-        _check_scores_needed(tagger, formats, as_events, plot_path, include or exclude)
-        included, excluded = _label_set(tagger.labels, include), set(_label_set(tagger.labels, exclude))
-        allowed = [i for i in (included or range(len(tagger.labels))) if i not in excluded]
-        on = 0.3 if threshold is None else threshold
-        settings = EventSettings(on=on, off=on / 2 if off_threshold is None else off_threshold,
-                                 min_duration_s=min_duration, max_gap_s=max_gap, median=median,
-                                 labels=tuple(allowed))
-    except (StreamtagError, ValueError) as e:
-        raise fail(str(e)) from None
-    plan = OutputPlan(tuple(formats), TagFilter(top_k, threshold or 0.0, None if len(allowed) == len(tagger.labels)
-                                                else allowed), settings, as_events, output, output_dir, plot_path)
-    shared_out, shared_file = (None, None)
-    if not output_dir and formats[0] != "npz":
-        try:
-            shared_out, shared_file = open_text(output or "-")
-        except OSError as e:
-            raise fail(f"cannot write {output}: {e.strerror or e}") from None
-    if engine == "ray":
-        return _tag_on_ray(files, output_dir, tagger, plan, labels_path, address, shard_windows, device, batch_size,
-                           frames, workers, quiet)
-    failures: list[tuple[str, str]] = []
-    interrupted = False
-    try:
-        for i, (path, stem) in enumerate(zip(files, recording_stems(list(files)))):
-            try:
-                _tag_recording(tagger, plan, path, stem, shared_out, i == 0, quiet)
-            except StreamtagError as e:
-                failures.append((path, str(e)))
-                click.echo(f"streamtag: error: {e}", err=True)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if shared_file is not None:
-            shared_file.commit()  # everything written so far is complete lines
-        elif shared_out is not None:
-            shared_out.flush()
-    if interrupted:
-        click.echo("streamtag: interrupted", err=True)
-        raise click.exceptions.Exit(130)
-    if failures:
-        if len(files) > 1:
-            click.echo(f"streamtag: {len(failures)} of {len(files)} files failed: "
-                       + ", ".join(p for p, _ in failures), err=True)
-        raise click.exceptions.Exit(1)
-
-
-def _tag_on_ray(files, output_dir, tagger: Tagger, plan: OutputPlan, labels_path, address, shard_windows, device,
-                batch_size, frames, workers, quiet) -> None:
-    from .engines.ray_engine import print_progress, tag_archive
-    w = tagger.window
-    try:
-        summary = tag_archive(list(files), output_dir, model=tagger.model, window=w.window_s, hop=w.hop_s, plan=plan,
-                              labels=labels_path, address=address, shard_windows=shard_windows, device=device,
-                              batch_size=batch_size, frames=frames, workers=workers,
-                              progress=None if quiet else print_progress)
+        job = TagJob.from_options(
+            files, model=model_name, weights=weights, window=window, hop=hop, device=device, batch_size=batch_size,
+            labels=labels_path, formats=fmts, output=output, output_dir=output_dir, top_k=top_k, events=as_events,
+            include=include, exclude=exclude, threshold=threshold, off_threshold=off_threshold,
+            min_duration_s=min_duration, max_gap_s=max_gap, median=median, plot=plot_path, frames=frames,
+            engine=engine, address=address, shard_windows=shard_windows, workers=workers)
+        summary = run_tag_job(job, reporter)
     except StreamtagError as e:
         raise fail(str(e)) from None
-    if not quiet or summary.failed:
+    if summary.interrupted:
+        click.echo("streamtag: interrupted", err=True)
+        raise click.exceptions.Exit(130)
+    if engine == "ray" and (not quiet or summary.failed):
         click.echo(f"streamtag: [ray] {summary.completed} tagged, {len(summary.skipped)} already complete, "
                    f"{len(summary.failed)} failed of {summary.files} files; {summary.windows} windows in "
                    f"{summary.elapsed_s:.1f} s ({summary.windows_per_s:.1f} windows/s, {summary.workers} workers)",
                    err=True)
-    for f in summary.failed:
-        click.echo(f"streamtag: error: {f['error']}", err=True)
+    elif summary.failed and summary.files > 1:
+        click.echo(f"streamtag: {len(summary.failed)} of {summary.files} files failed: "
+                   + ", ".join(f["path"] for f in summary.failed), err=True)
     if summary.failed:
         raise click.exceptions.Exit(1)
-
-
-def _tag_recording(tagger: Tagger, plan: OutputPlan, path: str, stem: str, shared_out, first: bool,
-                   quiet: bool) -> None:
-    """Tag one file with the loaded model and write every planned output of it."""
-    source = FileSource(path)
-    outputs = RecordingOutputs(plan, tagger, path, stem, shared_out, first)
-    subscribers: list = [outputs]
-    bar = None
-    if not quiet and sys.stderr.isatty() and source.duration_s >= PROGRESS_MIN_S:
-        total = tagger.window.total(source.expected_samples(tagger.sample_rate))
-        bar = click.progressbar(length=total, label=os.path.basename(path), file=sys.stderr)
-        subscribers.append(lambda r: bar.update(1))
-    try:
-        for cb in subscribers:
-            tagger.subscribe(cb)
-        if bar is not None:
-            bar.__enter__()
-        stats = tagger.run(source)
-        if stats.nonfinite_samples:  # a warning about the data, shown even with --quiet
-            click.echo(f"streamtag: warning: {path}: {stats.nonfinite_samples} NaN/Inf samples were replaced by 0",
-                       err=True)
-    except BaseException:
-        outputs.discard()
-        raise
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
-        for cb in subscribers:
-            tagger.unsubscribe(cb)
-    outputs.finish()
 
 
 @main.command("models")
@@ -314,7 +180,6 @@ def bench(model_name, weights, duration, audio_file, window, hop, repeats, devic
     """Benchmark the pipeline against a naive EATagger-style loop in the same run."""
     from .bench import benchmark
     try:
-        WindowSpec.from_seconds(window, hop, 32000)
         report = benchmark(model_name, duration, window, hop, repeats, device, batch_size, weights, audio_file,
                            threads, live_seconds, baseline, live)
     except (StreamtagError, RuntimeError) as e:
@@ -355,18 +220,6 @@ def devices(as_json: bool) -> None:
         click.echo(f"{d['index']:>5}  {d['name'][:40]:<40} {d['channels']:>8} {d['default_samplerate']:>8.0f}  {d['hostapi']}")
 
 
-class SlowedNetwork(torch.nn.Module):
-    """Test hook (`listen --slow-model S`): sleeps S seconds per batch to force an overrun."""
-
-    def __init__(self, inner: torch.nn.Module, seconds: float) -> None:
-        super().__init__()
-        self.inner, self.seconds = inner, seconds
-
-    def forward(self, mel):
-        time.sleep(self.seconds)
-        return self.inner(mel)
-
-
 @main.command()
 @click.option("--input", "input_", default=None, help="Input device: index or name substring (see `streamtag devices`).")
 @click.option("--device", default="auto", show_default=True, help="Compute device: auto, cpu or cuda.")
@@ -383,73 +236,27 @@ class SlowedNetwork(torch.nn.Module):
 @click.option("--buffer-seconds", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Audio kept while inference catches up; older unread audio is lost (and counted).")
 @click.option("--quiet", "-q", is_flag=True, help="No notices or latency summary.")
-@click.option("--slow-model", type=float, default=None, hidden=True)
 def listen(input_, device, model_name, weights, labels_path, window, hop, duration, top_k, threshold, fmt, output,
-           buffer_seconds, quiet, slow_model) -> None:
+           buffer_seconds, quiet) -> None:
     """Tag what an input device hears, live. Ctrl-C stops cleanly and flushes outputs."""
-    from .audio.microphone import MicrophoneSource
-    from .models.factory import TaggingModel
-    fmt = _format_for(fmt, output, None)
-    if fmt == "npz" and (not output or output == "-"):
-        raise fail("npz is binary: give --output FILE.npz")
+    from .engines.live import ListenJob, run_listen
     try:
-        model = _model(model_name, weights, quiet)
-        if slow_model:
-            model = TaggingModel(model.spec, model.frontend, SlowedNetwork(model.network, slow_model), model.weights)
-        tagger = _tagger(model, quiet, window=window, hop=hop, device=device, labels=labels_path,
-                         ring_seconds=buffer_seconds, optimize=not slow_model)
-        source = MicrophoneSource(input_, buffer_s=buffer_seconds)
+        job = ListenJob.from_options(input=input_, model=model_name, weights=weights, labels=labels_path,
+                                     window=window, hop=hop, device=device, duration=duration, top_k=top_k,
+                                     threshold=threshold, format=fmt, output=output, buffer_seconds=buffer_seconds)
+        summary = run_listen(job, CliReporter(quiet))
     except StreamtagError as e:
         raise fail(str(e)) from None
-    title = f"{source.device['name']} -> {tagger.model_name}"
-    own = None
-    if fmt == "npz":
-        sink = NpzSink(output, tagger.labels, source=title, hop_s=tagger.window.hop_s)
-    else:
-        out, own = open_text(output or "-")
-        if fmt == "text" and out is sys.stdout and sys.stdout.isatty():
-            from .outputs import LiveView
-            sink = LiveView(out, top_k, threshold, title)
-        else:
-            sink = text_sink(fmt, out, title, TagFilter(top_k, threshold), header=True)
-    latencies: list[float] = []
-    tagger.subscribe(sink)
-    tagger.subscribe(lambda r: latencies.append(r.latency_s) if r.latency_s is not None else None)
-    interrupted = False
-    error = None
-    try:
-        tagger.warm_up()
-        tagger.start(source)
-        if not quiet:
-            click.echo(f"streamtag: listening on {source.device['name']} ({source.sample_rate} Hz) with "
-                       f"{tagger.model_name}, window {window} s, hop {hop} s", err=True)
-        try:
-            if not tagger.join(timeout=duration) if duration else not tagger.join():
-                source.close()  # end of capture: the last windows are still published
-                tagger.join()
-        except KeyboardInterrupt:
-            interrupted = True
-            source.close()
-            tagger.join(timeout=10)
-    except StreamtagError as e:
-        error = e
-    finally:
-        tagger.stop(wait=10.0)
-        sink.close()
-        if own is not None:
-            own.commit()
-    stats = tagger.stats
+    stats = summary.stats
     if stats.lost_samples or stats.device_overflows:
-        click.echo(f"streamtag: warning: lost {stats.lost_samples} samples ({stats.lost_samples / tagger.sample_rate:.2f} s) "
+        click.echo(f"streamtag: warning: lost {stats.lost_samples} samples ({stats.lost_samples / summary.sample_rate:.2f} s) "
                    f"in {stats.lossy_windows} of {stats.windows} windows; device overflows: {stats.device_overflows}",
                    err=True)
-    if latencies and not quiet:
-        ms = np.percentile(np.asarray(latencies) * 1e3, [50, 95])
-        click.echo(f"streamtag: latency p50 {ms[0]:.0f} ms, p95 {ms[1]:.0f} ms, max {max(latencies) * 1e3:.0f} ms "
-                   f"over {len(latencies)} windows", err=True)
-    if error is not None:
-        raise fail(str(error))
-    if interrupted:
+    latency = summary.latency_ms()
+    if latency and not quiet:
+        click.echo(f"streamtag: latency p50 {latency[0]:.0f} ms, p95 {latency[1]:.0f} ms, max {latency[2]:.0f} ms "
+                   f"over {len(summary.latencies_s)} windows", err=True)
+    if summary.interrupted:
         raise click.exceptions.Exit(130)
 
 

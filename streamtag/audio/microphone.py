@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import AudioDeviceError, ConfigError
 from .resample import StreamResampler
-from .sources import Gap, downmix
+from .sources import Gap, downmix, replace_nonfinite
 
 
 def _sounddevice():
@@ -71,6 +71,7 @@ class MicrophoneSource:
         self.block_frames = max(1, int(block_s * self.sample_rate))
         self.max_frames = int(buffer_s * self.sample_rate)
         self.overflows = 0  # device-reported input overflows
+        self.nonfinite = 0  # NaN/Inf samples replaced by 0 (a float device can deliver them)
         self.dropped_frames = 0  # frames lost to overflows or a full queue (device rate)
         self._items: deque = deque()  # np.ndarray blocks, or int = lost frames
         self._queued = 0
@@ -117,7 +118,9 @@ class MicrophoneSource:
             if isinstance(item, int):
                 yield Gap(int(round(item * rate / self.sample_rate)))
             else:
-                out = resampler.process(downmix(item))
+                mono, bad = replace_nonfinite(downmix(item))
+                self.nonfinite += bad
+                out = resampler.process(mono)
                 if len(out):
                     yield out
 

@@ -56,9 +56,11 @@ class Gap:
 
 
 class AudioSource(Protocol):
-    """What the pipeline needs from a source."""
+    """What the pipeline needs from a source, and the loss it counts."""
 
     live: bool  # True: never waits (overwrites when behind); False: waits, drops nothing
+    overflows: int  # input overflows the device reported (0 for files and arrays)
+    nonfinite: int  # NaN/Inf input samples replaced by 0
 
     def blocks(self, rate: int) -> Iterator[np.ndarray | Gap]:
         """Yield float32 mono blocks resampled to `rate` (or a `Gap` for lost audio), until the stream ends."""
@@ -79,6 +81,7 @@ class FileSource:
     """
 
     live = False
+    overflows = 0  # a file never overflows
 
     def __init__(self, path: str | os.PathLike, block_frames: int = 1 << 16, start: int = 0,
                  stop: int | None = None) -> None:
@@ -189,6 +192,7 @@ class ArraySource:
     def __init__(self, sample_rate: int | None = None, live: bool = False, max_blocks: int = 64) -> None:
         self.sample_rate = sample_rate
         self.live = live
+        self.overflows = 0  # pushed audio has no device to overflow
         self._queue: queue.Queue = queue.Queue(maxsize=max_blocks)
         self._ended = False
         self._closed = threading.Event()

@@ -3,11 +3,14 @@ from ..deps import require_torch
 
 require_torch()  # a broken torch install: DependencyError with the fix, not a loader traceback
 
-from .factory import FAMILIES, TaggingModel, create_model
+from .catalog import FAMILY_MODULES, MODELS, REGISTRY, get_spec, list_models
+from .factory import BUNDLED_MODEL, DEFAULT_MODEL, create_model, resolve_model
 from .labels import Labels, load_labels
-from .registry import BUNDLED_MODEL, DEFAULT_MODEL, MODELS, ModelSpec, get_spec, list_models
+from .model import ModelOutput, Network, SingleModel, TaggingModel
+from .registry import Family, ModelSpec, Registry
 from .weights import ResolvedFile, find_cached, resolve_weights, streamtag_home
 
-__all__ = ["BUNDLED_MODEL", "DEFAULT_MODEL", "FAMILIES", "Labels", "MODELS", "ModelSpec", "ResolvedFile",
-           "TaggingModel", "create_model", "find_cached", "get_spec", "list_models", "load_labels",
+__all__ = ["BUNDLED_MODEL", "DEFAULT_MODEL", "FAMILY_MODULES", "Family", "Labels", "MODELS", "ModelOutput",
+           "ModelSpec", "Network", "REGISTRY", "Registry", "ResolvedFile", "SingleModel", "TaggingModel",
+           "create_model", "find_cached", "get_spec", "list_models", "load_labels", "resolve_model",
            "resolve_weights", "streamtag_home"]

@@ -29,8 +29,10 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import WeightsError
-from .frontends import htk_mel_banks
-from .registry import ModelSpec
+from .frontends import ATSTMel
+from .labels import Labels
+from .model import Network
+from .registry import Family, ModelSpec
 from .vit import Block
 from .weights import load_into, state_dict_of
 
@@ -44,7 +46,7 @@ HEADS_BY_ARCH = {"small": 6, "base": 12}  # hyper_parameters["arch"] -> attentio
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class FrameASTConfig:
     """Shape of a `FrameAST` encoder."""
 
     embed_dim: int
@@ -57,56 +59,7 @@ class EncoderConfig:
     n_mels: int = 64
 
 
-# the released architectures, for random initialisation (checkpoints carry their own shapes)
-RELEASES: dict[str, EncoderConfig] = {
-    "atstframe_small": EncoderConfig(embed_dim=384, depth=12, num_heads=6, mlp_dim=1536),
-    "atstframe_base": EncoderConfig(embed_dim=768, depth=12, num_heads=12, mlp_dim=3072),
-}
-
-
-class ATSTMel(nn.Module):
-    """ATST-Frame front-end: [B, N] at 16 kHz -> [B, 1, n_mels, T], T = N // hop_length + 1.
-
-    torchaudio `MelSpectrogram` (periodic Hann, centred reflect-padded STFT, power 2, HTK mel
-    bank without normalisation), `AmplitudeToDB(power, top_db)` with the maximum taken per item
-    over the whole input, then MinMax scaling of [norm_min, norm_max] dB to [-1, 1].
-    """
-
-    def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, win_length: int = 1024, hop_length: int = 160,
-                 f_min: float = 60.0, f_max: float = 7800.0, n_mels: int = 64, top_db: float = 80.0,
-                 amin: float = 1e-10, norm_min: float = -79.6482, norm_max: float = 50.6842) -> None:
-        super().__init__()
-        self.sample_rate = sample_rate
-        self.n_fft = n_fft
-        self.win_length = win_length
-        self.hop_length = hop_length
-        self.n_mels = n_mels
-        self.top_db = top_db
-        self.amin = amin
-        self.norm_min = norm_min
-        self.norm_max = norm_max
-        bank = htk_mel_banks(n_fft // 2 + 1, float(f_min), float(f_max), n_mels, sample_rate)
-        self.register_buffer("mel_bank", bank, persistent=False)  # [n_fft//2+1, n_mels]
-        self.register_buffer("window", torch.hann_window(win_length), persistent=False)
-
-    def frames(self, n_samples: int) -> int:
-        """Mel frames of a waveform of n_samples."""
-        return n_samples // self.hop_length + 1
-
-    def forward(self, wave: Tensor) -> Tensor:
-        with torch.autocast(device_type=wave.device.type, enabled=False):
-            spec = torch.stft(wave.float(), self.n_fft, hop_length=self.hop_length, win_length=self.win_length,
-                              window=self.window, center=True, pad_mode="reflect", normalized=False,
-                              onesided=True, return_complex=True)
-            power = spec.abs().pow(2.0)
-            mel = torch.matmul(power.transpose(-1, -2), self.mel_bank).transpose(-1, -2)  # [B, n_mels, T]
-            db = 10.0 * torch.log10(torch.clamp(mel, min=self.amin))
-            db = torch.max(db, db.amax(dim=(-2, -1), keepdim=True) - self.top_db)
-            scaled = (db - self.norm_min) / (self.norm_max - self.norm_min) * 2.0 - 1.0
-        return scaled.unsqueeze(1)
-
-
-class PatchEmbed(nn.Module):
+class LinearPatchEmbed(nn.Module):
     """Cuts [B, C, H, W] into patch_h x patch_w patches, time-major tokens, mel-major vectors; projects them."""
 
     def __init__(self, patch_h: int, patch_w: int, embed_dim: int, in_chans: int = 1) -> None:
@@ -127,13 +80,13 @@ class PatchEmbed(nn.Module):
 class FrameASTEncoder(nn.Module):
     """The teacher `FrameAST` (pos_type "cut", Linear patch embedding, no CLS token, no prompts)."""
 
-    def __init__(self, config: EncoderConfig) -> None:
+    def __init__(self, config: FrameASTConfig) -> None:
         super().__init__()
         d = config.embed_dim
         self.config = config
         self.mask_embed = nn.Parameter(torch.zeros(1, 1, d))  # training only; kept so checkpoints load strictly
         self.pos_embed = nn.Parameter(torch.zeros(1, config.max_tokens + 1, d))
-        self.patch_embed = PatchEmbed(config.patch_h, config.patch_w, d)
+        self.patch_embed = LinearPatchEmbed(config.patch_h, config.patch_w, d)
         self.blocks = nn.ModuleList(Block(d, config.num_heads, config.mlp_dim, LAYER_NORM_EPS, qkv_bias=False) for _ in range(config.depth))
         self.norm_frame = nn.LayerNorm(d, eps=LAYER_NORM_EPS)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -156,25 +109,23 @@ class FrameASTEncoder(nn.Module):
         return outputs
 
 
-class ATSTFrame(nn.Module):
+class ATSTFrame(Network):
     """Mel [B, 1, n_mels, T] -> (None, scene [B, min(12, depth)*D], timestamp frames [B, F, min(n_blocks, depth)*D]).
 
     The scene embedding always uses the last min(12, depth) blocks, as the reference; `n_blocks` sets the frames'.
     """
 
-    freezable = False
     has_scores = False  # self-supervised: embeddings only
+    has_frames = True
 
-    def __init__(self, config: EncoderConfig, n_blocks: int = DEFAULT_N_BLOCKS, chunk_frames: int = CHUNK_FRAMES,
-                 hop_length: int = 160, sample_rate: int = 16000) -> None:
+    def __init__(self, config: FrameASTConfig, n_blocks: int = DEFAULT_N_BLOCKS,
+                 chunk_frames: int = CHUNK_FRAMES) -> None:
         super().__init__()
         if n_blocks < 1:
             raise ValueError(f"n_blocks must be at least 1, got {n_blocks}")
         self.encoder = FrameASTEncoder(config)
         self.n_blocks = n_blocks
         self.chunk_frames = chunk_frames
-        self.hop_length = hop_length
-        self.sample_rate = sample_rate
 
     @property
     def scene_blocks(self) -> int:
@@ -184,8 +135,8 @@ class ATSTFrame(nn.Module):
     def frame_blocks(self) -> int:
         return min(self.n_blocks, self.encoder.config.depth)
 
-    def forward(self, mel: Tensor, lengths: Tensor | None = None) -> tuple[None, Tensor, Tensor]:
-        """`lengths` is accepted and ignored: the reference never masks (padded samples are zeros)."""
+    def forward(self, mel: Tensor) -> tuple[None, Tensor, Tensor]:
+        """As the reference, padding is never masked (padded samples are zeros)."""
         keep = max(self.scene_blocks, self.frame_blocks)
         scenes, frames = [], []
         for start in range(0, mel.shape[-1], self.chunk_frames):
@@ -196,16 +147,11 @@ class ATSTFrame(nn.Module):
             frames.append(torch.cat(outputs[keep - self.frame_blocks:], dim=-1))
         return None, torch.stack(scenes).mean(dim=0), torch.cat(frames, dim=1)
 
-    def frame_count(self, n_samples: int) -> int:
-        """Tokens (timestamp frames) for a window of n_samples."""
-        mel_frames = n_samples // self.hop_length + 1
+    def frame_starts(self, n_rows: int) -> np.ndarray:
+        """Mel row of each frame: k * patch_w, the reference's timestamps (they lag 10 ms per chunk boundary)."""
         width = self.encoder.config.patch_w
-        return sum(min(self.chunk_frames, mel_frames - s) // width for s in range(0, mel_frames, self.chunk_frames))
-
-    def frame_times(self, n_samples: int) -> np.ndarray:
-        """Start of each frame (s): k * 40 ms, the reference's timestamps (they lag 10 ms per chunk boundary)."""
-        step = self.encoder.config.patch_w * self.hop_length / self.sample_rate
-        return np.arange(self.frame_count(n_samples)) * step
+        count = sum(min(self.chunk_frames, n_rows - s) // width for s in range(0, n_rows, self.chunk_frames))
+        return np.arange(count) * width
 
 
 def encoder_state(checkpoint: object, source: str) -> tuple[dict[str, Tensor], dict]:
@@ -218,7 +164,7 @@ def encoder_state(checkpoint: object, source: str) -> tuple[dict[str, Tensor], d
     return teacher, dict(hparams) if isinstance(hparams, dict) else {}
 
 
-def config_from_state(state: dict[str, Tensor], hparams: dict, source: str) -> EncoderConfig:
+def config_from_state(state: dict[str, Tensor], hparams: dict, source: str) -> FrameASTConfig:
     """The encoder's shape: widths and depth from the tensors, heads and patch size from the hyper-parameters."""
     needed = ("pos_embed", "patch_embed.patch_embed.weight", "blocks.0.mlp.fc1.weight", "norm_frame.weight")
     missing = [k for k in needed if k not in state]
@@ -240,7 +186,7 @@ def config_from_state(state: dict[str, Tensor], hparams: dict, source: str) -> E
                            f"{patch_size}-value patch embedding (ATST-Frame uses one 64x4 patch per 40 ms)")
     if embed_dim % num_heads:
         raise WeightsError(f"{source}: width {embed_dim} is not divisible by {num_heads} heads")
-    return EncoderConfig(embed_dim=embed_dim, depth=depth, num_heads=num_heads,
+    return FrameASTConfig(embed_dim=embed_dim, depth=depth, num_heads=num_heads,
                          mlp_dim=state["blocks.0.mlp.fc1.weight"].shape[0], patch_h=patch_h, patch_w=patch_w,
                          max_tokens=state["pos_embed"].shape[1] - 1, n_mels=n_mels)
 
@@ -257,11 +203,55 @@ def network_from_checkpoint(checkpoint: object, source: str, arch_name: str,
     return network
 
 
-def build(spec: ModelSpec, checkpoint: object | None, source: str) -> tuple[nn.Module, nn.Module]:
+@dataclass(frozen=True)
+class ATSTRelease:
+    """An ATST-Frame registry entry's settings: the released encoder, `n_blocks` for the frames, the mel front-end."""
+
+    embed_dim: int
+    num_heads: int
+    depth: int = 12
+    n_blocks: int = DEFAULT_N_BLOCKS  # blocks concatenated per timestamp frame
+    n_mels: int = 64
+    n_fft: int = 1024
+    win_length: int = 1024
+    hop_length: int = 160
+    sample_rate: int = 16000
+
+    def architecture(self) -> FrameASTConfig:
+        """The released encoder (for random weights; a checkpoint brings its own shapes)."""
+        return FrameASTConfig(embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads,
+                              mlp_dim=4 * self.embed_dim, n_mels=self.n_mels)
+
+    def frontend(self, n_mels: int | None = None) -> ATSTMel:
+        return ATSTMel(sample_rate=self.sample_rate, n_fft=self.n_fft, win_length=self.win_length,
+                       hop_length=self.hop_length, n_mels=n_mels or self.n_mels)
+
+
+def build(spec: ModelSpec, checkpoint: object | None, source: str, labels: Labels) -> tuple[ATSTMel, ATSTFrame]:
     """(front-end, network) of an ATST-Frame release; `checkpoint` None gives the released shape, random."""
-    n_blocks = int(spec.arch.get("n_blocks", DEFAULT_N_BLOCKS))
+    release: ATSTRelease = spec.config
     if checkpoint is None:
-        network = ATSTFrame(RELEASES[spec.name], n_blocks=n_blocks)
+        network = ATSTFrame(release.architecture(), n_blocks=release.n_blocks)
     else:
-        network = network_from_checkpoint(checkpoint, source, spec.name, n_blocks)
-    return ATSTMel(sample_rate=spec.sample_rate, n_mels=network.encoder.config.n_mels), network
+        network = network_from_checkpoint(checkpoint, source, spec.name, release.n_blocks)
+    return release.frontend(network.encoder.config.n_mels), network
+
+
+def _drive(file_id: str) -> tuple[str, str]:
+    """(direct-download URL, page) of a Google Drive file; Drive needs a person for large files."""
+    return (f"https://drive.google.com/uc?export=download&id={file_id}",
+            f"https://drive.google.com/file/d/{file_id}/view")
+
+
+def _atst(name: str, dim: int, heads: int, file_id: str, params: float) -> ModelSpec:
+    url, page = _drive(file_id)
+    return ModelSpec(name=name, family="atstframe", config=ATSTRelease(embed_dim=dim, num_heads=heads),
+                     file_name=name + ".ckpt", url=url, sha256=None, license="CC BY 4.0 (Audio-WestlakeU/audiossl)",
+                     sample_rate=16000, embedding_dim=12 * dim, min_samples=4 * 160, num_classes=0,
+                     params_millions=params, frame_dim=12 * dim, frame_hop_s=0.04, trained_window_s=10.0, page=page)
+
+
+FAMILY = Family("atstframe", build, (
+    _atst("atstframe_small", 384, 6, "1xZoOTuxV415icYONYbeFQzgrmJQf4a4B", 21.48),
+    _atst("atstframe_base", 768, 12, "1bGJSZWlAIIJ6GL5Id5dW0PTB72DL-QDQ", 85.42),
+))

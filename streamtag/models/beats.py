@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
+import dataclasses
 from dataclasses import dataclass, fields
 from typing import Callable
 
@@ -38,22 +39,14 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError, WeightsError
 from .frontends import KaldiFbank
-from .labels import load_labels
-from .registry import ModelSpec
+from .labels import Labels
+from .model import Network
+from .registry import Family, ModelSpec
 from .weights import load_into
 
 FBANK_MEAN, FBANK_STD = 15.41663, 6.55582  # `extract_features` defaults
 FBANK_SCALE = 2 ** 15
 FBANK_WINDOW, FBANK_HOP = 400, 160  # samples at 16 kHz (25 ms / 10 ms)
-
-# The released BEATs_iter3+ cfg (the pre-trained one; fine-tuned adds finetuned_model and the predictor).
-RELEASED_CFG: dict = dict(
-    input_patch_size=16, embed_dim=512, conv_bias=False, encoder_layers=12, encoder_embed_dim=768,
-    encoder_ffn_embed_dim=3072, encoder_attention_heads=12, activation_fn="gelu", layer_norm_first=False,
-    deep_norm=True, conv_pos=128, conv_pos_groups=16, relative_position_embedding=True, num_buckets=320,
-    max_distance=800, gru_rel_pos=True, finetuned_model=False, predictor_class=527,
-)
-
 
 def _gelu_fp32(x: Tensor) -> Tensor:
     return F.gelu(x.float()).type_as(x)
@@ -142,6 +135,33 @@ class BeatsConfig:
     def deep_norm_alpha(self) -> float:
         """Residual scale of the post-LN layers: (2L)^(1/4) with deep norm, else 1."""
         return (2 * self.encoder_layers) ** 0.25 if self.deep_norm else 1.0
+
+
+# The released BEATs_iter3+ cfg (the pre-trained one; fine-tuned files add finetuned_model and the predictor).
+RELEASED_ARCHITECTURE = BeatsConfig(
+    input_patch_size=16, embed_dim=512, conv_bias=False, encoder_layers=12, encoder_embed_dim=768,
+    encoder_ffn_embed_dim=3072, encoder_attention_heads=12, activation_fn="gelu", layer_norm_first=False,
+    deep_norm=True, conv_pos=128, conv_pos_groups=16, relative_position_embedding=True, num_buckets=320,
+    max_distance=800, gru_rel_pos=True, finetuned_model=False, predictor_class=527,
+)
+
+
+@dataclass(frozen=True)
+class BeatsRelease:
+    """A BEATs registry entry's settings: fine-tuned or not, and the fbank front-end (`BEATs.preprocess`)."""
+
+    finetuned: bool
+    n_mels: int = 128
+    sample_rate: int = 16000
+
+    def architecture(self) -> BeatsConfig:
+        """The released architecture (for random weights; a checkpoint brings its own `cfg`)."""
+        return dataclasses.replace(RELEASED_ARCHITECTURE, finetuned_model=self.finetuned)
+
+    def frontend(self) -> KaldiFbank:
+        """x 2**15, povey-window Kaldi fbank, no mean removal, (x - 15.41663) / (2 * 6.55582)."""
+        return KaldiFbank(sample_rate=self.sample_rate, n_mels=self.n_mels, window_type="povey", scale=FBANK_SCALE,
+                          remove_wave_mean=False, htk_compat=False, mean=FBANK_MEAN, std=FBANK_STD)
 
 
 class WeightNormConv1d(nn.Module):
@@ -326,17 +346,17 @@ def masked_mean(x: Tensor, keep: Tensor | None, dim: int) -> Tensor:
     return torch.where(count > 0, (x * weights).sum(dim) / count.clamp(min=1), x.mean(dim))
 
 
-class BEATs(nn.Module):
+class BEATs(Network):
     """BEATs network: normalised fbank [B, T, n_mels] (+ valid samples per row) -> (logits, embedding, frames)."""
 
-    uses_lengths = True  # padded windows are masked as the reference masks them
-    freezable = False
+    masks_padding = True  # padded windows are masked as the reference masks them
+    has_frames = True
 
-    def __init__(self, config: BeatsConfig, n_mels: int = 128, sample_rate: int = 16000,
-                 fbank_window: int = FBANK_WINDOW, fbank_hop: int = FBANK_HOP) -> None:
+    def __init__(self, config: BeatsConfig, n_mels: int = 128, fbank_window: int = FBANK_WINDOW,
+                 fbank_hop: int = FBANK_HOP) -> None:
         super().__init__()
         self.config = config
-        self.n_mels, self.sample_rate = n_mels, sample_rate
+        self.n_mels = n_mels
         self.fbank_window, self.fbank_hop = fbank_window, fbank_hop
         p = config.input_patch_size
         self.patch = p
@@ -358,18 +378,13 @@ class BEATs(nn.Module):
     def time_patches(self, n_frames: int) -> int:
         return n_frames // self.patch
 
-    def fbank_frames(self, n_samples: int) -> int:
-        """Fbank frames of an n_samples window (snip_edges)."""
-        return 0 if n_samples < self.fbank_window else 1 + (n_samples - self.fbank_window) // self.fbank_hop
-
     def window_samples(self, n_frames: int) -> int:
         """The window length assumed for an n_frames fbank: the 10 ms multiple that gives n_frames."""
         return self.fbank_hop * (n_frames - 1) + self.fbank_window + self.fbank_hop // 2
 
-    def frame_times(self, n_samples: int) -> np.ndarray:
-        """Start (s) of each time-patch frame of an n_samples window: k * patch * hop / rate."""
-        count = self.time_patches(self.fbank_frames(n_samples))
-        return np.arange(count) * (self.patch * self.fbank_hop / self.sample_rate)
+    def frame_starts(self, n_rows: int) -> np.ndarray:
+        """Fbank row of each time-patch frame: k * patch."""
+        return np.arange(self.time_patches(n_rows)) * self.patch
 
     def frame_padding_mask(self, lengths: Tensor, n_frames: int, n_samples: int | None = None) -> Tensor:
         """Fbank-frame mask [B, n_frames] (True = padded) of rows with `lengths` valid samples."""
@@ -429,7 +444,7 @@ class BEATs(nn.Module):
             param.copy_(moved)
 
 
-def csv_rows_of(label_dict: object, n_classes: int, source: str) -> list[int]:
+def csv_rows_of(label_dict: object, n_classes: int, source: str, labels: Labels) -> list[int]:
     """CSV row of each model output from a checkpoint's `label_dict` {output index: AudioSet mid}."""
     if not isinstance(label_dict, dict):
         raise WeightsError(f"{source}: label_dict is a {type(label_dict).__name__}, not a dict")
@@ -439,10 +454,10 @@ def csv_rows_of(label_dict: object, n_classes: int, source: str) -> list[int]:
         raise WeightsError(f"{source}: label_dict keys are not output indices") from None
     if sorted(by_index) != list(range(n_classes)):
         raise WeightsError(f"{source}: label_dict does not cover outputs 0..{n_classes - 1} exactly")
-    row_of = {mid: i for i, mid in enumerate(load_labels().mids)}
+    row_of = {mid: i for i, mid in enumerate(labels.mids)}
     unknown = [str(by_index[i]) for i in range(n_classes) if by_index[i] not in row_of]
     if unknown:
-        raise WeightsError(f"{source}: label_dict has mids not in the AudioSet label file: {', '.join(unknown[:3])}")
+        raise WeightsError(f"{source}: label_dict has mids not in the label file: {', '.join(unknown[:3])}")
     rows = [row_of[by_index[i]] for i in range(n_classes)]
     if len(set(rows)) != n_classes:
         raise WeightsError(f"{source}: label_dict maps two outputs to the same AudioSet class")
@@ -462,22 +477,43 @@ def _unpack(checkpoint: object, source: str) -> tuple[dict, dict, object]:
     return checkpoint["cfg"], state, checkpoint.get("label_dict")
 
 
-def make_frontend(spec: ModelSpec) -> KaldiFbank:
-    """`BEATs.preprocess`: x 2**15, povey-window Kaldi fbank, no mean removal, (x - 15.41663) / (2 * 6.55582)."""
-    return KaldiFbank(sample_rate=spec.sample_rate, n_mels=spec.frontend.n_mels, window_type="povey",
-                      scale=FBANK_SCALE, remove_wave_mean=False, htk_compat=False, mean=FBANK_MEAN, std=FBANK_STD)
-
-
-def build(spec: ModelSpec, checkpoint: object | None, source: str) -> tuple[nn.Module, nn.Module]:
+def build(spec: ModelSpec, checkpoint: object | None, source: str, labels: Labels) -> tuple[KaldiFbank, BEATs]:
     """(Kaldi fbank front-end, BEATs network) from the checkpoint's cfg, or the released architecture if None."""
-    frontend = make_frontend(spec)
+    release: BeatsRelease = spec.config
     if checkpoint is None:
-        config = BeatsConfig(**{**RELEASED_CFG, "finetuned_model": spec.num_classes > 0})
-        return frontend, BEATs(config, n_mels=spec.frontend.n_mels, sample_rate=spec.sample_rate).eval()
+        return release.frontend(), BEATs(release.architecture(), n_mels=release.n_mels).eval()
     cfg, state, label_dict = _unpack(checkpoint, source)
     config = BeatsConfig.from_cfg(cfg, source)
-    network = BEATs(config, n_mels=spec.frontend.n_mels, sample_rate=spec.sample_rate)
+    network = BEATs(config, n_mels=release.n_mels)
     load_into(network, state, source, spec.name)
     if network.predictor is not None and label_dict is not None:
-        network.reorder_classes(csv_rows_of(label_dict, config.predictor_class, source))
-    return frontend, network.eval()
+        network.reorder_classes(csv_rows_of(label_dict, config.predictor_class, source, labels))
+    return release.frontend(), network.eval()
+
+
+BEATS_BASE = "https://valle.blob.core.windows.net/share/BEATs/"
+BEATS_QUERY = ("?sv=2021-10-04&st=2024-04-04T07%3A15%3A11Z&se=2034-04-05T07%3A15%3A00Z&sr=c&sp=rl"
+               "&sig=xH3MbkMqHPLBI5gN%2Frt9H4J8Ai%2BtUnkduo7KGpkLbdA%3D")
+
+
+def _beats(name: str, file: str, classes: int, mAP: float | None = None) -> ModelSpec:
+    # 16 fbank frames (+ the 25 ms frame) per time patch; frames are 160 ms patches
+    return ModelSpec(name=name, family="beats", config=BeatsRelease(finetuned=classes > 0), file_name=file,
+                     url=BEATS_BASE + file + BEATS_QUERY, sha256=None, license="MIT (microsoft/unilm BEATs)",
+                     sample_rate=16000, embedding_dim=768, min_samples=FBANK_WINDOW + 15 * FBANK_HOP,
+                     num_classes=classes, params_millions=90.72 if classes else 90.31, mAP=mAP, frame_dim=768,
+                     frame_hop_s=0.16, trained_window_s=10.0)
+
+
+FAMILY = Family("beats", build, (
+    _beats("beats_iter1", "BEATs_iter1.pt", 0),
+    _beats("beats_iter2", "BEATs_iter2.pt", 0),
+    _beats("beats_iter3", "BEATs_iter3.pt", 0),
+    _beats("beats_iter3plus_as20k", "BEATs_iter3_plus_AS20K.pt", 0),
+    _beats("beats_iter3plus_as2m", "BEATs_iter3_plus_AS2M.pt", 0),
+    _beats("beats_iter1_as2m", "BEATs_iter1_finetuned_on_AS2M_cpt2.pt", 527, 47.9),
+    _beats("beats_iter2_as2m", "BEATs_iter2_finetuned_on_AS2M_cpt2.pt", 527, 48.1),
+    _beats("beats_iter3_as2m", "BEATs_iter3_finetuned_on_AS2M_cpt2.pt", 527, 48.0),
+    _beats("beats_iter3plus_as20k_as2m", "BEATs_iter3_plus_AS20K_finetuned_on_AS2M_cpt2.pt", 527),
+    _beats("beats_iter3plus_as2m_as2m", "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt", 527, 48.6),
+))

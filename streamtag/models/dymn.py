@@ -2,6 +2,7 @@
 
 Laid out so the released checkpoints load with strict=True. The AudioSet checkpoints are used
 with Dy-Conv softmax temperature 1.0, as EfficientAT's loader sets it (it is not stored).
+Declares the `dymn` family (EfficientAT front-end and release, see `mobilenet`).
 """
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .mobilenet import BLOCKS, BN_EPS, BN_MOMENTUM, ConvBNAct, make_divisible
+from .mobilenet import BLOCKS, BN_EPS, BN_MOMENTUM, ConvBNAct, efficientat_builder, efficientat_entry, make_divisible
+from .model import Network
+from .registry import Family
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -116,10 +119,11 @@ class DyBlock(nn.Module):
         return y + x if self.residual else y
 
 
-class DyMN(nn.Module):
-    """EfficientAT `dymn` network: mel [B, 1, F, T] -> (logits [B, classes], embedding [B, D])."""
+class DyMN(Network):
+    """EfficientAT `dymn` network: mel [B, 1, F, T] -> (logits [B, classes], embedding [B, D]).
 
-    freezable = False  # per-item kernels use a batch-dependent grouped conv: keep it eager
+    Not freezable: per-item kernels use a batch-dependent grouped conv, so it stays eager.
+    """
 
     def __init__(self, width_mult: float = 1.0, num_classes: int = 527, dropout: float = 0.2,
                  temperature: float = 1.0) -> None:
@@ -148,3 +152,15 @@ class DyMN(nn.Module):
         for layer in self.classifier[2:]:
             y = layer(y)
         return y, pooled
+
+
+def _dymn(*args, **kwargs):
+    return efficientat_entry("dymn", *args, **kwargs)
+
+
+# dynamic MobileNets (params: README table; counted 1.961 / 10.548 / 39.966 M)
+FAMILY = Family("dymn", efficientat_builder(DyMN), (
+    _dymn("dymn04_as", 0.4, 384, "dymn04_as.pt", 1.97, 0.12, 45.0),
+    _dymn("dymn10_as", 1.0, 960, "dymn10_as.pt", 10.57, 0.58, 47.7),
+    _dymn("dymn20_as", 2.0, 1920, "dymn20_as_mAP_493.pt", 40.02, 2.2, 49.1),
+))

@@ -6,10 +6,10 @@ Loads the official fairseq files as they are (`cfg` + `model`): pre-trained `dat
 permuted from `task_state['labels']` order into the AudioSet label-CSV order). Sizes come from the
 checkpoint's `cfg` and tensors, so any EAT registry name loads either kind of file.
 
-Front-end (`EATFbank`): waveform-mean removal, Kaldi fbank (128 bins, 'hanning', htk_compat), zero log
-rows appended or rows cut to T, then (x + 4.268) / (2 * 4.569). T: `target_length=None` (the default
-for streaming windows) rounds the window's fbank frame count up to a multiple of 16, as the EAT
-feature-extraction readme suggests; `target_length=1024` reproduces the official scripts.
+Front-end (`EATRelease.frontend()`, a `KaldiFbank`): waveform-mean removal, Kaldi fbank (128 bins, 'hanning',
+htk_compat), zero log rows appended or rows cut to T, then (x + 4.268) / (2 * 4.569). T: `target_length=None`
+(the default for streaming windows) rounds the window's fbank frame count up to a multiple of 16, as the EAT
+feature-extraction readme suggests; `spec.with_config(target_length=1024)` reproduces the official scripts.
 
 Outputs: the embedding is the CLS token of the encoder (the "utterance" feature). Encoder tokens come
 time-major, 8 frequency patches per 16-frame (160 ms) step; a frame is one such step: the mean of its
@@ -21,7 +21,6 @@ older 512-row files) raise ConfigError.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,8 +29,9 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError, WeightsError
 from .frontends import KaldiFbank
-from .labels import load_labels
-from .registry import ModelSpec
+from .labels import Labels
+from .model import Network
+from .registry import Family, ModelSpec
 from .vit import Block
 from .weights import load_into
 
@@ -44,7 +44,7 @@ PRETRAINING_ONLY = (IMAGE + "decoder.", "shared_decoder.", "recon_proj.", "cls_p
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class EATEncoderConfig:
     """Shape of an EAT encoder (post-LN ViT over 16x16 fbank patches)."""
 
     embed_dim: int
@@ -56,60 +56,6 @@ class EncoderConfig:
     num_extra_tokens: int = 1
     in_chans: int = 1
     patch_size: int = PATCH
-
-
-# released architectures by embedding size (config/pretraining_AS2M*.yaml, current code: max_length 768)
-RELEASED = {
-    768: EncoderConfig(embed_dim=768, depth=12, num_heads=12),
-    1024: EncoderConfig(embed_dim=1024, depth=24, num_heads=16),
-}
-
-
-@dataclass(frozen=True)
-class FrameLayout:
-    """How a window of samples maps to fbank frames, model input rows T and 160 ms token steps."""
-
-    sample_rate: int = 16000
-    win_length: int = 400
-    hop_length: int = 160
-    patch: int = PATCH
-    target_length: int | None = None  # None: the window's fbank frames rounded up to a multiple of `patch`
-
-    def fbank_frames(self, n_samples: int) -> int:
-        return 0 if n_samples < self.win_length else 1 + (n_samples - self.win_length) // self.hop_length
-
-    def input_frames(self, n_samples: int) -> int:
-        """T: rows of the model input for a window of n_samples."""
-        if self.target_length is not None:
-            return self.target_length
-        return max(1, math.ceil(self.fbank_frames(n_samples) / self.patch)) * self.patch
-
-    def step_times(self, n_samples: int) -> np.ndarray:
-        """Start (s) of each 160 ms token step of a window of n_samples."""
-        steps = self.input_frames(n_samples) // self.patch
-        return np.arange(steps) * (self.patch * self.hop_length / self.sample_rate)
-
-
-class EATFbank(nn.Module):
-    """EAT front-end: [B, N] waveforms at 16 kHz -> normalised log fbank [B, T, n_mels], T from `layout`."""
-
-    def __init__(self, layout: FrameLayout = FrameLayout(), n_mels: int = 128,
-                 mean: float = AUDIOSET_MEAN, std: float = AUDIOSET_STD) -> None:
-        super().__init__()
-        if layout.target_length is not None and layout.target_length % layout.patch:
-            raise ConfigError(f"EAT target_length must be a multiple of {layout.patch}, got {layout.target_length}")
-        self.layout = layout
-        self.kaldi = KaldiFbank(sample_rate=layout.sample_rate, n_mels=n_mels, window_type="hanning",
-                                remove_wave_mean=True, htk_compat=True, mean=mean, std=std,
-                                frame_length_ms=1000.0 * layout.win_length / layout.sample_rate,
-                                frame_shift_ms=1000.0 * layout.hop_length / layout.sample_rate)
-
-    def fbank(self, wave: Tensor) -> Tensor:
-        """Raw natural-log fbank of the mean-removed rows, [B, frames, n_mels]."""
-        return self.kaldi.fbank(wave)
-
-    def forward(self, wave: Tensor) -> Tensor:
-        return self.kaldi.fit(self.fbank(wave), self.layout.input_frames(wave.shape[-1]))
 
 
 def sincos_positions(embed_dim: int, rows: int, freq_patches: int = 8) -> Tensor:
@@ -129,7 +75,7 @@ def sincos_positions(embed_dim: int, rows: int, freq_patches: int = 8) -> Tensor
 class LocalEncoder(nn.Module):
     """16x16 stride-16 patch convolution (`local_encoder.proj`)."""
 
-    def __init__(self, cfg: EncoderConfig) -> None:
+    def __init__(self, cfg: EATEncoderConfig) -> None:
         super().__init__()
         self.proj = nn.Conv2d(cfg.in_chans, cfg.embed_dim, cfg.patch_size, stride=cfg.patch_size)
 
@@ -137,7 +83,7 @@ class LocalEncoder(nn.Module):
 class FixedPositions(nn.Module):
     """The fixed sin-cos position table (`fixed_positional_encoder.positions`), [1, rows, D]."""
 
-    def __init__(self, cfg: EncoderConfig) -> None:
+    def __init__(self, cfg: EATEncoderConfig) -> None:
         super().__init__()
         self.positions = nn.Parameter(sincos_positions(cfg.embed_dim, cfg.position_rows), requires_grad=False)
 
@@ -145,7 +91,7 @@ class FixedPositions(nn.Module):
 class ContextEncoder(nn.Module):
     """LayerNorm over all tokens before the blocks (`context_encoder.norm`; EAT has no prenet blocks)."""
 
-    def __init__(self, cfg: EncoderConfig) -> None:
+    def __init__(self, cfg: EATEncoderConfig) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
 
@@ -153,7 +99,7 @@ class ContextEncoder(nn.Module):
 class PatchEncoder(nn.Module):
     """`modality_encoders.IMAGE`: fbank [B, T, M] -> normalised tokens [B, extra + P, D], P = (T/16)(M/16)."""
 
-    def __init__(self, cfg: EncoderConfig) -> None:
+    def __init__(self, cfg: EATEncoderConfig) -> None:
         super().__init__()
         self.extra_tokens = nn.Parameter(torch.randn(1, cfg.num_extra_tokens, cfg.embed_dim))
         self.local_encoder = LocalEncoder(cfg)
@@ -177,7 +123,7 @@ class PatchEncoder(nn.Module):
 class EATEncoder(nn.Module):
     """The EAT student encoder (`Data2VecMultiModel.extract_features`): fbank [B, T, M] -> tokens [B, 1 + P, D]."""
 
-    def __init__(self, cfg: EncoderConfig) -> None:
+    def __init__(self, cfg: EATEncoderConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.modality_encoders = nn.ModuleDict({"IMAGE": PatchEncoder(cfg)})
@@ -192,14 +138,13 @@ class EATEncoder(nn.Module):
         return x
 
 
-class EATNetwork(nn.Module):
+class EATNetwork(Network):
     """Fbank [B, T, M] -> (logits [B, classes] | None, CLS embedding [B, D], frames [B, T/16, D])."""
 
-    freezable = False
+    has_frames = True
 
-    def __init__(self, cfg: EncoderConfig, num_classes: int, layout: FrameLayout) -> None:
+    def __init__(self, cfg: EATEncoderConfig, num_classes: int) -> None:
         super().__init__()
-        self.layout = layout
         self.model = EATEncoder(cfg)
         self.fc_norm = nn.LayerNorm(cfg.embed_dim, eps=1e-6) if num_classes else None
         self.head = nn.Linear(cfg.embed_dim, num_classes) if num_classes else None
@@ -209,7 +154,7 @@ class EATNetwork(nn.Module):
         """Encoder output of every token, [B, extra + P, D] (the official `extract_features(...)['x']`)."""
         return self.model(features[:, 0] if features.dim() == 4 else features)
 
-    def forward(self, features: Tensor, lengths: Tensor | None = None) -> tuple[Tensor | None, Tensor, Tensor]:
+    def forward(self, features: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
         x = self.tokens(features)
         cls = x[:, 0]
         patches = x[:, self.model.cfg.num_extra_tokens:]
@@ -219,9 +164,10 @@ class EATNetwork(nn.Module):
         logits = None if self.head is None else self.head(self.fc_norm(cls))
         return logits, cls, frames
 
-    def frame_times(self, n_samples: int) -> np.ndarray:
-        """Start (s) of each 160 ms frame of an n_samples window, relative to its first sample."""
-        return self.layout.step_times(n_samples)
+    def frame_starts(self, n_rows: int) -> np.ndarray:
+        """Fbank row of each 16-row (160 ms) token step."""
+        patch = self.model.cfg.patch_size
+        return np.arange(n_rows // patch) * patch
 
 
 def _config_section(cfg: object, path: str, source: str, where: str = "cfg") -> dict:
@@ -234,7 +180,7 @@ def _config_section(cfg: object, path: str, source: str, where: str = "cfg") -> 
     return node
 
 
-def encoder_config(model_cfg: dict, state: dict[str, Tensor], source: str) -> EncoderConfig:
+def encoder_config(model_cfg: dict, state: dict[str, Tensor], source: str) -> EATEncoderConfig:
     """The encoder shape from a `data2vec_multi` model config and the tensors themselves."""
     image = _config_section(model_cfg, "modalities.image", source, where="cfg.model")
     for key, expected in (("layer_norm_first", False), ("use_alibi_encoder", False)):
@@ -248,7 +194,7 @@ def encoder_config(model_cfg: dict, state: dict[str, Tensor], source: str) -> En
     if extra is None or positions is None or positions.dim() != 3:
         raise WeightsError(f"{source}: not an EAT checkpoint (no {IMAGE}extra_tokens / positions table)")
     try:
-        return EncoderConfig(embed_dim=int(model_cfg["embed_dim"]), depth=int(model_cfg["depth"]),
+        return EATEncoderConfig(embed_dim=int(model_cfg["embed_dim"]), depth=int(model_cfg["depth"]),
                              num_heads=int(model_cfg["num_heads"]), mlp_ratio=float(model_cfg.get("mlp_ratio", 4.0)),
                              norm_eps=float(model_cfg.get("norm_eps") or 1e-6), position_rows=positions.shape[1],
                              num_extra_tokens=extra.shape[1], in_chans=int(image.get("in_chans", 1)),
@@ -262,13 +208,13 @@ def _without_pretraining_modules(state: dict, prefix: str = "") -> dict[str, Ten
     return {k: v for k, v in state.items() if k != prefix + "_ema" and not k.startswith(drop)}
 
 
-def head_permutation(task_state: object, source: str) -> list[int]:
+def head_permutation(task_state: object, source: str, labels: Labels) -> list[int]:
     """Head row of each AudioSet label-CSV class, from the checkpoint's `task_state['labels']` {mid: index}."""
-    labels = task_state.get("labels") if isinstance(task_state, dict) else None
-    if not isinstance(labels, dict):
+    order = task_state.get("labels") if isinstance(task_state, dict) else None
+    if not isinstance(order, dict):
         raise WeightsError(f"{source}: fine-tuned EAT checkpoint without task_state['labels'] (its class order)")
-    index = {str(mid).strip(): int(i) for mid, i in labels.items()}
-    csv_mids = load_labels().mids
+    index = {str(mid).strip(): int(i) for mid, i in order.items()}
+    csv_mids = labels.mids
     missing = [m for m in csv_mids if m not in index]
     if missing or len(index) != len(csv_mids):
         raise WeightsError(f"{source}: its {len(index)} task_state labels are not the {len(csv_mids)} AudioSet "
@@ -276,7 +222,7 @@ def head_permutation(task_state: object, source: str) -> list[int]:
     return [index[m] for m in csv_mids]
 
 
-def parse_checkpoint(checkpoint: object, source: str) -> tuple[EncoderConfig, int, dict[str, Tensor]]:
+def parse_checkpoint(checkpoint: object, source: str, labels: Labels) -> tuple[EATEncoderConfig, int, dict[str, Tensor]]:
     """(encoder shape, classes, network state dict with `model.` encoder keys) of a fairseq EAT file."""
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
         raise WeightsError(f"{source}: not an EAT fairseq checkpoint (needs 'cfg' and 'model' entries)")
@@ -296,28 +242,70 @@ def parse_checkpoint(checkpoint: object, source: str) -> tuple[EncoderConfig, in
         head_w, head_b = state.get("head.weight"), state.get("head.bias")
         if head_w is None or head_b is None:
             raise WeightsError(f"{source}: fine-tuned EAT checkpoint without head.weight / head.bias")
-        order = torch.tensor(head_permutation(checkpoint.get("task_state"), source))
+        order = torch.tensor(head_permutation(checkpoint.get("task_state"), source, labels))
         state = {**state, "head.weight": head_w[order], "head.bias": head_b[order]}
         return encoder_config(encoder_cfg, encoder, source), head_w.shape[0], state
     raise WeightsError(f"{source}: not an EAT checkpoint (cfg.model._name is {name!r}, expected "
                        f"'data2vec_multi' or 'mae_image_classification')")
 
 
-def build(spec: ModelSpec, checkpoint: object | None, source: str) -> tuple[nn.Module, nn.Module]:
-    """(EATFbank, EATNetwork) from a fairseq EAT checkpoint, or the released architecture with random weights.
+@dataclass(frozen=True)
+class EATRelease:
+    """An EAT registry entry's settings: the released encoder width and the fbank front-end.
 
-    `spec.arch["target_length"]` (default None: round each window up to a multiple of 16 frames) sets T.
+    `target_length` None (the default for streaming windows) rounds each window's fbank frames up to
+    a multiple of 16; 1024 reproduces the official scripts' fixed 10.24 s
+    (`create_model(get_spec(name).with_config(target_length=1024))`).
     """
+
+    embed_dim: int
+    target_length: int | None = None
+    n_mels: int = 128
+    sample_rate: int = 16000
+
+    def architecture(self) -> EATEncoderConfig:
+        """The released architecture of this width (config/pretraining_AS2M*.yaml, max_length 768)."""
+        depth, heads = {768: (12, 12), 1024: (24, 16)}.get(self.embed_dim, (0, 0))
+        if not depth:
+            raise ConfigError(f"no released EAT architecture of width {self.embed_dim}")
+        return EATEncoderConfig(embed_dim=self.embed_dim, depth=depth, num_heads=heads)
+
+    def frontend(self, patch: int = PATCH) -> KaldiFbank:
+        """Mean removal, Kaldi fbank (hanning, htk_compat), rows padded to T, (x + 4.268) / (2 * 4.569)."""
+        if self.target_length is not None and self.target_length % patch:
+            raise ConfigError(f"EAT target_length must be a multiple of {patch}, got {self.target_length}")
+        return KaldiFbank(sample_rate=self.sample_rate, n_mels=self.n_mels, window_type="hanning",
+                          remove_wave_mean=True, htk_compat=True, mean=AUDIOSET_MEAN, std=AUDIOSET_STD,
+                          target_length=self.target_length, frames_multiple=patch)
+
+
+def build(spec: ModelSpec, checkpoint: object | None, source: str, labels: Labels) -> tuple[KaldiFbank, EATNetwork]:
+    """(fbank front-end, EATNetwork) from a fairseq EAT checkpoint, or the released architecture with random weights."""
+    release: EATRelease = spec.config
     if checkpoint is None:
-        cfg, classes, state = RELEASED.get(spec.embedding_dim), spec.num_classes, None
-        if cfg is None:
-            raise ConfigError(f"{spec.name}: no released EAT architecture of width {spec.embedding_dim}")
+        cfg, classes, state = release.architecture(), spec.num_classes, None
     else:
-        cfg, classes, state = parse_checkpoint(checkpoint, source)
-    layout = FrameLayout(sample_rate=spec.sample_rate, win_length=spec.frontend.win_length,
-                         hop_length=spec.frontend.hop_length, patch=cfg.patch_size,
-                         target_length=spec.arch.get("target_length"))
-    network = EATNetwork(cfg, classes, layout)
+        cfg, classes, state = parse_checkpoint(checkpoint, source, labels)
+    network = EATNetwork(cfg, classes)
     if state is not None:
         load_into(network, state, source, spec.name)
-    return EATFbank(layout, n_mels=spec.frontend.n_mels), network
+    return release.frontend(cfg.patch_size), network
+
+
+def _eat(name: str, dim: int, file_id: str, classes: int, params: float | None, mAP: float | None = None) -> ModelSpec:
+    url = f"https://drive.google.com/uc?export=download&id={file_id}"
+    return ModelSpec(name=name, family="eat", config=EATRelease(embed_dim=dim), file_name=name + ".pt", url=url,
+                     sha256=None, license="MIT (cwx-worst-one/EAT)", sample_rate=16000, embedding_dim=dim,
+                     min_samples=400 + 15 * 160, num_classes=classes, params_millions=params, mAP=mAP, frame_dim=dim,
+                     frame_hop_s=0.16, trained_window_s=10.0, page=f"https://drive.google.com/file/d/{file_id}/view")
+
+
+FAMILY = Family("eat", build, (
+    _eat("eat_base_epoch10", 768, "10pklbY_fKraQUIBizSg1kv4lJXNWxpxl", 0, 89.97),
+    _eat("eat_base_epoch10_as2m", 768, "1F07zN8N54rXU-szvKUlYaCFMCepc4wHR", 527, 90.38, 48.6),
+    _eat("eat_base_epoch10_as20k", 768, "1fRX_Mgj4sHxV2F6AVfoqXObfgzFMnHRA", 527, 90.38, 40.2),
+    _eat("eat_base_epoch30", 768, "19hfzLgHCkyqTOYmHt8dqVa9nm-weBq4f", 0, 89.97),
+    _eat("eat_base_epoch30_as2m", 768, "1aCYiQmoZv_Gh1FxnR-CCWpNAp6DIJzn6", 527, 90.38),
+    _eat("eat_large_epoch20", 1024, "1PEgriRvHsqrtLzlA478VemX7Q0ZGl889", 0, None),
+    _eat("eat_large_epoch20_as2m", 1024, "1b_f_nQAdjM1B6u72OFUtFiUu-4yM2shd", 527, None),
+))

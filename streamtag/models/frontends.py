@@ -16,6 +16,36 @@ from torch import Tensor, nn
 KALDI_EPSILON = torch.finfo(torch.float32).eps  # Kaldi's floor before the log
 
 
+def frame_count(n_samples: int, hop_length: int, frame_length: int | None = None) -> int:
+    """STFT frames of n_samples: centred (frame_length None) 1 + n // hop; else only frames wholly inside (snip_edges)."""
+    if frame_length is None:
+        return 1 + n_samples // hop_length
+    return 0 if n_samples < frame_length else 1 + (n_samples - frame_length) // hop_length
+
+
+class Frontend(nn.Module):
+    """A front-end: waveforms [B, N] at `sample_rate` -> model input, `frames(N)` time rows `hop_length` apart.
+
+    A front-end that can compute overlapping windows from one shared STFT says so with
+    `can_share_frames` and implements `windows`.
+    """
+
+    sample_rate: int
+    hop_length: int
+
+    def frames(self, n_samples: int) -> int:
+        """Time rows of the output for a waveform of n_samples."""
+        raise NotImplementedError
+
+    def can_share_frames(self, window: int, hop: int) -> bool:
+        """Whether `windows()` can share STFT frames between windows `hop` samples apart."""
+        return False
+
+    def windows(self, span: Tensor, count: int, step: int, window: int) -> Tensor:
+        """Outputs of the windows span[k*step : k*step + window], k < count, stacked (see `can_share_frames`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not share frames between windows")
+
+
 def kaldi_mel(freq: float) -> float:
     """Kaldi's mel scale: 1127 ln(1 + f / 700)."""
     return 1127.0 * math.log(1.0 + freq / 700.0)
@@ -72,7 +102,7 @@ def kaldi_window(window_type: str, size: int, blackman_coeff: float = 0.42) -> T
     raise ValueError(f"unknown Kaldi window type {window_type!r}")
 
 
-class EfficientATMel(nn.Module):
+class EfficientATMel(Frontend):
     """EfficientAT's eval-mode log-mel (`AugmentMelSTFT` without augmentation): [B, N] -> [B, 1, n_mels, T].
 
     Pre-emphasis (one sample shorter), centred reflect-padded STFT with a symmetric Hann
@@ -109,8 +139,8 @@ class EfficientATMel(nn.Module):
         self.register_buffer("preemphasis_kernel", torch.tensor([[[-preemphasis, 1.0]]]), persistent=False)
 
     def frames(self, n_samples: int) -> int:
-        """Number of mel frames for a waveform of n_samples."""
-        return 1 + (n_samples - 1) // self.hop_length
+        """Mel frames for a waveform of n_samples (pre-emphasis drops one sample, then a centred STFT)."""
+        return frame_count(n_samples - 1, self.hop_length)
 
     def forward(self, wave: Tensor) -> Tensor:
         return self._log_mel(self._power(self._preemphasis(wave), center=True))
@@ -131,7 +161,6 @@ class EfficientATMel(nn.Module):
         return ((mel + 4.5) / 5.0).unsqueeze(1)
 
     def can_share_frames(self, window: int, hop: int) -> bool:
-        """Whether `windows()` can share STFT frames between windows `hop` samples apart."""
         half = self.n_fft // 2
         first = -(-half // self.hop_length)  # first frame whose support lies inside the window
         return hop % self.hop_length == 0 and (window - 1 - half) // self.hop_length >= first
@@ -162,12 +191,13 @@ class EfficientATMel(nn.Module):
         return torch.cat([edges[..., :first], middle, edges[..., first:]], dim=-1).unsqueeze(1)
 
 
-class KaldiFbank(nn.Module):
+class KaldiFbank(Frontend):
     """Kaldi-compatible log-mel fbank (`torchaudio.compliance.kaldi.fbank`), normalised: [B, N] -> [B, T, n_mels].
 
     Per row: optional removal of the waveform mean, multiplication by `scale` (BEATs: 2**15),
     fbank with 25 ms / 10 ms frames, `snip_edges` (T = 1 + (N - 400) // 160 at 16 kHz), then
-    optional pad (zero log-mel rows) or cut to `target_length`, then (x - mean) / (2 * std).
+    optional pad (zero log-mel rows) or cut to `target_length` (or, with `frames_multiple`, padding up to
+    a multiple of it, at least one), then (x - mean) / (2 * std).
     The fbank: per frame DC removal, pre-emphasis 0.97 (first sample replicated), the window,
     zero padding to a power of two, |rfft|^2, the Kaldi mel bank (20 Hz to Nyquist, zero Nyquist
     column), ln(max(x, float32 eps)); no dither, no energy column.
@@ -177,8 +207,10 @@ class KaldiFbank(nn.Module):
                  scale: float = 1.0, remove_wave_mean: bool = True, htk_compat: bool = True,
                  mean: float = 0.0, std: float = 0.5, target_length: int | None = None,
                  frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0,
-                 low_freq: float = 20.0, preemphasis: float = 0.97) -> None:
+                 low_freq: float = 20.0, preemphasis: float = 0.97, frames_multiple: int | None = None) -> None:
         super().__init__()
+        if target_length is not None and frames_multiple is not None and target_length % frames_multiple:
+            raise ValueError(f"target_length {target_length} is not a multiple of {frames_multiple}")
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.window_type = window_type
@@ -188,6 +220,7 @@ class KaldiFbank(nn.Module):
         self.mean = mean
         self.std = std
         self.target_length = target_length
+        self.frames_multiple = frames_multiple
         self.frame_length_ms = frame_length_ms
         self.frame_shift_ms = frame_shift_ms
         self.preemphasis = preemphasis
@@ -198,9 +231,18 @@ class KaldiFbank(nn.Module):
         self.register_buffer("mel_bank", bank, persistent=False)  # [n_mels, n_fft//2+1]
         self.register_buffer("window", kaldi_window(window_type, self.win_length), persistent=False)
 
+    def fbank_frames(self, n_samples: int) -> int:
+        """Raw fbank frames of a waveform of n_samples (snip_edges), before pad or cut."""
+        return frame_count(n_samples, self.hop_length, self.win_length)
+
     def frames(self, n_samples: int) -> int:
-        """Fbank frames of a waveform of n_samples (before pad or cut)."""
-        return 0 if n_samples < self.win_length else 1 + (n_samples - self.win_length) // self.hop_length
+        """Rows of the output: `target_length`, else the raw frames (rounded up to `frames_multiple`)."""
+        if self.target_length is not None:
+            return self.target_length
+        raw = self.fbank_frames(n_samples)
+        if self.frames_multiple is None:
+            return raw
+        return max(1, -(-raw // self.frames_multiple)) * self.frames_multiple
 
     def fbank(self, wave: Tensor) -> Tensor:
         """Raw log-mel fbank of each row (natural log), [B, T, n_mels], before pad/cut and normalisation."""
@@ -220,7 +262,7 @@ class KaldiFbank(nn.Module):
             return torch.clamp_min(mel, KALDI_EPSILON).log()
 
     def forward(self, wave: Tensor) -> Tensor:
-        return self.fit(self.fbank(wave), self.target_length)
+        return self.fit(self.fbank(wave), self.frames(wave.shape[-1]))
 
     def fit(self, fbank: Tensor, frames: int | None) -> Tensor:
         """Pad (zero log-mel rows) or cut a raw fbank to `frames` (None: as it is), then normalise."""
@@ -228,3 +270,44 @@ class KaldiFbank(nn.Module):
             t = fbank.shape[1]
             fbank = F.pad(fbank, (0, 0, 0, frames - t)) if t < frames else fbank[:, :frames]
         return (fbank - self.mean) / (2 * self.std)
+
+
+class ATSTMel(Frontend):
+    """ATST-Frame front-end: [B, N] at 16 kHz -> [B, 1, n_mels, T], T = N // hop_length + 1.
+
+    torchaudio `MelSpectrogram` (periodic Hann, centred reflect-padded STFT, power 2, HTK mel
+    bank without normalisation), `AmplitudeToDB(power, top_db)` with the maximum taken per item
+    over the whole input, then MinMax scaling of [norm_min, norm_max] dB to [-1, 1].
+    """
+
+    def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, win_length: int = 1024, hop_length: int = 160,
+                 f_min: float = 60.0, f_max: float = 7800.0, n_mels: int = 64, top_db: float = 80.0,
+                 amin: float = 1e-10, norm_min: float = -79.6482, norm_max: float = 50.6842) -> None:
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.win_length = win_length
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.top_db = top_db
+        self.amin = amin
+        self.norm_min = norm_min
+        self.norm_max = norm_max
+        bank = htk_mel_banks(n_fft // 2 + 1, float(f_min), float(f_max), n_mels, sample_rate)
+        self.register_buffer("mel_bank", bank, persistent=False)  # [n_fft//2+1, n_mels]
+        self.register_buffer("window", torch.hann_window(win_length), persistent=False)
+
+    def frames(self, n_samples: int) -> int:
+        return frame_count(n_samples, self.hop_length)
+
+    def forward(self, wave: Tensor) -> Tensor:
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            spec = torch.stft(wave.float(), self.n_fft, hop_length=self.hop_length, win_length=self.win_length,
+                              window=self.window, center=True, pad_mode="reflect", normalized=False,
+                              onesided=True, return_complex=True)
+            power = spec.abs().pow(2.0)
+            mel = torch.matmul(power.transpose(-1, -2), self.mel_bank).transpose(-1, -2)  # [B, n_mels, T]
+            db = 10.0 * torch.log10(torch.clamp(mel, min=self.amin))
+            db = torch.max(db, db.amax(dim=(-2, -1), keepdim=True) - self.top_db)
+            scaled = (db - self.norm_min) / (self.norm_max - self.norm_min) * 2.0 - 1.0
+        return scaled.unsqueeze(1)

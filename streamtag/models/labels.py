@@ -72,5 +72,5 @@ def load_labels(path: str | os.PathLike | None = None) -> Labels:
         dest = download(url, cached, LABELS_SHA256)
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise LabelsError(offline_message("the AudioSet label file", LABELS_FILE, url,
-                                          str(getattr(e, "reason", None) or e), " (or pass --labels PATH)")) from None
+                                          str(getattr(e, "reason", None) or e), " (or pass --labels PATH / labels=PATH)")) from None
     return parse_labels(dest)

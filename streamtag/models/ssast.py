@@ -33,7 +33,9 @@ from torch import Tensor, nn
 
 from ..errors import WeightsError
 from .frontends import KaldiFbank
-from .registry import ModelSpec
+from .labels import Labels
+from .model import Network
+from .registry import Family, ModelSpec
 from .vit import Block
 from .weights import load_into, state_dict_of
 
@@ -70,7 +72,7 @@ def patch_kind(patch_shape: tuple[int, int], n_mels: int) -> str:
     return "frame" if patch_shape[0] == n_mels else "patch"
 
 
-class PatchEmbed(nn.Module):
+class ConvPatchEmbed(nn.Module):
     """Conv2d(1, D, patch shape, fine-tuning strides) over the fbank image [B, 1, F, T]."""
 
     def __init__(self, dim: int, patch_shape: tuple[int, int], strides: tuple[int, int]) -> None:
@@ -114,7 +116,7 @@ class SSASTEncoder(nn.Module):
         if cfg.cls_tokens == 2:
             self.dist_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.cls_tokens + cfg.pos_grid[0] * cfg.pos_grid[1], cfg.dim))
-        self.patch_embed = PatchEmbed(cfg.dim, cfg.patch_shape, cfg.strides)
+        self.patch_embed = ConvPatchEmbed(cfg.dim, cfg.patch_shape, cfg.strides)
         self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, cfg.mlp_hidden, LN_EPS) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim, eps=LN_EPS)
         self._positions: dict[tuple, Tensor] = {}  # adapted pos_embed per input grid
@@ -149,21 +151,18 @@ class SSASTEncoder(nn.Module):
         return self.norm(x), (f_dim, t_dim)
 
 
-class SSAST(nn.Module):
+class SSAST(Network):
     """SSAST network: fbank [B, T, 128] -> (logits [B, 527] | None, embedding [B, D], frames [B, F, D])."""
 
-    freezable = False
-    uses_lengths = False
+    has_frames = True
 
-    def __init__(self, cfg: SSASTConfig, pooling: str = "avgtok", pad_value: float = 0.0,
-                 fbank_win: int = 400, fbank_hop: int = 160, sample_rate: int = 16000) -> None:
+    def __init__(self, cfg: SSASTConfig, pooling: str = "avgtok", pad_value: float = 0.0) -> None:
         super().__init__()
         if pooling not in ("avgtok", "cls"):
             raise ValueError(f"pooling must be 'avgtok' or 'cls', got {pooling!r}")
         self.cfg = cfg
         self.pooling = pooling
         self.pad_value = pad_value  # a normalised zero log-mel row (the recipe's padding)
-        self.fbank_win, self.fbank_hop, self.sample_rate = fbank_win, fbank_hop, sample_rate
         self.v = SSASTEncoder(cfg)
         self.mlp_head = (nn.Sequential(nn.LayerNorm(cfg.dim, eps=HEAD_LN_EPS), nn.Linear(cfg.dim, cfg.num_classes))
                          if cfg.num_classes else None)
@@ -176,11 +175,9 @@ class SSAST(nn.Module):
         t = n_fbank_frames if self.cfg.input_tdim is None else min(n_fbank_frames, self.cfg.input_tdim)
         return max(0, (t - tshape) // self.cfg.strides[1] + 1)
 
-    def frame_times(self, n_samples: int) -> np.ndarray:
-        """Start (s) of each frame embedding of an n_samples window: column t starts at fbank frame t * tstride."""
-        n_frames = 0 if n_samples < self.fbank_win else 1 + (n_samples - self.fbank_win) // self.fbank_hop
-        cols = np.arange(self.columns(n_frames), dtype=np.float64)
-        return cols * self.cfg.strides[1] * self.fbank_hop / self.sample_rate
+    def frame_starts(self, n_rows: int) -> np.ndarray:
+        """Fbank row of each frame embedding: column t starts at frame t * tstride."""
+        return np.arange(self.columns(n_rows)) * self.cfg.strides[1]
 
     def fit_length(self, fbank: Tensor) -> Tensor:
         """Pad (normalised zero log-mel rows) or cut to a fine-tuned state's input length; else unchanged."""
@@ -191,7 +188,7 @@ class SSAST(nn.Module):
             return fbank[:, :target]
         return F.pad(fbank, (0, 0, 0, target - fbank.shape[1]), value=self.pad_value)
 
-    def forward(self, fbank: Tensor, lengths: Tensor | None = None) -> tuple[Tensor | None, Tensor, Tensor]:
+    def forward(self, fbank: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
         n_real = fbank.shape[1]
         tokens, (f_dim, t_dim) = self.v(self.fit_length(fbank))
         n = self.cfg.cls_tokens
@@ -209,7 +206,7 @@ def _strip_prefix(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def _heads(spec: ModelSpec, dim: int, source: str) -> int:
     """Head count from the release size (not stored); a released width of another size is refused."""
-    size = spec.arch.get("size", "base")
+    size = spec.config.size
     for other, (width, _) in SIZES.items():
         if dim == width and other != size:
             raise WeightsError(f"{source}: width {dim} is SSAST-{other.title()}, not the {size} size of {spec.name}")
@@ -255,15 +252,15 @@ def config_from_state(state: dict[str, Tensor], spec: ModelSpec, source: str) ->
     absent = [k for k in needed if k not in state]
     if absent:
         raise WeightsError(f"{source}: not an SSAST checkpoint for {spec.name} (no {', '.join(absent)})")
-    n_mels = spec.frontend.n_mels
+    release: SSASTRelease = spec.config
+    n_mels = release.n_mels
     dim = int(state["v.pos_embed"].shape[-1])
     patch_shape = tuple(int(s) for s in state["v.patch_embed.proj.weight"].shape[2:])
     kind = patch_kind(patch_shape, n_mels)
-    if kind != spec.arch.get("patch", kind):
+    if kind != release.patch:
         raise WeightsError(f"{source}: a {kind} model ({patch_shape[0]}x{patch_shape[1]} patches), "
-                           f"but {spec.name} is a {spec.arch['patch']} model")
-    fstride, tstride = RECIPE_STRIDES[kind]
-    strides = (int(spec.arch.get("fstride", fstride)), int(spec.arch.get("tstride", tstride)))
+                           f"but {spec.name} is a {release.patch} model")
+    strides = release.strides or RECIPE_STRIDES[kind]
     cls_tokens = 2 if "v.dist_token" in state else 1
     depth = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"v\.blocks\.(\d+)\.", k)))
     if "mlp_head.1.weight" in state:  # fine-tuned: positions already adapted to its fixed input grid
@@ -276,35 +273,67 @@ def config_from_state(state: dict[str, Tensor], spec: ModelSpec, source: str) ->
                        input_tdim=input_tdim, num_classes=classes)
 
 
-def release_config(spec: ModelSpec) -> SSASTConfig:
-    """Architecture of a released self-supervised model (for random weights)."""
-    dim, heads = SIZES[spec.arch["size"]]
-    kind = spec.arch["patch"]
-    patch_shape, n_mels = PATCH_SHAPES[kind], spec.frontend.n_mels
-    grid = (n_mels // patch_shape[0], PRETRAIN_TDIM // patch_shape[1])
-    return SSASTConfig(dim=dim, depth=RELEASE_DEPTH, heads=heads, mlp_hidden=RELEASE_MLP_RATIO * dim,
-                       patch_shape=patch_shape, strides=RECIPE_STRIDES[kind], pos_grid=grid, n_mels=n_mels)
+@dataclass(frozen=True)
+class SSASTRelease:
+    """An SSAST registry entry's settings: size, patch kind, pooling, fine-tuning strides, and its front-end."""
+
+    size: str  # tiny | small | base
+    patch: str  # patch | frame
+    pooling: str = "avgtok"  # avgtok (ft_avgtok) | cls (ft_cls)
+    strides: tuple[int, int] | None = None  # (fstride, tstride); None: the recipe's for the patch kind
+    n_mels: int = 128
+    sample_rate: int = 16000
+
+    def architecture(self) -> SSASTConfig:
+        """The released self-supervised architecture (for random weights)."""
+        dim, heads = SIZES[self.size]
+        patch_shape = PATCH_SHAPES[self.patch]
+        grid = (self.n_mels // patch_shape[0], PRETRAIN_TDIM // patch_shape[1])
+        return SSASTConfig(dim=dim, depth=RELEASE_DEPTH, heads=heads, mlp_hidden=RELEASE_MLP_RATIO * dim,
+                           patch_shape=patch_shape, strides=self.strides or RECIPE_STRIDES[self.patch], pos_grid=grid,
+                           n_mels=self.n_mels)
+
+    def frontend(self) -> KaldiFbank:
+        """The recipe's evaluation front-end: mean-removed waveform -> AudioSet-normalised 128-bin fbank."""
+        return KaldiFbank(sample_rate=self.sample_rate, n_mels=self.n_mels, window_type="hanning", scale=1.0,
+                          remove_wave_mean=True, htk_compat=True, mean=AUDIOSET_MEAN, std=AUDIOSET_STD)
 
 
-def make_frontend(spec: ModelSpec) -> KaldiFbank:
-    """The recipe's evaluation front-end: mean-removed 16 kHz waveform -> AudioSet-normalised 128-bin fbank."""
-    return KaldiFbank(sample_rate=spec.sample_rate, n_mels=spec.frontend.n_mels, window_type="hanning",
-                      scale=1.0, remove_wave_mean=True, htk_compat=True, mean=AUDIOSET_MEAN, std=AUDIOSET_STD,
-                      target_length=None)
-
-
-def build(spec: ModelSpec, checkpoint: object | None, source: str) -> tuple[nn.Module, nn.Module]:
+def build(spec: ModelSpec, checkpoint: object | None, source: str, labels: Labels) -> tuple[KaldiFbank, SSAST]:
     """(front-end, network) for an SSAST release or fine-tuned state; random weights when checkpoint is None."""
-    frontend = make_frontend(spec)
+    release: SSASTRelease = spec.config
+    frontend = release.frontend()
     pad_value = float((torch.zeros(()) - frontend.mean) / (2 * frontend.std))  # as the front-end rounds it
-    common = dict(pooling=spec.arch.get("pooling", "avgtok"), pad_value=pad_value, fbank_win=frontend.win_length,
-                  fbank_hop=frontend.hop_length, sample_rate=spec.sample_rate)
     if checkpoint is None:
-        network = SSAST(release_config(spec), **common)
+        network = SSAST(release.architecture(), pooling=release.pooling, pad_value=pad_value)
         for p in (network.v.cls_token, network.v.dist_token, network.v.pos_embed):
             nn.init.trunc_normal_(p, std=0.02)
         return frontend, network
     state = _strip_prefix(state_dict_of(checkpoint, source))
-    network = SSAST(config_from_state(state, spec, source), **common)
+    network = SSAST(config_from_state(state, spec, source), pooling=release.pooling, pad_value=pad_value)
     load_into(network, {k: v for k, v in state.items() if not IGNORED_KEYS.match(k)}, source, spec.name)
     return frontend, network
+
+
+SSAST_LICENSE = "BSD-3-Clause (YuanGongND/ssast, (c) 2021 Yuan Gong)"
+_SSAST_DROPBOX = "https://www.dropbox.com/s/{}/{}?dl=1"
+
+
+def _ssast(name: str, file: str, dropbox_id: str, size: str, frame: bool) -> ModelSpec:
+    dim, params = {"tiny": (192, 5.49), "small": (384, 21.59), "base": (768, 85.65)}[size]
+    return ModelSpec(name=name, family="ssast", config=SSASTRelease(size=size, patch="frame" if frame else "patch"),
+                     file_name=file, url=_SSAST_DROPBOX.format(dropbox_id, file), sha256=None, license=SSAST_LICENSE,
+                     sample_rate=16000, embedding_dim=dim, min_samples=400 + (1 if frame else 15) * 160, num_classes=0,
+                     params_millions=params, frame_dim=dim, frame_hop_s=0.01 if frame else 0.1, trained_window_s=10.0)
+
+
+# Self-supervised releases (embeddings only; a fine-tuned 527-class state gives scores).
+FAMILY = Family("ssast", build, (
+    _ssast("ssast_base_patch_400", "SSAST-Base-Patch-400.pth", "ewrzpco95n9jdz6", "base", False),
+    _ssast("ssast_base_patch_250", "SSAST-Base-Patch-250.pth", "mxrm9qog6aj8hif", "base", False),
+    _ssast("ssast_base_frame_400", "SSAST-Base-Frame-400.pth", "nx6nl4d4bl71sm8", "base", True),
+    _ssast("ssast_base_frame_250", "SSAST-Base-Frame-250.pth", "4e6l7ulhwrfoana", "base", True),
+    _ssast("ssast_small_patch_400", "SSAST-Small-Patch-400.pth", "i24w446rl9pkf05", "small", False),
+    _ssast("ssast_tiny_patch_400", "SSAST-Tiny-Patch-400.pth", "fkbtf78y94113wz", "tiny", False),
+    _ssast("ssast_tiny_frame_400", "SSAST-Tiny-Frame-400.pth", "rx7g60ruzawffzv", "tiny", True),
+))

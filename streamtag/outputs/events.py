@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..models.labels import Labels
 from ..pipeline.result import WindowResult
 
@@ -58,11 +59,11 @@ class EventSettings:
 
     def __post_init__(self) -> None:
         if not 0 <= self.off <= self.on <= 1:
-            raise ValueError(f"need 0 <= off <= on <= 1, got on={self.on} off={self.off}")
+            raise ConfigError(f"event thresholds need 0 <= off <= on <= 1, got on={self.on} off={self.off}")
         if self.median < 1 or self.median % 2 == 0:
-            raise ValueError(f"median must be an odd number of windows >= 1, got {self.median}")
+            raise ConfigError(f"median smoothing must be an odd number of windows >= 1, got {self.median}")
         if self.min_duration_s < 0 or self.max_gap_s < 0:
-            raise ValueError("min_duration_s and max_gap_s must be >= 0")
+            raise ConfigError("the shortest event and the largest gap must be >= 0 s")
 
 
 class EventDetector:

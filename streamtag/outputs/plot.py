@@ -21,7 +21,7 @@ def plot_scores(path: str | os.PathLike, start_s: np.ndarray, end_s: np.ndarray,
         import matplotlib.pyplot as plt
         from matplotlib.patches import Rectangle
     except ImportError:
-        raise ConfigError("--plot needs matplotlib: pip install 'streamtag[plot]'") from None
+        raise ConfigError("plots need matplotlib: pip install 'streamtag[plot]'") from None
     if len(scores) == 0:
         raise ConfigError("nothing to plot: no windows")
     event_labels = [e.label for e in events]

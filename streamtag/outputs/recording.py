@@ -5,11 +5,12 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, Sequence
 
 import numpy as np
 
 from .. import __version__
+from ..errors import ConfigError
 from ..models.labels import Labels
 from ..pipeline.result import WindowResult
 from ..windows import WindowSpec
@@ -33,17 +34,92 @@ class RunInfo(Protocol):
     sample_rate: int
 
 
+SCORE_FORMATS = ("csv",) + EVENT_FORMATS  # formats made of tags: they need a model that gives scores
+
+
+def choose_formats(requested: Sequence[str] = (), output: str | None = None, output_dir: str | None = None) -> list[str]:
+    """The formats to write: those requested (each may be comma-separated), else from the output's
+    extension, else jsonl into a folder or text on stdout."""
+    fmts = [f.strip() for v in requested for f in v.split(",") if f.strip()]
+    for f in fmts:
+        if f not in FORMATS + EVENT_FORMATS:
+            raise ConfigError(f"unknown format {f!r} (use {', '.join(FORMATS + EVENT_FORMATS)})")
+    if fmts:
+        return list(dict.fromkeys(fmts))
+    if output and output != "-":
+        for name, ext in sorted(EXTENSIONS.items(), key=lambda kv: -len(kv[1])):
+            if output.endswith(ext):
+                return [name]
+        return ["jsonl"]
+    return ["jsonl"] if output_dir else ["text"]
+
+
+def label_indices(labels: Labels, names: str | Sequence[str] | None) -> list[int]:
+    """Indices of display names or mids (a comma-separated string or a sequence); unknown ones raise."""
+    items = names.split(",") if isinstance(names, str) else list(names or ())
+    return [labels.index(n) for n in items if n.strip()]
+
+
 @dataclasses.dataclass(frozen=True)
 class OutputPlan:
-    """Which files to write for each recording, and how."""
+    """Which files to write for each recording, and how (`from_options` checks every rule once)."""
 
     formats: tuple[str, ...]
-    tags: TagFilter
-    settings: EventSettings
+    tags: TagFilter = TagFilter()
+    settings: EventSettings = EventSettings()
     as_events: bool = False
     output: str | None = None  # one file (or "-") for a single recording
     output_dir: str | None = None  # one file per recording and format, plus a sidecar
     plot_path: str | None = None
+
+    @classmethod
+    def from_options(cls, labels: Labels, *, formats: Sequence[str] = (), output: str | None = None,
+                     output_dir: str | None = None, recordings: int = 1, top_k: int = 5,
+                     threshold: float | None = None, include: str | Sequence[str] | None = None,
+                     exclude: str | Sequence[str] | None = None, events: bool = False,
+                     off_threshold: float | None = None, min_duration_s: float = 0.5, max_gap_s: float = 1.0,
+                     median: int = 3, plot: str | None = None, frames: bool = False) -> "OutputPlan":
+        """The plan for `recordings` inputs, or ConfigError naming the first rule the options break.
+
+        threshold hides window tags below it and is the events' on-threshold (default 0.3; the
+        off-threshold defaults to half of it); include/exclude are label names or mids.
+        """
+        chosen = choose_formats(formats, output, output_dir)
+        if output and output_dir:
+            raise ConfigError("give an output file or an output folder, not both")
+        if len(chosen) > 1 and not output_dir:
+            raise ConfigError("several formats need an output folder")
+        if "npz" in chosen and not output_dir and (not output or output == "-"):
+            raise ConfigError("npz is binary: give an output .npz file or an output folder")
+        if not output_dir and recordings > 1 and set(chosen) & {"npz", "audacity", "raven"}:
+            raise ConfigError(f"{chosen[0]} holds one recording: use an output folder for several files")
+        if plot and recordings > 1 and not output_dir:
+            raise ConfigError("a plot draws one recording: use an output folder for several files")
+        if frames and "npz" not in chosen:
+            raise ConfigError("frame embeddings are written to NPZ output only: choose the npz format")
+        if not 1 <= top_k <= len(labels):
+            raise ConfigError(f"top-k must be between 1 and {len(labels)}, got {top_k}")
+        included, excluded = label_indices(labels, include), set(label_indices(labels, exclude))
+        allowed = [i for i in (included or range(len(labels))) if i not in excluded]
+        on = 0.3 if threshold is None else threshold
+        settings = EventSettings(on=on, off=on / 2 if off_threshold is None else off_threshold,
+                                 min_duration_s=min_duration_s, max_gap_s=max_gap_s, median=median,
+                                 labels=tuple(allowed))
+        tags = TagFilter(top_k, threshold or 0.0, None if len(allowed) == len(labels) else tuple(allowed))
+        return cls(tuple(chosen), tags, settings, events, output, output_dir, plot)
+
+    def needs_scores(self) -> list[str]:
+        """The parts of this plan made of tags (empty when embeddings alone can be written)."""
+        return ([f for f in self.formats if f in SCORE_FORMATS] + (["events"] if self.as_events else [])
+                + (["a plot"] if self.plot_path else [])
+                + (["a label filter"] if self.tags.allowed is not None else []))
+
+    def check_model(self, model_name: str, has_scores: bool) -> None:
+        """Refuse, before any work, outputs that an embedding-only model cannot feed."""
+        wanted = [] if has_scores else self.needs_scores()
+        if wanted:
+            raise ConfigError(f"{model_name} gives embeddings only (no AudioSet scores), so {', '.join(wanted)} "
+                              f"cannot be written: choose npz (text and jsonl list the windows)")
 
     def dest(self, stem: str, fmt: str) -> Path:
         """Where format `fmt` of recording `stem` goes in `output_dir`."""
@@ -114,8 +190,7 @@ class RecordingOutputs:
         """Close the sinks, write events, plot and sidecar, then commit every file (discarding all on error)."""
         try:
             for sink in self.sinks:
-                if hasattr(sink, "close"):
-                    sink.close()
+                sink.close()
             events = self.detector.events if self.detector is not None else []
             for fmt, out in self.event_writers:
                 self._write_events(fmt, out, events)

@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -37,16 +38,17 @@ class AtomicFile:
             os.unlink(self.tmp)
 
 
+@dataclass(frozen=True)
 class TagFilter:
     """Which tags a window output shows: the top k among the allowed labels, at or above a threshold."""
 
-    def __init__(self, top_k: int = 5, threshold: float = 0.0, allowed: np.ndarray | None = None) -> None:
-        self.top_k, self.threshold = top_k, threshold
-        self.allowed = None if allowed is None else np.asarray(allowed, dtype=int)
+    top_k: int = 5
+    threshold: float = 0.0
+    allowed: tuple[int, ...] | None = None  # label indices (None: all)
 
     def pick(self, scores: np.ndarray) -> list[int]:
         """Label indices to show, best first."""
-        idx = np.arange(len(scores)) if self.allowed is None else self.allowed
+        idx = np.arange(len(scores)) if self.allowed is None else np.asarray(self.allowed, dtype=int)
         best = idx[np.argsort(-scores[idx], kind="stable")[: self.top_k]]
         return [int(i) for i in best if scores[i] >= self.threshold]
 
@@ -60,7 +62,7 @@ class TextSink:
 
     def __call__(self, r: WindowResult) -> None:
         if not self._header:
-            kind = "" if r.scores is not None else f", embeddings only ({len(r.embedding)}-d): use --format npz"
+            kind = "" if r.scores is not None else f", embeddings only ({len(r.embedding)}-d; NPZ output holds them)"
             self.out.write(f"# {self.source}  (model {r.model}, window {r.end_s - r.start_s:g} s{kind})\n")
             self._header = True
         shown = self.tags.pick(r.scores) if r.scores is not None else []
@@ -123,7 +125,7 @@ class NpzSink:
     Rows are spooled to temporary files as they arrive (memory stays flat however long the
     recording); `close()` assembles the archive under a temporary name and renames it.
     Also stores `model`, `window_s`, `hop_s`, `source` and `streamtag_version`; `scores` is left
-    out for embedding-only models. Results that carry frame embeddings (`--frames`) add
+    out for embedding-only models. Results that carry frame embeddings (`frames=True`) add
     `frame_embeddings` [K,F,Df] and `frame_times` [K,F] (absolute frame starts, s).
     """
 

@@ -2,7 +2,6 @@
 from .result import TaggerStats, WindowResult
 from .runner import ModelRunner, resolve_device
 from .stream import Stream
-from .tagger import DefaultModelFallback, ShortWindowWarning, Tagger, load_default_model
+from .tagger import DefaultModelFallback, ShortWindowWarning, Tagger
 
-__all__ = ["DefaultModelFallback", "ShortWindowWarning", "ModelRunner", "Stream", "Tagger", "TaggerStats", "WindowResult",
-           "load_default_model", "resolve_device"]
+__all__ = ["DefaultModelFallback", "ShortWindowWarning", "ModelRunner", "Stream", "Tagger", "TaggerStats", "WindowResult", "resolve_device"]

@@ -39,7 +39,7 @@ class Stream:
         self.labels = labels
         self.model_name = model_name
         self.subscribers = subscribers
-        self.live = bool(getattr(source, "live", False))
+        self.live = source.live
         self.scheduler = WindowScheduler(spec, batch_size, grid=not self.live)
         # files: room for one full batch of windows plus slack for the writer's next block (less
         # would deadlock); live: `ring_seconds` of audio if given (at least one window and hop)
@@ -113,8 +113,7 @@ class Stream:
             windows=self._windows, samples=self.ring.written,
             lost_samples=self.ring.overwritten + self.ring.gap_samples,
             lossy_windows=self._lossy, subscriber_errors=self.subscribers.errors,
-            device_overflows=int(getattr(self.source, "overflows", 0)),
-            nonfinite_samples=int(getattr(self.source, "nonfinite", 0)),
+            device_overflows=self.source.overflows, nonfinite_samples=self.source.nonfinite,
             elapsed_s=max(0.0, end - self._t0) if self._t0 else 0.0,
             audio_s=self.ring.written / self.spec.rate)
 

@@ -10,10 +10,9 @@ from typing import Iterator
 import numpy as np
 
 from ..audio.sources import ArraySource, AudioSource, FileSource
-from ..errors import ConfigError, WeightsUnavailableError
-from ..models import BUNDLED_MODEL, DEFAULT_MODEL, TaggingModel, create_model, get_spec, load_labels
+from ..errors import ConfigError
+from ..models import ModelSpec, TaggingModel, load_labels, resolve_model
 from ..models.labels import Labels
-from ..models.weights import streamtag_home
 from ..windows import WindowSpec
 from .dispatcher import Subscriber, SubscriberList
 from .result import TaggerStats, WindowResult
@@ -34,20 +33,6 @@ class ShortWindowWarning(UserWarning):
 SHORT_WINDOW_FRACTION = 0.5  # warn below this fraction of the training input length
 
 
-def load_default_model() -> tuple[TaggingModel, str | None]:
-    """The default model (mn10_as), or the bundled mn04_as when mn10_as cannot be had offline.
-
-    Returns the model and, when it fell back, the one-line notice to show the user.
-    """
-    try:
-        return create_model(DEFAULT_MODEL), None
-    except WeightsUnavailableError:
-        spec = get_spec(DEFAULT_MODEL)
-        notice = (f"using the bundled {BUNDLED_MODEL}: the default {DEFAULT_MODEL} is not available offline "
-                  f"(download {spec.url} into {streamtag_home()} to use it)")
-        return create_model(BUNDLED_MODEL), notice
-
-
 class Tagger:
     """Tags audio window by window and publishes a `WindowResult` per window, in order.
 
@@ -58,23 +43,17 @@ class Tagger:
     their absolute times (transformer models).
     """
 
-    def __init__(self, model: str | TaggingModel | None = None, window: float = 10.0, hop: float = 2.5,
+    def __init__(self, model: str | ModelSpec | TaggingModel | None = None, window: float = 10.0, hop: float = 2.5,
                  device: str = "auto", weights: str | os.PathLike | None = None, batch_size: int | None = None,
                  labels: str | os.PathLike | Labels | None = None, ring_seconds: float | None = None,
                  optimize: bool = True, precision: str = "fp32", frames: bool = False) -> None:
-        if isinstance(model, TaggingModel):
-            self.model = model
-        elif model is None:
-            if weights is not None:
-                raise ConfigError("weights= needs an explicit model name")
-            self.model, notice = load_default_model()
-            if notice:
-                warnings.warn(notice, DefaultModelFallback, stacklevel=2)
-        else:
-            self.model = create_model(model, weights=weights)
+        self.labels = labels if isinstance(labels, Labels) else load_labels(labels)
+        self.model, notice = resolve_model(model, weights, self.labels)
+        if notice:
+            warnings.warn(notice, DefaultModelFallback, stacklevel=2)
         self.spec = self.model.spec
         self.model_name = self.spec.name
-        self.window = WindowSpec.from_seconds(window, hop, self.spec.sample_rate, self.spec.min_samples)
+        self.window = WindowSpec.from_seconds(window, hop, self.model.sample_rate, self.model.min_samples)
         trained = self.spec.trained_window_s
         if trained and self.window.window_s < SHORT_WINDOW_FRACTION * trained:
             warnings.warn(f"{self.model_name} was trained on {trained:g} s inputs; {self.window.window_s:g} s "
@@ -89,7 +68,6 @@ class Tagger:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
-        self.labels = labels if isinstance(labels, Labels) else load_labels(labels)
         if self.spec.num_classes not in (0, len(self.labels)):
             raise ConfigError(f"{self.model_name} has {self.spec.num_classes} outputs but the label file "
                               f"has {len(self.labels)} classes")
@@ -102,7 +80,7 @@ class Tagger:
     @property
     def sample_rate(self) -> int:
         """The model's input rate; sources are resampled to it."""
-        return self.spec.sample_rate
+        return self.model.sample_rate
 
     def warm_up(self) -> None:
         """Run one silent window through the model now (freezing it), so a live run's first windows are not late."""

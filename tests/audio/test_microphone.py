@@ -45,9 +45,14 @@ def pulse():
         subprocess.run(["pulseaudio", "--kill"], capture_output=True)
 
 
-def listen(tmp_path, *extra, play=None, duration=16):
+SLOW_LISTEN = ROOT / "tests" / "audio" / "slow_listen.py"
+
+
+def listen(tmp_path, *extra, play=None, duration=16, slow=None):
+    """Run `streamtag listen` on the sink's monitor (with `slow` s of sleep per batch: through slow_listen.py)."""
     out = tmp_path / "live.jsonl"
-    cmd = [sys.executable, "-m", "streamtag", "listen", "--input", "pulse", "--model", "mn04_as", "--weights",
+    command = [sys.executable, str(SLOW_LISTEN), str(slow)] if slow else [sys.executable, "-m", "streamtag", "listen"]
+    cmd = [*command, "--input", "pulse", "--model", "mn04_as", "--weights",
            str(MN04_WEIGHTS), "--labels", str(LABELS_CSV), "--window", "1", "--hop", "0.5", "--duration",
            str(duration), "--format", "jsonl", "--output", str(out), "--device", "cpu", *extra]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
@@ -76,7 +81,7 @@ def test_listen_names_what_is_played_with_contiguous_windows_and_no_loss(pulse, 
 
 
 def test_a_slow_model_loses_audio_and_says_so_with_exact_counts(pulse, tmp_path):
-    code, err, rows = listen(tmp_path, "--slow-model", "2.0", "--buffer-seconds", "1.5", duration=9)
+    code, err, rows = listen(tmp_path, "--buffer-seconds", "1.5", duration=9, slow=2.0)
     assert code == 0, err
     m = re.search(r"warning: lost (\d+) samples \(([\d.]+) s\) in (\d+) of (\d+) windows; device overflows: (\d+)",
                   err)

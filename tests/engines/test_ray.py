@@ -8,7 +8,8 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from streamtag.cli import main
-from streamtag.engines.ray_engine import CRASH_ONCE_ENV, SUMMARY_FILE, tag_archive
+from streamtag.engines.ray_engine import SUMMARY_FILE, tag_archive
+from tests.engines import ray_crash
 from tests.helpers import DEMO_CLIP, LABELS_CSV, MN04_WEIGHTS
 
 ray = pytest.importorskip("ray")  # the [ray] extra; installed by the test extra and CI
@@ -20,11 +21,13 @@ pytestmark = pytest.mark.slow  # starts Ray: ~30 s
 def local_ray(tmp_path_factory):
     marker = tmp_path_factory.mktemp("crash") / "crash-once"
     marker.write_text("the first shard's worker dies once")
-    os.environ[CRASH_ONCE_ENV] = str(marker)  # inherited by the Ray workers started below
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    os.environ[ray_crash.CRASH_ONCE_ENV] = str(marker)  # inherited by the Ray workers started below
+    ray.cloudpickle.register_pickle_by_value(ray_crash)  # the workers need not import the tests package
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"worker_process_setup_hook": ray_crash.install})
     yield marker
     ray.shutdown()
-    os.environ.pop(CRASH_ONCE_ENV, None)
+    os.environ.pop(ray_crash.CRASH_ONCE_ENV, None)
 
 
 @pytest.fixture(scope="module")

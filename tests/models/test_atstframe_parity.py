@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from streamtag import Tagger, create_model
 from streamtag.cli import main
 from streamtag.errors import WeightsError
-from streamtag.models.atstframe import ATSTFrame, EncoderConfig, network_from_checkpoint
+from streamtag.models.atstframe import ATSTFrame, FrameASTConfig, network_from_checkpoint
 from streamtag.models.weights import read_checkpoint
 from tests.helpers import EFFAT, MN04_WEIGHTS, MN10_RANDOM, SHARED, demo_wave, load_npz, needs_shared, require_shared
 
@@ -29,7 +29,7 @@ SMALL_HPARAMS = {
     "mix_up": True, "anchor_len": 10.0, "mask_ratio": 0.65, "mask_len": 5, "min_mask_len": 2, "n_mels": 64,
     "mask_type": "block", "spec_h": 64,
 }
-SMALL_ENCODER = EncoderConfig(embed_dim=WIDTH, depth=2, num_heads=6, mlp_dim=4 * WIDTH)
+SMALL_ENCODER = FrameASTConfig(embed_dim=WIDTH, depth=2, num_heads=6, mlp_dim=4 * WIDTH)
 
 
 def l2_rel(a: np.ndarray, ref: np.ndarray) -> float:
@@ -121,7 +121,7 @@ def test_scene_and_timestamp_embeddings_match_goldens(case, n_blocks, goldens, m
     assert l2_rel(frames.numpy(), ts) <= EMB_TOL
     assert l2_rel(scene.numpy(), goldens[f"{case}_scene_nb{n_blocks}"]) <= EMB_TOL  # N_BLOCKS ignored
     for row in times:  # the reference's timestamps (ms) are the same for every item
-        np.testing.assert_allclose(networks[n_blocks].frame_times(n) * 1000.0, row, atol=1e-6)
+        np.testing.assert_allclose(model.frame_times(n) * 1000.0, row, atol=1e-6)
 
 
 def demo_input(case: str) -> torch.Tensor:

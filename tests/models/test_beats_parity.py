@@ -1,4 +1,5 @@
 """Golden parity with the official BEATs code (../shared/fixtures/beats), loading the fixture files as they are."""
+import dataclasses
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 from streamtag import Tagger, create_model
 from streamtag.cli import main
 from streamtag.errors import WeightsError
-from streamtag.models.beats import RELEASED_CFG, BEATs, BeatsConfig, relative_position_buckets
+from streamtag.models.beats import RELEASED_ARCHITECTURE, BEATs, BeatsConfig, relative_position_buckets
 from streamtag.models.labels import load_labels
 from streamtag.pipeline.tagger import ShortWindowWarning
 from tests.helpers import (MN04_WEIGHTS, MN10_RANDOM, SHARED, demo_wave, fixture_files, load_npz, needs_shared,
@@ -380,7 +381,7 @@ def test_wholly_padded_row_runs_unmasked(pretrained):
 def test_random_weights_build_the_released_architecture(name, has_scores):
     model = create_model(name, pretrained=False)
     net = model.network
-    assert net.config == BeatsConfig(**{**RELEASED_CFG, "finetuned_model": has_scores})
+    assert net.config == dataclasses.replace(RELEASED_ARCHITECTURE, finetuned_model=has_scores)
     assert net.encoder.layers[0].alpha == pytest.approx(24 ** 0.25)
     params = sum(p.numel() for p in model.parameters())
     assert 90.0e6 < params < 91.0e6  # ~90M, as released

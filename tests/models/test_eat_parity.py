@@ -1,5 +1,4 @@
 """Golden parity with the official EAT + fairseq code (../shared/fixtures/eat), checkpoints loaded as they are."""
-import dataclasses
 
 import numpy as np
 import pytest
@@ -7,8 +6,8 @@ import torch
 
 from streamtag import Tagger
 from streamtag.errors import ConfigError, WeightsError
-from streamtag.models import TaggingModel, create_model, eat, get_spec
-from streamtag.models.eat import (SCRIPT_TARGET_LENGTH, EATFbank, EATNetwork, EncoderConfig, FrameLayout,
+from streamtag.models import create_model, get_spec
+from streamtag.models.eat import (SCRIPT_TARGET_LENGTH, EATEncoderConfig, EATNetwork, EATRelease,
                                   sincos_positions)
 from streamtag.models.labels import load_labels
 from tests.helpers import MN04_WEIGHTS, SHARED, demo_wave, fixture_files, load_npz, needs_shared, require_shared
@@ -54,9 +53,9 @@ def g():
 def _random_encoder(seed: int, classes: int = 0) -> dict:
     torch.manual_seed(seed)
     m = SMALL_MODEL_CFG
-    cfg = EncoderConfig(embed_dim=m["embed_dim"], depth=m["depth"], num_heads=m["num_heads"], mlp_ratio=m["mlp_ratio"],
+    cfg = EATEncoderConfig(embed_dim=m["embed_dim"], depth=m["depth"], num_heads=m["num_heads"], mlp_ratio=m["mlp_ratio"],
                         norm_eps=m["norm_eps"], position_rows=POSITION_ROWS)
-    return EATNetwork(cfg, classes, FrameLayout()).state_dict()
+    return EATNetwork(cfg, classes).state_dict()
 
 
 def synthesize_checkpoint(kind: str, path):
@@ -140,7 +139,7 @@ def test_raw_fbank(clip, g, pretrained):
 
 @pytest.mark.parametrize("case, clip, target", CASES)
 def test_model_input_pad_cut_and_normalise(case, clip, target, g):
-    frontend = EATFbank(FrameLayout(target_length=target))
+    frontend = EATRelease(768, target_length=target).frontend()
     with torch.inference_mode():
         x = frontend(torch.from_numpy(g[f"{clip}_wav"])[None]).numpy()
     assert x.shape == (1, target, 128)
@@ -149,7 +148,7 @@ def test_model_input_pad_cut_and_normalise(case, clip, target, g):
 
 def test_default_front_end_rounds_frames_up_to_16(g, pretrained):
     """target_length=None: 598 fbank frames of the 6 s clip -> T=608, the golden 6s_T608 input."""
-    assert pretrained.frontend.layout.target_length is None
+    assert pretrained.frontend.target_length is None and pretrained.frontend.frames_multiple == 16
     with torch.inference_mode():
         x = pretrained.frontend(torch.from_numpy(g["clip6_wav"])[None]).numpy()
         assert pretrained.frontend(torch.zeros(1, 160000)).shape == (1, 1008, 128)  # 998 frames -> 1008
@@ -157,11 +156,11 @@ def test_default_front_end_rounds_frames_up_to_16(g, pretrained):
 
 
 def test_script_front_end_option_is_1024_frames():
-    frontend = EATFbank(FrameLayout(target_length=SCRIPT_TARGET_LENGTH))
+    frontend = EATRelease(768, target_length=SCRIPT_TARGET_LENGTH).frontend()
     with torch.inference_mode():
         assert frontend(torch.zeros(2, 48000)).shape == (2, 1024, 128)
     with pytest.raises(ConfigError, match="multiple of 16"):
-        EATFbank(FrameLayout(target_length=1000))
+        EATRelease(768, target_length=1000).frontend()
 
 
 # -- encoder features and classifier ---------------------------------------------------------------------
@@ -281,11 +280,9 @@ def test_window_longer_than_the_positions_table_raises(pretrained):
 # -- geometry and random-weight builds -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pretrained_script_length(checkpoints):
-    """The pre-trained fixture built with `arch={"target_length": 1024}`: every window padded/cut like the scripts."""
-    path = checkpoints["pretrained"]
-    spec = dataclasses.replace(get_spec("eat_base_epoch30"), arch={"target_length": SCRIPT_TARGET_LENGTH})
-    frontend, network = eat.build(spec, torch.load(path, map_location="cpu", weights_only=True), str(path))
-    return TaggingModel(spec, frontend, network).eval()
+    """The pre-trained fixture built with `target_length=1024`: every window padded/cut like the scripts."""
+    spec = get_spec("eat_base_epoch30").with_config(target_length=SCRIPT_TARGET_LENGTH)
+    return create_model(spec, weights=checkpoints["pretrained"])
 
 
 @pytest.mark.parametrize("n_samples", [2800, 2801, 16000, 40000, 96000, 160000])
@@ -309,7 +306,7 @@ def test_script_length_option_reproduces_the_T1024_goldens(g, pretrained_script_
 
 
 def test_min_input_gives_one_step(pretrained):
-    n = pretrained.spec.min_input
+    n = pretrained.spec.min_samples
     with torch.inference_mode():
         out = pretrained(torch.randn(1, n))
     assert out.frames.shape == (1, 1, 128) and len(pretrained.frame_times(n)) == 1

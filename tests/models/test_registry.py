@@ -25,10 +25,10 @@ def test_every_release_model_is_registered_with_its_facts():
     for name in release:
         row, spec = release[name], get_spec(name)
         assert spec.family == row["family"]
-        assert spec.width_mult == float(row["width_mult"])
-        assert spec.embedding_dim == int(row["embedding_dim"]) == embedding_dim(spec.width_mult)
-        assert spec.frontend.hop_length == int(row["hop_size"])
-        assert spec.frontend.n_mels == int(row["n_mels"])
+        assert spec.config.width_mult == float(row["width_mult"])
+        assert spec.embedding_dim == int(row["embedding_dim"]) == embedding_dim(spec.config.width_mult)
+        assert spec.config.hop_length == int(row["hop_size"])
+        assert spec.config.n_mels == int(row["n_mels"])
         assert spec.file_name == row["official_file_name"] and spec.url == row["url"]
         assert spec.sha256 == (row["sha256"] or None)
         assert spec.mAP == float(row["mAP"])

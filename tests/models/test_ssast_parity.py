@@ -252,7 +252,7 @@ def test_random_weights_build_the_released_architecture(name, dim, frames_per_s)
     model = create_model(name, pretrained=False)
     cfg = model.network.cfg
     assert (cfg.dim, cfg.depth, cfg.heads, cfg.mlp_hidden, cfg.cls_tokens) == (dim, 12, 3, 4 * dim, 2)
-    assert cfg.pos_grid == {"patch": (8, 64), "frame": (1, 512)}[model.spec.arch["patch"]]
+    assert cfg.pos_grid == {"patch": (8, 64), "frame": (1, 512)}[model.spec.config.patch]
     with torch.inference_mode():
         logits, emb, frames = model(torch.randn(2, 16000))
     assert logits is None and emb.shape == (2, dim) and model.spec.embedding_dim == dim
@@ -274,7 +274,7 @@ def test_random_weights_larger_releases(name, dim, heads):
 def test_minimum_window_gives_one_frame():
     for name in ("ssast_tiny_patch_400", "ssast_tiny_frame_400"):
         model = create_model(name, pretrained=False)
-        n = model.spec.min_input
+        n = model.spec.min_samples
         with torch.inference_mode():
             _, _, frames = model(torch.randn(1, n))
         assert frames.shape[1] == len(model.frame_times(n)) == 1

@@ -131,4 +131,4 @@ def test_include_exclude_filter_window_tags_and_unknown_names_fail():
 
 def test_several_formats_need_an_output_dir():
     res = CliRunner().invoke(main, ["tag", str(DEMO_CLIP), "--format", "jsonl,raven"])
-    assert res.exit_code == 1 and "several formats need --output-dir" in res.stderr
+    assert res.exit_code == 1 and "several formats need an output folder" in res.stderr

@@ -9,7 +9,9 @@ from torch import nn
 
 import streamtag.cli
 from streamtag import ConfigError, Tagger, WeightsUnavailableError
-from streamtag.models import TaggingModel, get_spec
+from streamtag.engines.job import ModelChoice
+from streamtag.models import Network, SingleModel, get_spec
+from streamtag.models.frontends import Frontend
 from streamtag.models.weights import resolve_weights
 from streamtag.outputs import NpzSink
 from streamtag.pipeline import ShortWindowWarning
@@ -17,11 +19,24 @@ from streamtag.pipeline import ShortWindowWarning
 FRAME = 640  # 40 ms at 16 kHz
 
 
-class FrameStats(nn.Module):
+class Samples(Frontend):
+    """A front-end that passes waveforms through: one row per sample."""
+
+    sample_rate, hop_length = 16000, 1
+
+    def frames(self, n_samples: int) -> int:
+        return n_samples
+
+    def forward(self, wave):
+        return wave
+
+
+class FrameStats(Network):
     """A stand-in transformer: per 40 ms frame (mean, max); embedding = their mean; no scores."""
 
-    uses_lengths = True
-    freezable = False
+    masks_padding = True
+    has_frames = True
+    has_scores = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -35,14 +50,14 @@ class FrameStats(nn.Module):
         frames = torch.stack([x.mean(-1), x.amax(-1)], dim=-1)
         return None, frames.mean(1), frames
 
-    def frame_times(self, n_samples: int) -> np.ndarray:
-        return np.arange(n_samples // FRAME) * FRAME / 16000
+    def frame_starts(self, n_rows: int) -> np.ndarray:
+        return np.arange(n_rows // FRAME) * FRAME
 
 
 @pytest.fixture
 def frame_model():
     spec = dataclasses.replace(get_spec("atstframe_small"), name="frame_stats", trained_window_s=2.0)
-    return TaggingModel(spec, nn.Identity(), FrameStats()).eval()
+    return SingleModel(spec, Samples(), FrameStats()).eval()
 
 
 @pytest.fixture
@@ -99,14 +114,14 @@ def test_cli_refuses_tag_outputs_for_embedding_only_models(frame_model, wave, tm
     import soundfile as sf
     path = tmp_path / "a.wav"
     sf.write(path, wave, 16000)
-    monkeypatch.setattr(streamtag.cli, "_model", lambda name, weights, quiet: frame_model)
+    monkeypatch.setattr(ModelChoice, "load", lambda self, labels=None: (frame_model, None))
     run = lambda *a: CliRunner().invoke(streamtag.cli.main, [str(x) for x in a])  # noqa: E731
     res = run("tag", path, "--format", "csv", "--device", "cpu", "--window", 1, "--hop", 0.5)
     assert res.exit_code == 1 and "gives embeddings only" in res.output and "csv" in res.output
     res = run("tag", path, "--events", "--device", "cpu", "--window", 1, "--hop", 0.5)
-    assert res.exit_code == 1 and "--events" in res.output
+    assert res.exit_code == 1 and "so events cannot be written" in res.output
     res = run("tag", path, "--frames", "--format", "jsonl", "--device", "cpu")
-    assert res.exit_code == 1 and "--frames adds arrays to NPZ output" in res.output
+    assert res.exit_code == 1 and "frame embeddings are written to NPZ output only" in res.output
     out = tmp_path / "x.npz"
     res = run("tag", path, "--frames", "-o", out, "--device", "cpu", "--window", 1, "--hop", 0.5, "--quiet")
     assert res.exit_code == 0, res.output
@@ -114,7 +129,7 @@ def test_cli_refuses_tag_outputs_for_embedding_only_models(frame_model, wave, tm
         assert z["frame_embeddings"].shape == (6, 25, 2)
     res = run("tag", path, "--device", "cpu", "--window", 0.5, "--hop", 0.5)
     assert res.exit_code == 0 and "warning: frame_stats was trained on 2 s inputs" in res.output
-    assert "embeddings only (2-d)" in res.output
+    assert "embeddings only (2-d; NPZ output holds them)" in res.output
 
 
 def test_weights_behind_a_browser_page_name_the_page_and_the_destination(monkeypatch, isolated_home):

@@ -27,7 +27,7 @@ def test_frozen_network_matches_eager(mn10_seeded, span):
     s2, e2, _ = eager.infer_span(span, 4, 16000, 32000)
     assert s1.dtype == e1.dtype == np.float32 and s1.shape == (4, 527) and e1.shape == (4, 960)
     assert np.abs(s1 - s2).max() <= 1e-4
-    assert frozen._network is not mn10_seeded.network  # it really froze
+    assert frozen._ready.frozen and not eager._ready.frozen and not mn10_seeded.frozen  # it really froze
 
 
 def test_shared_frames_match_stacked_windows(mn10_seeded, span):

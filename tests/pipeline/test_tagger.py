@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from streamtag import ArraySource, Tagger
 from streamtag.errors import ConfigError
+from streamtag.models import Network
 from tests.helpers import CLIP44, DEMO_CLIP, LABELS_CSV, MN04_GOLDEN, load_npz
 
 WAVE44 = sf.read(DEMO_CLIP, dtype="float32")[0]  # 12.5 s, 44.1 kHz stereo: 24 windows of 1 s / 0.5 s
@@ -92,8 +93,10 @@ def ArraySourceOf(samples, rate):
     return src
 
 
-class Faulty(torch.nn.Module):
+class Faulty(Network):
     """Wraps a network: sleeps `delay` s per call and raises on call `fail_at` (a test hook)."""
+
+    freezable = False
 
     def __init__(self, inner, fail_at=None, delay=0.0):
         super().__init__()
@@ -108,8 +111,8 @@ class Faulty(torch.nn.Module):
 
 
 def faulty_tagger(mn04, batch_size, **kw):
-    from streamtag.models.factory import TaggingModel
-    model = TaggingModel(mn04.spec, mn04.frontend, Faulty(mn04.network, **kw))
+    from streamtag.models import SingleModel
+    model = SingleModel(mn04.spec, mn04.frontend, Faulty(mn04.network, **kw))
     return Tagger(model, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu", batch_size=batch_size,
                   optimize=False, ring_seconds=2.0)
 

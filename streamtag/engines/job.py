@@ -1,0 +1,201 @@
+"""A tagging job, validated once in the library: inputs, model choice, windows, outputs and engine.
+
+`TagJob.from_options(...)` checks every option (the CLI only parses them) and `run_tag_job` loads the
+model once, checks the outputs against it and runs the job on the chosen engine, reporting through
+a `Reporter`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, Sequence
+
+from ..errors import ConfigError
+from ..models import Labels, ModelSpec, TaggingModel, load_labels, resolve_model
+from ..outputs.recording import OutputPlan
+from ..pipeline.tagger import Tagger
+from .archive import expand_inputs
+
+ENGINES = ("local", "ray")
+DEFAULT_SHARD_WINDOWS = 256
+
+
+class ProgressBar(Protocol):
+    """A per-file progress display the local engine advances once per window."""
+
+    def update(self, n: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Reporter(Protocol):
+    """Where a job reports: notices (may be silenced), warnings about the data, per-file errors, progress."""
+
+    def notice(self, message: str) -> None: ...
+
+    def warning(self, message: str) -> None: ...
+
+    def error(self, message: str) -> None: ...
+
+    def progress(self, line: str) -> None: ...
+
+    def progress_bar(self, path: str, duration_s: float, windows: int) -> ProgressBar | None: ...
+
+
+class SilentReporter:
+    """A reporter that drops everything (library use); errors still end up in the `RunSummary`."""
+
+    def notice(self, message: str) -> None:
+        pass
+
+    warning = error = progress = notice
+
+    def progress_bar(self, path: str, duration_s: float, windows: int) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model a job runs: a registry name (or spec) and, optionally, an explicit weights file.
+
+    name None is the default model (`models.resolve_model` chooses it).
+    """
+
+    name: str | ModelSpec | None = None
+    weights: str | None = None
+
+    def load(self, labels: Labels | None = None) -> tuple[TaggingModel, str | None]:
+        """The model, and the notice when the default fell back to the bundled one."""
+        return resolve_model(self.name, self.weights, labels)
+
+    @classmethod
+    def of(cls, model: TaggingModel) -> "ModelChoice":
+        """The choice that rebuilds `model` elsewhere (a Ray worker): its name, and its file when explicit."""
+        explicit = model.weights is not None and model.weights.origin == "explicit"
+        return cls(model.spec.name, str(model.weights.path) if explicit else None)
+
+
+@dataclass
+class RunSummary:
+    """Totals of one run over files (the Ray engine also writes it as run_summary.json)."""
+
+    files: int = 0
+    completed: int = 0
+    skipped: list[str] = field(default_factory=list)  # already complete (resume)
+    failed: list[dict] = field(default_factory=list)  # {"path", "error"}
+    windows: int = 0
+    shards: int = 0
+    audio_s: float = 0.0
+    elapsed_s: float = 0.0
+    workers: int = 0
+    engine: str = "local"
+    interrupted: bool = False
+
+    @property
+    def windows_per_s(self) -> float:
+        return self.windows / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"windows_per_s": round(self.windows_per_s, 3),
+                               "realtime_factor": round(self.audio_s / self.elapsed_s, 3) if self.elapsed_s else 0.0}
+
+
+@dataclass(frozen=True)
+class TagJob:
+    """Everything `streamtag tag` does, checked: which files, which model, which windows, which outputs, where."""
+
+    inputs: tuple[str, ...]
+    plan: OutputPlan
+    labels: Labels = field(repr=False)
+    labels_path: str | None = None  # the label file given (Ray workers load it themselves)
+    model: ModelChoice = ModelChoice()
+    window_s: float = 10.0
+    hop_s: float = 2.5
+    device: str = "auto"
+    batch_size: int | None = None
+    frames: bool = False
+    engine: str = "local"
+    address: str | None = None  # Ray cluster address (None: start a local Ray)
+    shard_windows: int = DEFAULT_SHARD_WINDOWS
+    workers: int | None = None  # Ray model replicas (None: one per GPU, else one per CPU)
+    threads_per_worker: int | None = None
+
+    @classmethod
+    def from_options(cls, inputs: Sequence[str | os.PathLike], *, model: str | ModelSpec | None = None,
+                     weights: str | None = None, window: float = 10.0, hop: float = 2.5, device: str = "auto",
+                     batch_size: int | None = None, labels: str | os.PathLike | None = None,
+                     formats: Sequence[str] = (), output: str | None = None, output_dir: str | None = None,
+                     top_k: int = 5, events: bool = False, include: str | Sequence[str] | None = None,
+                     exclude: str | Sequence[str] | None = None, threshold: float | None = None,
+                     off_threshold: float | None = None, min_duration_s: float = 0.5, max_gap_s: float = 1.0,
+                     median: int = 3, plot: str | None = None, frames: bool = False, engine: str = "local",
+                     address: str | None = None, shard_windows: int = DEFAULT_SHARD_WINDOWS,
+                     workers: int | None = None, threads_per_worker: int | None = None) -> "TagJob":
+        """A job from options as a user gives them (files, folders or .txt lists as inputs); ConfigError if any is wrong."""
+        paths = tuple(expand_inputs(list(inputs)))
+        if not paths:
+            raise ConfigError("no audio files found in the inputs")
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown engine {engine!r} (use {' or '.join(ENGINES)})")
+        if engine == "ray" and not output_dir:
+            raise ConfigError("the ray engine writes one set of files per input: give an output folder")
+        if shard_windows < 1:
+            raise ConfigError(f"a shard needs at least 1 window, got {shard_windows}")
+        if workers is not None and workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {workers}")
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
+        if weights is not None and model is None:
+            raise ConfigError("a weights file needs a model name (--model NAME / model=NAME)")
+        label_set = load_labels(labels)
+        plan = OutputPlan.from_options(
+            label_set, formats=formats, output=output, output_dir=None if output_dir is None else os.fspath(output_dir),
+            recordings=len(paths), top_k=top_k, threshold=threshold, include=include, exclude=exclude, events=events,
+            off_threshold=off_threshold, min_duration_s=min_duration_s, max_gap_s=max_gap_s, median=median, plot=plot,
+            frames=frames)
+        return cls(paths, plan, label_set, None if labels is None else os.fspath(labels),
+                   ModelChoice(model, None if weights is None else os.fspath(weights)), float(window), float(hop),
+                   device, batch_size, frames, engine, address, shard_windows, workers, threads_per_worker)
+
+    def replace(self, **changes) -> "TagJob":
+        return dataclasses.replace(self, **changes)
+
+    def tagger(self, reporter: Reporter, model: TaggingModel | None = None) -> Tagger:
+        """Load the model (or use `model`) and build the Tagger, checking the outputs against what it gives."""
+        tagger = build_tagger(self.model, self.labels, reporter, model, window=self.window_s, hop=self.hop_s,
+                              device=self.device, batch_size=self.batch_size, frames=self.frames)
+        self.plan.check_model(tagger.model_name, tagger.model.has_scores)
+        return tagger
+
+
+def build_tagger(choice: ModelChoice, labels: Labels, reporter: Reporter, model: TaggingModel | None = None,
+                 **options) -> Tagger:
+    """A Tagger for `model` (else `choice`, loaded now); the default-model notice and the Tagger's warnings
+    (e.g. a window much shorter than the training inputs) go to `reporter.notice`."""
+    if model is None:
+        model, notice = choice.load(labels)
+        if notice:
+            reporter.notice(notice)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tagger = Tagger(model, labels=labels, **options)
+    for w in caught:
+        reporter.notice(f"warning: {w.message}")
+    return tagger
+
+
+def run_tag_job(job: TagJob, reporter: Reporter | None = None) -> RunSummary:
+    """Run `job` on its engine; per-file failures are reported and listed in the summary, never raised."""
+    reporter = reporter or SilentReporter()
+    tagger = job.tagger(reporter)
+    if job.engine == "ray":
+        from .ray_engine import run_on_ray
+        return run_on_ray(job, tagger.model, reporter)
+    from .local import run_locally
+    return run_locally(job, tagger, reporter)
+
+
+__all__ = ["DEFAULT_SHARD_WINDOWS", "ENGINES", "ModelChoice", "ProgressBar", "Reporter", "RunSummary",
+           "SilentReporter", "TagJob", "build_tagger", "run_tag_job"]

@@ -1,0 +1,127 @@
+"""Live tagging of an input device: a checked `ListenJob`, then `run_listen` until the duration, the end, or Ctrl-C."""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError, StreamtagError
+from ..models import Labels, ModelSpec, TaggingModel, load_labels
+from ..outputs import LiveView, NpzSink, TagFilter, open_text
+from ..outputs.recording import choose_formats, text_sink
+from ..pipeline.result import TaggerStats
+from .job import ModelChoice, Reporter, SilentReporter, build_tagger
+
+
+@dataclass(frozen=True)
+class ListenJob:
+    """What `streamtag listen` does, checked: device, model, windows, how long, and one output."""
+
+    labels: Labels = field(repr=False)
+    input: int | str | None = None  # device index or name substring (None: the default input)
+    model: ModelChoice = ModelChoice()
+    window_s: float = 1.0
+    hop_s: float = 0.5
+    device: str = "auto"
+    duration_s: float | None = None  # None: until the input ends or Ctrl-C
+    tags: TagFilter = TagFilter()
+    format: str = "text"
+    output: str | None = None  # None or "-": stdout
+    buffer_s: float = 10.0  # audio kept while inference catches up; older unread audio is lost (counted)
+
+    @classmethod
+    def from_options(cls, *, input: int | str | None = None, model: str | ModelSpec | None = None,
+                     weights: str | None = None, labels: str | os.PathLike | None = None, window: float = 1.0,
+                     hop: float = 0.5, device: str = "auto", duration: float | None = None, top_k: int = 5,
+                     threshold: float = 0.0, format: str | None = None, output: str | None = None,
+                     buffer_seconds: float = 10.0) -> "ListenJob":
+        """A job from options as a user gives them; ConfigError if any is wrong."""
+        fmt = choose_formats((format,) if format else (), output)[0]
+        if fmt not in ("text", "jsonl", "csv", "npz"):
+            raise ConfigError(f"live output is text, jsonl, csv or npz, not {fmt}")
+        if fmt == "npz" and (not output or output == "-"):
+            raise ConfigError("npz is binary: give an output .npz file")
+        if duration is not None and not duration > 0:
+            raise ConfigError(f"duration must be positive, got {duration}")
+        if not buffer_seconds > 0:
+            raise ConfigError(f"the buffer must be positive, got {buffer_seconds} s")
+        if weights is not None and model is None:
+            raise ConfigError("a weights file needs a model name (--model NAME / model=NAME)")
+        label_set = load_labels(labels)
+        if not 1 <= top_k <= len(label_set):
+            raise ConfigError(f"top-k must be between 1 and {len(label_set)}, got {top_k}")
+        return cls(label_set, input, ModelChoice(model, weights), float(window), float(hop), device, duration,
+                   TagFilter(top_k, threshold), fmt, output, buffer_seconds)
+
+
+@dataclass(frozen=True)
+class ListenSummary:
+    """How a live run went: its stats, per-window latencies (s) and whether Ctrl-C ended it."""
+
+    stats: TaggerStats
+    sample_rate: int
+    latencies_s: tuple[float, ...] = ()
+    interrupted: bool = False
+
+    def latency_ms(self) -> tuple[float, float, float] | None:
+        """(p50, p95, max) latency in ms, or None without windows."""
+        if not self.latencies_s:
+            return None
+        ms = np.asarray(self.latencies_s) * 1e3
+        p50, p95 = np.percentile(ms, [50, 95])
+        return float(p50), float(p95), float(ms.max())
+
+
+def run_listen(job: ListenJob, reporter: Reporter | None = None, model: TaggingModel | None = None) -> ListenSummary:
+    """Tag the input device live until `duration_s`, the end of capture or Ctrl-C; outputs are flushed either way.
+
+    `model` replaces the job's model choice (an already built model). A device or pipeline failure
+    raises after the outputs are closed.
+    """
+    from ..audio.microphone import MicrophoneSource
+    reporter = reporter or SilentReporter()
+    tagger = build_tagger(job.model, job.labels, reporter, model, window=job.window_s, hop=job.hop_s,
+                          device=job.device, ring_seconds=job.buffer_s)
+    source = MicrophoneSource(job.input, buffer_s=job.buffer_s)
+    title = f"{source.device['name']} -> {tagger.model_name}"
+    own = None
+    if job.format == "npz":
+        sink = NpzSink(job.output, tagger.labels, source=title, hop_s=tagger.window.hop_s)
+    else:
+        out, own = open_text(job.output or "-")
+        if job.format == "text" and out is sys.stdout and sys.stdout.isatty():
+            sink = LiveView(out, job.tags.top_k, job.tags.threshold, title)
+        else:
+            sink = text_sink(job.format, out, title, job.tags, header=True)
+    latencies: list[float] = []
+    tagger.subscribe(sink)
+    tagger.subscribe(lambda r: latencies.append(r.latency_s) if r.latency_s is not None else None)
+    interrupted = False
+    error: StreamtagError | None = None
+    try:
+        tagger.warm_up()
+        tagger.start(source)
+        reporter.notice(f"listening on {source.device['name']} ({source.sample_rate} Hz) with {tagger.model_name}, "
+                        f"window {job.window_s:g} s, hop {job.hop_s:g} s")
+        try:
+            if not tagger.join(timeout=job.duration_s):
+                source.close()  # end of capture: the last windows are still published
+                tagger.join()
+        except KeyboardInterrupt:
+            interrupted = True
+            source.close()
+            tagger.join(timeout=10)
+    except StreamtagError as e:
+        error = e
+    finally:
+        tagger.stop(wait=10.0)
+        sink.close()
+        if own is not None:
+            own.commit()
+    summary = ListenSummary(tagger.stats, tagger.sample_rate, tuple(latencies), interrupted)
+    if error is not None:
+        raise error
+    return summary
+

@@ -1,0 +1,181 @@
+"""The model contract: a `Network` declares what it offers, a `TaggingModel` maps waveforms to `ModelOutput`.
+
+Everything the pipeline needs from a model is declared here (scores or not, frame embeddings and
+their times, padding masks, freezing, shared STFT frames); nothing is found by probing attributes.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from abc import ABC, abstractmethod
+from typing import ClassVar, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from .frontends import Frontend
+from .registry import ModelSpec
+from .weights import ResolvedFile
+
+log = logging.getLogger("streamtag")
+
+
+class ModelOutput(NamedTuple):
+    """One model call: logits [B, 527] (None for embedding-only models), embeddings [B, D], frames [B, F, Df] | None."""
+
+    logits: Tensor | None
+    embedding: Tensor
+    frames: Tensor | None = None
+
+
+class Network(nn.Module):
+    """A family's network: front-end output [B, ...] -> (logits | None, embedding[, frames]) as a plain tuple.
+
+    Subclasses declare what they offer with the class attributes below (and `has_scores` per instance
+    where the checkpoint decides). `forward(features)` is the call; networks that mask padding
+    (`masks_padding`) also take `forward(features, lengths, n_samples=N)`: valid samples per row of
+    N-sample windows.
+    """
+
+    masks_padding: ClassVar[bool] = False  # takes valid lengths and masks the zero padding
+    freezable: ClassVar[bool] = False  # TorchScript trace + freeze gives the same outputs
+    has_frames: ClassVar[bool] = False  # returns frame embeddings [B, F, Df] third
+    has_scores: bool = True  # returns logits first (else None)
+
+    def frame_starts(self, n_rows: int) -> np.ndarray:
+        """Front-end row where each frame embedding starts, for an input of n_rows front-end frames."""
+        raise ConfigError(f"{type(self).__name__} has no frame-level embeddings")
+
+
+def freeze_for_cpu(network: nn.Module, example: Tensor) -> nn.Module:
+    """TorchScript-freeze a network for CPU inference (BN folded into convs, oneDNN kernels).
+
+    Outputs match eager within float rounding (scores ~1e-6 on the goldens). Falls back to the
+    eager module if tracing is not possible.
+    """
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(network.eval(), example, check_trace=False)
+            return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+    except Exception as e:  # an exotic module: stay eager, just slower
+        log.warning("could not freeze the model for CPU (%s); running it eagerly", e)
+        return network
+
+
+class TaggingModel(nn.Module, ABC):
+    """What every model offers the pipeline: waveforms [B, N] at `sample_rate` -> `ModelOutput`."""
+
+    spec: ModelSpec
+    weights: ResolvedFile | None  # where the loaded weights came from (None: random init or a composite)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.spec.sample_rate
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest window or hop this model accepts."""
+        return self.spec.min_samples
+
+    @property
+    @abstractmethod
+    def has_scores(self) -> bool:
+        """Whether this model as loaded gives scores (a released name may load a file with or without a head)."""
+
+    @property
+    @abstractmethod
+    def has_frames(self) -> bool:
+        """Whether outputs carry frame embeddings."""
+
+    @abstractmethod
+    def frame_times(self, n_samples: int) -> np.ndarray | None:
+        """Start (s, from the window's first sample) of each frame embedding of an n_samples window, or None."""
+
+    @abstractmethod
+    def forward(self, wave: Tensor, lengths: Tensor | None = None) -> ModelOutput:
+        """Outputs for waveforms [B, N]; `lengths` (valid samples per row) lets padding-aware networks mask."""
+
+    def forward_windows(self, span: Tensor, count: int, step: int, window: int) -> ModelOutput:
+        """Outputs for the windows span[k*step : k*step + window], k < count (sharing work where it can)."""
+        return self(span.unfold(0, window, step)[:count].contiguous())
+
+    def optimized_for(self, example: Tensor) -> "TaggingModel":
+        """This model optimised for inference on `example`'s device (outputs unchanged within float rounding).
+
+        The default is the model itself; a front-end + network model freezes a freezable network on CPU
+        (a new model sharing the modules) and uses channels-last memory on CUDA.
+        """
+        return self
+
+
+class SingleModel(TaggingModel):
+    """A registered model: its front-end, then its network."""
+
+    def __init__(self, spec: ModelSpec, frontend: Frontend, network: Network,
+                 weights: ResolvedFile | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.frontend = frontend
+        self.network = network
+        self.weights = weights
+        self.channels_last = False
+
+    @property
+    def has_scores(self) -> bool:
+        return self.network.has_scores
+
+    @property
+    def has_frames(self) -> bool:
+        return self.network.has_frames
+
+    def frame_times(self, n_samples: int) -> np.ndarray | None:
+        if not self.has_frames:
+            return None
+        rows = self.network.frame_starts(self.frontend.frames(n_samples))
+        return np.asarray(rows, np.float64) * (self.frontend.hop_length / self.frontend.sample_rate)
+
+    def forward(self, wave: Tensor, lengths: Tensor | None = None) -> ModelOutput:
+        with torch.autocast(device_type=wave.device.type, enabled=False):  # front-ends run in float32
+            features = self.frontend(wave)
+        return self.run_network(features, lengths, wave.shape[-1])
+
+    def forward_windows(self, span: Tensor, count: int, step: int, window: int) -> ModelOutput:
+        if count > 1 and self.frontend.can_share_frames(window, step):
+            with torch.autocast(device_type=span.device.type, enabled=False):
+                features = self.frontend.windows(span, count, step, window)
+            return self.run_network(features)
+        return super().forward_windows(span, count, step, window)
+
+    def run_network(self, features: Tensor, lengths: Tensor | None = None, n_samples: int | None = None) -> ModelOutput:
+        """The network (a frozen graph in a model from `optimized_for`) on front-end output; lengths only where it masks padding."""
+        network = self.__dict__.get("_frozen", self.network)
+        if self.channels_last and features.dim() == 4:
+            features = features.contiguous(memory_format=torch.channels_last)
+        if lengths is not None and self.network.masks_padding:
+            return ModelOutput(*network(features, lengths.to(features.device), n_samples=n_samples))
+        return ModelOutput(*network(features))
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the network runs as a frozen TorchScript graph."""
+        return "_frozen" in self.__dict__
+
+    def optimized_for(self, example: Tensor) -> "SingleModel":
+        if example.device.type == "cuda":
+            self.to(memory_format=torch.channels_last)
+            self.channels_last = True
+            return self
+        if not self.network.freezable or self.frozen:
+            return self
+        with torch.inference_mode():
+            features = self.frontend(example)
+        optimized = SingleModel(self.spec, self.frontend, self.network, self.weights).eval()
+        optimized.__dict__["_frozen"] = freeze_for_cpu(self.network, features)  # not a submodule: not in state_dict
+        return optimized
+
+    def _apply(self, fn, *args, **kwargs):  # .to() / .cuda() / .half(): a frozen copy would be stale
+        self.__dict__.pop("_frozen", None)
+        return super()._apply(fn, *args, **kwargs)

@@ -1,0 +1,27 @@
+"""`streamtag listen` with a network slowed down to force an overrun (a test driver, run as a script).
+
+    python tests/audio/slow_listen.py SECONDS_PER_BATCH [listen options...]
+"""
+import sys
+import time
+
+from streamtag.console import run
+from streamtag.models import mobilenet
+
+
+def main() -> None:
+    seconds = float(sys.argv[1])
+    forward = mobilenet.MobileNetAT.forward
+
+    def slow(self, mel):
+        time.sleep(seconds)
+        return forward(self, mel)
+
+    mobilenet.MobileNetAT.forward = slow
+    mobilenet.MobileNetAT.freezable = False  # a frozen graph would trace the sleep away
+    sys.argv = ["streamtag", "listen", *sys.argv[2:]]
+    run()
+
+
+if __name__ == "__main__":
+    main()
