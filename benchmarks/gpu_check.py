@@ -145,12 +145,13 @@ def batch_sweep(device: str, quick: bool) -> dict:
                     torch.cuda.reset_peak_memory_stats(dev)
                 try:
                     with torch.inference_mode(), runner._autocast():
-                        model(x)  # warm-up (cuDNN autotuning)
+                        fast = model.optimized_for(x[:1]) if precision == "fp32" or dev.type == "cuda" else model
+                        fast(x)  # warm-up (cuDNN autotuning)
                         synchronize(dev)
                         reps = 2 if quick else max(3, min(50, 4096 // batch))
                         t0 = time.perf_counter()
                         for _ in range(reps):
-                            model(x)
+                            fast(x)
                         synchronize(dev)
                         seconds = (time.perf_counter() - t0) / reps
                 except torch.cuda.OutOfMemoryError:

@@ -7,7 +7,8 @@ import sys
 import click
 
 from . import __version__
-from .engines.job import TagJob, run_tag_job
+from .engines.job import TagJob
+from .engines.tag import run_tag_job
 from .errors import StreamtagError
 from .models import MODELS, find_cached, list_models
 from .outputs.recording import FORMATS
@@ -40,13 +41,23 @@ class CliReporter:
         if not self.quiet:
             click.echo(f"streamtag: {self.prefix}{line}", err=True)
 
-    def progress_bar(self, path: str, duration_s: float, windows: int):
+    def progress_bar(self, path: str, duration_s: float, windows: int) -> "_Bar | None":
         if self.quiet or not sys.stderr.isatty() or duration_s < PROGRESS_MIN_S:
             return None
-        bar = click.progressbar(length=windows, label=path, file=sys.stderr)
-        bar.__enter__()
-        bar.close = lambda: bar.__exit__(None, None, None)
-        return bar
+        return _Bar(click.progressbar(length=windows, label=path, file=sys.stderr))
+
+
+class _Bar:
+    """A click progress bar as the engines' `ProgressBar` (update, close)."""
+
+    def __init__(self, bar) -> None:
+        self.bar = bar.__enter__()
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.__exit__(None, None, None)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

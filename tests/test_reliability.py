@@ -65,6 +65,7 @@ class SimulatedLiveSource:
     """A live source delivering noise in 100 ms blocks at `speed` times real time."""
 
     live = True
+    overflows = nonfinite = 0  # a simulated device never overflows; noise is finite
 
     def __init__(self, seconds: float, speed: float, rate: int = 32000) -> None:
         self.seconds, self.speed, self.rate = seconds, speed, rate

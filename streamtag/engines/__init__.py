@@ -1,1 +1,1 @@
-"""Engines that run the same pipeline beyond one process: `archive` (inputs, shards, reassembly) and Ray."""
+"""Engines: a checked `TagJob` / `ListenJob` and what runs them (this process, live input, a Ray cluster)."""

@@ -1,8 +1,8 @@
 """A tagging job, validated once in the library: inputs, model choice, windows, outputs and engine.
 
-`TagJob.from_options(...)` checks every option (the CLI only parses them) and `run_tag_job` loads the
-model once, checks the outputs against it and runs the job on the chosen engine, reporting through
-a `Reporter`.
+`TagJob.from_options(...)` checks every option (the CLI only parses them); `engines.tag.run_tag_job`
+loads the model once, checks the outputs against it and runs the job on the chosen engine, reporting
+through a `Reporter`.
 """
 from __future__ import annotations
 
@@ -186,16 +186,5 @@ def build_tagger(choice: ModelChoice, labels: Labels, reporter: Reporter, model:
     return tagger
 
 
-def run_tag_job(job: TagJob, reporter: Reporter | None = None) -> RunSummary:
-    """Run `job` on its engine; per-file failures are reported and listed in the summary, never raised."""
-    reporter = reporter or SilentReporter()
-    tagger = job.tagger(reporter)
-    if job.engine == "ray":
-        from .ray_engine import run_on_ray
-        return run_on_ray(job, tagger.model, reporter)
-    from .local import run_locally
-    return run_locally(job, tagger, reporter)
-
-
 __all__ = ["DEFAULT_SHARD_WINDOWS", "ENGINES", "ModelChoice", "ProgressBar", "Reporter", "RunSummary",
-           "SilentReporter", "TagJob", "build_tagger", "run_tag_job"]
+           "SilentReporter", "TagJob", "build_tagger"]

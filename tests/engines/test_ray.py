@@ -90,4 +90,4 @@ def _npz_jsonl_plan():
 
 def test_ray_engine_needs_an_output_dir(archive):
     res = CliRunner().invoke(main, ["tag", str(archive), "--engine", "ray"])
-    assert res.exit_code == 1 and "--engine ray writes one set of files per input: give --output-dir" in res.output
+    assert res.exit_code == 1 and "the ray engine writes one set of files per input: give an output folder" in res.output

@@ -1,0 +1,96 @@
+"""The package's shape, checked from its source: one-way layers, no import circle, no probing, no test hooks."""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "streamtag"
+# ARCHITECTURE.md: each layer imports only layers to its left (the shared helpers are below every layer)
+LAYERS = ["audio", "windows", "models", "pipeline", "outputs", "engines|cli|bench|console|__main__"]
+SHARED = {"errors", "deps", "threads", "assets", "__init__"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer_of(module: str) -> int | None:
+    top = module.split(".")[1] if "." in module else "__init__"
+    if top in SHARED:
+        return None
+    return next(i for i, names in enumerate(LAYERS) if top in names.split("|"))
+
+
+def imports(path: Path) -> set[str]:
+    """streamtag modules imported by a file, at any depth, except under `if TYPE_CHECKING:`."""
+    tree = ast.parse(path.read_text())
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rsplit(".", 1)[0]
+    found = set()
+
+    def visit(node):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            return
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                found.add(candidate if (PACKAGE.parent / candidate.replace(".", "/")).with_suffix(".py").exists()
+                          or (PACKAGE.parent / candidate.replace(".", "/")).is_dir() else base)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+    visit(tree)
+    return {m for m in found if m == "streamtag" or m.startswith("streamtag.")}
+
+
+FILES = sorted(PACKAGE.rglob("*.py"))
+GRAPH = {module_name(f): imports(f) for f in FILES}
+
+
+@pytest.mark.parametrize("module", sorted(GRAPH))
+def test_imports_flow_one_way(module):
+    mine = layer_of(module)
+    for target in GRAPH[module]:
+        theirs = layer_of(target)
+        if mine is None:  # shared helpers import nothing with a layer (the lazy __init__ maps names only)
+            assert theirs is None, f"{module} imports {target}"
+        elif theirs is not None:
+            assert theirs <= mine, f"{module} (layer {LAYERS[mine]}) imports {target} (layer {LAYERS[theirs]})"
+
+
+def test_no_import_circle():
+    def resolve(target):  # `from .x import y` of a package lands on its __init__
+        return target if target in GRAPH else target.rsplit(".", 1)[0]
+    edges = {m: {resolve(t) for t in ts if resolve(t) in GRAPH and resolve(t) != m} for m, ts in GRAPH.items()}
+    state: dict[str, int] = {}
+
+    def walk(m, path):
+        state[m] = 1
+        for t in edges[m]:
+            if t.startswith(m + "."):  # a package importing its own submodules is not a circle
+                continue
+            if state.get(t) == 1 and not m.startswith(t + "."):
+                raise AssertionError("import circle: " + " -> ".join(path[path.index(t):] + [t]))
+            if t not in state:
+                walk(t, path + [t])
+        state[m] = 2
+    for m in sorted(edges):
+        if m not in state:
+            walk(m, [m])
+
+
+@pytest.mark.parametrize("layer", ["pipeline", "engines"])
+def test_no_capability_probing(layer):
+    for f in (PACKAGE / layer).rglob("*.py"):
+        assert not re.search(r"\b(getattr|hasattr)\(", f.read_text()), f"{f.name} probes with getattr/hasattr"
+
+
+def test_no_test_hooks_in_the_package():
+    for f in FILES:
+        text = f.read_text()
+        assert "os._exit" not in text and "STREAMTAG_TEST" not in text and "hidden=True" not in text, f.name
