@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .audio.sources import ArraySource, FileSource
 from .errors import ConfigError, StreamtagError
-from .models import create_model, get_spec
+from .models import DEFAULT_MODEL, create_model, get_spec
 from .models.frontends import kaldi_mel_banks
 from .models.mobilenet import EfficientATConfig
 from .pipeline import Tagger
@@ -206,7 +206,7 @@ def _spawn(mode: str, args: dict, tmp: Path) -> dict:
     return r
 
 
-def benchmark(model: str = "mn10_as", duration: float = 600.0, window: float = 10.0, hop: float = 2.5,
+def benchmark(model: str = DEFAULT_MODEL, duration: float = 600.0, window: float = 10.0, hop: float = 2.5,
               repeats: int = 3, device: str = "cpu", batch_size: int | None = None, weights: str | None = None,
               file: str | None = None, threads: int | None = None, live_seconds: float = 20.0,
               baseline: bool = True, live: bool = True) -> dict:

@@ -10,7 +10,7 @@ from . import __version__
 from .engines.job import TagJob
 from .engines.tag import run_tag_job
 from .errors import StreamtagError
-from .models import MODELS, find_cached, list_models
+from .models import DEFAULT_MODEL, MODELS, find_cached, list_models
 from .outputs.recording import FORMATS
 
 PROGRESS_MIN_S = 60.0  # show a progress bar for files at least this long (on a terminal)
@@ -170,7 +170,7 @@ def models_cmd(as_json: bool, pattern: str) -> None:
 
 
 @main.command()
-@click.option("--model", "model_name", default="mn10_as", show_default=True, help="Registry name.")
+@click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True, help="Registry name.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Checkpoint (default: resolved as usual, else random weights: the speed is the same).")
 @click.option("--duration", default=600.0, show_default=True, type=float, help="Seconds of synthetic audio.")

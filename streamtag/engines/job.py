@@ -108,8 +108,7 @@ class TagJob:
 
     inputs: tuple[str, ...]
     plan: OutputPlan
-    labels: Labels = field(repr=False)
-    labels_path: str | None = None  # the label file given (Ray workers load it themselves)
+    labels: Labels = field(repr=False)  # the label file's classes (the outputs follow its order)
     model: ModelChoice = ModelChoice()
     window_s: float = 10.0
     hop_s: float = 2.5
@@ -155,8 +154,7 @@ class TagJob:
             recordings=len(paths), top_k=top_k, threshold=threshold, include=include, exclude=exclude, events=events,
             off_threshold=off_threshold, min_duration_s=min_duration_s, max_gap_s=max_gap_s, median=median, plot=plot,
             frames=frames)
-        return cls(paths, plan, label_set, None if labels is None else os.fspath(labels),
-                   ModelChoice(model, None if weights is None else os.fspath(weights)), float(window), float(hop),
+        return cls(paths, plan, label_set, ModelChoice(model, None if weights is None else os.fspath(weights)), float(window), float(hop),
                    device, batch_size, frames, engine, address, shard_windows, workers, threads_per_worker)
 
     def replace(self, **changes) -> "TagJob":

@@ -105,8 +105,9 @@ class TaggingModel(nn.Module, ABC):
     def optimized_for(self, example: Tensor) -> "TaggingModel":
         """This model optimised for inference on `example`'s device (outputs unchanged within float rounding).
 
-        The default is the model itself; a front-end + network model freezes a freezable network on CPU
-        (a new model sharing the modules) and uses channels-last memory on CUDA.
+        The default is the model itself. A front-end + network model on CPU returns a new model sharing
+        its modules with a frozen graph of a freezable network; on CUDA it turns its own weights
+        channels-last (in place) and returns itself.
         """
         return self
 
@@ -150,7 +151,7 @@ class SingleModel(TaggingModel):
         return super().forward_windows(span, count, step, window)
 
     def run_network(self, features: Tensor, lengths: Tensor | None = None, n_samples: int | None = None) -> ModelOutput:
-        """The network (a frozen graph in a model from `optimized_for`) on front-end output; lengths only where it masks padding."""
+        """The network (frozen, in a model from `optimized_for`) on front-end output; lengths where it masks padding."""
         network = self.__dict__.get("_frozen", self.network)
         if self.channels_last and features.dim() == 4:
             features = features.contiguous(memory_format=torch.channels_last)
@@ -172,8 +173,11 @@ class SingleModel(TaggingModel):
             return self
         with torch.inference_mode():
             features = self.frontend(example)
+        frozen = freeze_for_cpu(self.network, features)
+        if frozen is self.network:  # tracing failed (logged): stay eager
+            return self
         optimized = SingleModel(self.spec, self.frontend, self.network, self.weights).eval()
-        optimized.__dict__["_frozen"] = freeze_for_cpu(self.network, features)  # not a submodule: not in state_dict
+        optimized.__dict__["_frozen"] = frozen  # not a submodule: not in state_dict
         return optimized
 
     def _apply(self, fn, *args, **kwargs):  # .to() / .cuda() / .half(): a frozen copy would be stale

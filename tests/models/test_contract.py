@@ -8,7 +8,7 @@ import torch
 
 from streamtag import Tagger
 from streamtag.errors import ConfigError, UnknownModelError
-from streamtag.models import (FAMILY_MODULES, REGISTRY, Family, ModelSpec, Network, Registry, SingleModel,
+from streamtag.models import (FAMILY_MODULES, REGISTRY, Family, Network, Registry, SingleModel,
                               TaggingModel, create_model, get_spec)
 from streamtag.models import factory
 from streamtag.models.labels import Labels
