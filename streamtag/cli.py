@@ -11,6 +11,10 @@ from .engines.job import TagJob
 from .engines.tag import run_tag_job
 from .errors import StreamtagError
 from .models import DEFAULT_MODEL, MODELS, find_cached, list_models
+from .models.runtimes import RUNTIMES
+from .pipeline.runner import PRECISIONS
+
+PRECISION_NAMES = tuple(PRECISIONS)
 from .outputs.recording import FORMATS
 
 PROGRESS_MIN_S = 60.0  # show a progress bar for files at least this long (on a terminal)
@@ -102,10 +106,14 @@ def main() -> None:
               help="Ray: windows per shard of a long file.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Ray: model replicas (default: one per GPU, else one per CPU).")
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
+              help="What runs the network on CPU: auto (OpenVINO for MobileNets when installed), torch, openvino.")
+@click.option("--precision", type=click.Choice(PRECISION_NAMES), default="fp32", show_default=True,
+              help="fp32 (exact); bf16 autocast (CPU with bf16 units, or CUDA; scores move, see README); fp16 (CUDA).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notices.")
 def tag(files, model_name, window, hop, weights, labels_path, device, batch_size, fmts, output, output_dir,
         top_k, as_events, include, exclude, threshold, off_threshold, min_duration, max_gap, median, plot_path,
-        frames, engine, address, shard_windows, workers, quiet) -> None:
+        frames, engine, address, shard_windows, workers, runtime, precision, quiet) -> None:
     """Tag audio FILES (files, folders, or .txt lists of paths) window by window.
 
     Writes the top tags per window, all scores (NPZ) or detected events.
@@ -117,7 +125,8 @@ def tag(files, model_name, window, hop, weights, labels_path, device, batch_size
             labels=labels_path, formats=fmts, output=output, output_dir=output_dir, top_k=top_k, events=as_events,
             include=include, exclude=exclude, threshold=threshold, off_threshold=off_threshold,
             min_duration_s=min_duration, max_gap_s=max_gap, median=median, plot=plot_path, frames=frames,
-            engine=engine, address=address, shard_windows=shard_windows, workers=workers)
+            engine=engine, address=address, shard_windows=shard_windows, workers=workers, runtime=runtime,
+            precision=precision)
         summary = run_tag_job(job, reporter)
     except StreamtagError as e:
         raise fail(str(e)) from None
@@ -246,15 +255,18 @@ def devices(as_json: bool) -> None:
 @click.option("--output", "-o", default=None, help="Output file, or - for stdout.")
 @click.option("--buffer-seconds", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Audio kept while inference catches up; older unread audio is lost (and counted).")
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
+              help="What runs the network on CPU: auto, torch, openvino.")
 @click.option("--quiet", "-q", is_flag=True, help="No notices or latency summary.")
 def listen(input_, device, model_name, weights, labels_path, window, hop, duration, top_k, threshold, fmt, output,
-           buffer_seconds, quiet) -> None:
+           buffer_seconds, runtime, quiet) -> None:
     """Tag what an input device hears, live. Ctrl-C stops cleanly and flushes outputs."""
     from .engines.live import ListenJob, run_listen
     try:
         job = ListenJob.from_options(input=input_, model=model_name, weights=weights, labels=labels_path,
                                      window=window, hop=hop, device=device, duration=duration, top_k=top_k,
-                                     threshold=threshold, format=fmt, output=output, buffer_seconds=buffer_seconds)
+                                     threshold=threshold, format=fmt, output=output, buffer_seconds=buffer_seconds,
+                                     runtime=runtime)
         summary = run_listen(job, CliReporter(quiet))
     except StreamtagError as e:
         raise fail(str(e)) from None

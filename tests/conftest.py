@@ -49,10 +49,18 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.line(line)
 
 
+@pytest.fixture(scope="session")
+def compiled_exports(tmp_path_factory):
+    """One OpenVINO export cache for the session (exports are keyed by weights and shape, so sharing is safe)."""
+    return tmp_path_factory.mktemp("compiled")
+
+
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    """Every test gets an empty $STREAMTAG_HOME and downloads that fail fast (no network here)."""
+def isolated_home(tmp_path, monkeypatch, compiled_exports):
+    """Every test gets an empty $STREAMTAG_HOME (but the session's export cache) and downloads that fail fast."""
     home = tmp_path / "streamtag-home"
+    home.mkdir()
+    (home / "compiled").symlink_to(compiled_exports, target_is_directory=True)
     monkeypatch.setenv("STREAMTAG_HOME", str(home))
     monkeypatch.setenv("STREAMTAG_DOWNLOAD_BASE", "http://127.0.0.1:9")
     return home

@@ -14,6 +14,7 @@ from typing import Protocol, Sequence
 
 from ..errors import ConfigError
 from ..models import Labels, ModelSpec, TaggingModel, load_labels, resolve_model
+from ..models.runtimes import RUNTIMES
 from ..outputs.recording import OutputPlan
 from ..pipeline.tagger import Tagger
 from .archive import expand_inputs
@@ -115,6 +116,8 @@ class TagJob:
     device: str = "auto"
     batch_size: int | None = None
     frames: bool = False
+    runtime: str = "auto"  # what runs the network on CPU: auto | torch | openvino
+    precision: str = "fp32"  # fp32 | bf16 (CPU or CUDA autocast) | fp16 (CUDA)
     engine: str = "local"
     address: str | None = None  # Ray cluster address (None: start a local Ray)
     shard_windows: int = DEFAULT_SHARD_WINDOWS
@@ -131,7 +134,8 @@ class TagJob:
                      off_threshold: float | None = None, min_duration_s: float = 0.5, max_gap_s: float = 1.0,
                      median: int = 3, plot: str | None = None, frames: bool = False, engine: str = "local",
                      address: str | None = None, shard_windows: int = DEFAULT_SHARD_WINDOWS,
-                     workers: int | None = None, threads_per_worker: int | None = None) -> "TagJob":
+                     workers: int | None = None, threads_per_worker: int | None = None,
+                     runtime: str = "auto", precision: str = "fp32") -> "TagJob":
         """A job from options as a user gives them (files, folders or .txt lists as inputs); ConfigError if any is wrong."""
         paths = tuple(expand_inputs(list(inputs)))
         if not paths:
@@ -148,6 +152,8 @@ class TagJob:
             raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
         if weights is not None and model is None:
             raise ConfigError("a weights file needs a model name (--model NAME / model=NAME)")
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"unknown runtime {runtime!r} (use {', '.join(RUNTIMES)})")
         label_set = load_labels(labels)
         plan = OutputPlan.from_options(
             label_set, formats=formats, output=output, output_dir=None if output_dir is None else os.fspath(output_dir),
@@ -155,7 +161,8 @@ class TagJob:
             off_threshold=off_threshold, min_duration_s=min_duration_s, max_gap_s=max_gap_s, median=median, plot=plot,
             frames=frames)
         return cls(paths, plan, label_set, ModelChoice(model, None if weights is None else os.fspath(weights)), float(window), float(hop),
-                   device, batch_size, frames, engine, address, shard_windows, workers, threads_per_worker)
+                   device, batch_size, frames, runtime, precision, engine, address, shard_windows, workers,
+                   threads_per_worker)
 
     def replace(self, **changes) -> "TagJob":
         return dataclasses.replace(self, **changes)
@@ -163,7 +170,8 @@ class TagJob:
     def tagger(self, reporter: Reporter, model: TaggingModel | None = None) -> Tagger:
         """Load the model (or use `model`) and build the Tagger, checking the outputs against what it gives."""
         tagger = build_tagger(self.model, self.labels, reporter, model, window=self.window_s, hop=self.hop_s,
-                              device=self.device, batch_size=self.batch_size, frames=self.frames)
+                              device=self.device, batch_size=self.batch_size, frames=self.frames, runtime=self.runtime,
+                              precision=self.precision)
         self.plan.check_model(tagger.model_name, tagger.model.has_scores)
         return tagger
 

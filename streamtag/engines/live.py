@@ -30,13 +30,14 @@ class ListenJob:
     format: str = "text"
     output: str | None = None  # None or "-": stdout
     buffer_s: float = 10.0  # audio kept while inference catches up; older unread audio is lost (counted)
+    runtime: str = "auto"  # what runs the network on CPU: auto | torch | openvino
 
     @classmethod
     def from_options(cls, *, input: int | str | None = None, model: str | ModelSpec | None = None,
                      weights: str | None = None, labels: str | os.PathLike | None = None, window: float = 1.0,
                      hop: float = 0.5, device: str = "auto", duration: float | None = None, top_k: int = 5,
                      threshold: float = 0.0, format: str | None = None, output: str | None = None,
-                     buffer_seconds: float = 10.0) -> "ListenJob":
+                     buffer_seconds: float = 10.0, runtime: str = "auto") -> "ListenJob":
         """A job from options as a user gives them; ConfigError if any is wrong."""
         fmt = choose_formats((format,) if format else (), output)[0]
         if fmt not in ("text", "jsonl", "csv", "npz"):
@@ -53,7 +54,7 @@ class ListenJob:
         if not 1 <= top_k <= len(label_set):
             raise ConfigError(f"top-k must be between 1 and {len(label_set)}, got {top_k}")
         return cls(label_set, input, ModelChoice(model, weights), float(window), float(hop), device, duration,
-                   TagFilter(top_k, threshold), fmt, output, buffer_seconds)
+                   TagFilter(top_k, threshold), fmt, output, buffer_seconds, runtime)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None, model: TaggingM
     from ..audio.microphone import MicrophoneSource
     reporter = reporter or SilentReporter()
     tagger = build_tagger(job.model, job.labels, reporter, model, window=job.window_s, hop=job.hop_s,
-                          device=job.device, ring_seconds=job.buffer_s)
+                          device=job.device, ring_seconds=job.buffer_s, runtime=job.runtime)
     source = MicrophoneSource(job.input, buffer_s=job.buffer_s)
     title = f"{source.device['name']} -> {tagger.model_name}"
     own = None

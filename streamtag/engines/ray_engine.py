@@ -48,13 +48,15 @@ class ShardWorker:
     """A Ray Data actor: loads the model once, then tags shard after shard."""
 
     def __init__(self, model: ModelChoice, window: float, hop: float, device: str, batch_size: int | None,
-                 frames: bool, threads: int | None, labels: Labels) -> None:
+                 frames: bool, threads: int | None, labels: Labels, runtime: str = "auto",
+                 precision: str = "fp32") -> None:
         import torch
         from ..pipeline.tagger import Tagger
         if threads:
             torch.set_num_threads(threads)
         self.tagger = Tagger(create_model(model.name, weights=model.weights, labels=labels), window=window, hop=hop,
-                             device=device, batch_size=batch_size, labels=labels, frames=frames)
+                             device=device, batch_size=batch_size, labels=labels, frames=frames, runtime=runtime,
+                             precision=precision)
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -147,7 +149,8 @@ def run_on_ray(job: TagJob, model: TaggingModel, reporter: Reporter) -> RunSumma
             ShardWorker, batch_size=1, concurrency=n, num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
             fn_constructor_kwargs={"model": ModelChoice.of(model), "window": job.window_s, "hop": job.hop_s,
                                    "device": "cuda" if gpus else "cpu", "batch_size": job.batch_size,
-                                   "frames": job.frames, "labels": job.labels,
+                                   "frames": job.frames, "labels": job.labels, "runtime": job.runtime,
+                                   "precision": job.precision,
                                    "threads": job.threads_per_worker or (None if gpus else 1)})
         # Ray Data restarts a dead actor and retries its shard (actor max_restarts/max_task_retries default -1)
         done: dict[int, dict[int, bytes]] = {i: {} for i in shards}

@@ -66,8 +66,12 @@ class Ensemble(TaggingModel):
     def forward_windows(self, span: Tensor, count: int, step: int, window: int) -> ModelOutput:
         return self._combine([m.forward_windows(span, count, step, window) for m in self.members])
 
-    def optimized_for(self, example: Tensor) -> "Ensemble":
-        members = [m.optimized_for(example) for m in self.members]
+    @property
+    def exportable(self) -> bool:
+        return all(m.exportable for m in self.members)
+
+    def optimized_for(self, example: Tensor, runtime: str = "torch") -> "Ensemble":
+        members = [m.optimized_for(example, runtime) for m in self.members]
         return self if all(a is b for a, b in zip(members, self.members)) else Ensemble(members).eval()
 
     @staticmethod

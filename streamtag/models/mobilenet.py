@@ -106,6 +106,7 @@ class MobileNetAT(Network):
     """EfficientAT `mn` network: mel [B, 1, F, T] -> (logits [B, classes], embedding [B, D])."""
 
     freezable = True
+    exportable = True
 
     def __init__(self, width_mult: float = 1.0, num_classes: int = 527, dropout: float = 0.2) -> None:
         super().__init__()

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .frontends import Frontend
 from .registry import ModelSpec
+from .runtimes import OpenVINONetwork
 from .weights import ResolvedFile
 
 log = logging.getLogger("streamtag")
@@ -41,6 +42,7 @@ class Network(nn.Module):
 
     masks_padding: ClassVar[bool] = False  # takes valid lengths and masks the zero padding
     freezable: ClassVar[bool] = False  # TorchScript trace + freeze gives the same outputs
+    exportable: ClassVar[bool] = False  # an OpenVINO export (fixed input shape, any batch) gives the same outputs
     has_frames: ClassVar[bool] = False  # returns frame embeddings [B, F, Df] third
     has_scores: bool = True  # returns logits first (else None)
 
@@ -102,12 +104,18 @@ class TaggingModel(nn.Module, ABC):
         """Outputs for the windows span[k*step : k*step + window], k < count (sharing work where it can)."""
         return self(span.unfold(0, window, step)[:count].contiguous())
 
-    def optimized_for(self, example: Tensor) -> "TaggingModel":
+    @property
+    def exportable(self) -> bool:
+        """Whether the OpenVINO runtime can run this model's networks."""
+        return False
+
+    def optimized_for(self, example: Tensor, runtime: str = "torch") -> "TaggingModel":
         """This model optimised for inference on `example`'s device (outputs unchanged within float rounding).
 
         The default is the model itself. A front-end + network model on CPU returns a new model sharing
-        its modules with a frozen graph of a freezable network; on CUDA it turns its own weights
-        channels-last (in place) and returns itself.
+        its modules whose network runs as a frozen TorchScript graph (runtime "torch", freezable
+        networks) or an OpenVINO export (runtime "openvino", exportable networks, for `example`'s
+        input length); on CUDA it turns its own weights channels-last (in place) and returns itself.
         """
         return self
 
@@ -131,6 +139,10 @@ class SingleModel(TaggingModel):
     @property
     def has_frames(self) -> bool:
         return self.network.has_frames
+
+    @property
+    def exportable(self) -> bool:
+        return self.network.exportable
 
     def frame_times(self, n_samples: int) -> np.ndarray | None:
         if not self.has_frames:
@@ -161,20 +173,35 @@ class SingleModel(TaggingModel):
 
     @property
     def frozen(self) -> bool:
-        """Whether the network runs as a frozen TorchScript graph."""
+        """Whether the network runs as a frozen graph (TorchScript or OpenVINO)."""
         return "_frozen" in self.__dict__
 
-    def optimized_for(self, example: Tensor) -> "SingleModel":
+    @property
+    def runtime(self) -> str:
+        """What runs the network: "torch" (eager), "torchscript" or "openvino"."""
+        frozen = self.__dict__.get("_frozen")
+        return "torch" if frozen is None else "openvino" if isinstance(frozen, OpenVINONetwork) else "torchscript"
+
+    def optimized_for(self, example: Tensor, runtime: str = "torch") -> "SingleModel":
         if example.device.type == "cuda":
             self.to(memory_format=torch.channels_last)
             self.channels_last = True
             return self
-        if not self.network.freezable or self.frozen:
+        if self.frozen:
             return self
-        with torch.inference_mode():
-            features = self.frontend(example)
-        frozen = freeze_for_cpu(self.network, features)
-        if frozen is self.network:  # tracing failed (logged): stay eager
+        if runtime == "openvino":
+            if not self.network.exportable:
+                raise ConfigError(f"{self.spec.name}: its network has no OpenVINO export (use runtime torch)")
+            with torch.no_grad():  # conversion traces the network: no inference tensors
+                features = self.frontend(example)
+            frozen = OpenVINONetwork(self.network, features)
+        elif self.network.freezable:
+            with torch.inference_mode():
+                features = self.frontend(example)
+            frozen = freeze_for_cpu(self.network, features)
+            if frozen is self.network:  # tracing failed (logged): stay eager
+                return self
+        else:
             return self
         optimized = SingleModel(self.spec, self.frontend, self.network, self.weights).eval()
         optimized.__dict__["_frozen"] = frozen  # not a submodule: not in state_dict

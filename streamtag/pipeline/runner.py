@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..models import ModelOutput, TaggingModel
+from ..models.runtimes import choose_runtime
 AUDIO_PER_BATCH_S = {"cpu": 32.0, "cuda": 640.0}  # seconds of window audio per model call
 
 
@@ -47,20 +48,23 @@ class Inferred(NamedTuple):
 class ModelRunner:
     """Holds a model on a device and maps windows to `Inferred` numpy outputs.
 
-    optimize: let the model optimise itself at the first batch (`TaggingModel.optimized_for`: on CPU a
-    TorchScript-frozen network, fp32 only; on CUDA channels-last memory). precision: "fp32" (default, exact), "fp16" (CUDA) or "bf16" autocast
-    for the network; the front-end always runs in float32. frames: also return frame embeddings
-    (models that have them).
+    optimize: let the model optimise itself at the first batch (`TaggingModel.optimized_for`: on CPU an
+    OpenVINO export or a TorchScript-frozen network, fp32 only; on CUDA channels-last memory).
+    precision: "fp32" (default, exact), "fp16" (CUDA) or "bf16" autocast for the network; the
+    front-end always runs in float32. frames: also return frame embeddings
+    (models that have them). runtime: "torch", "openvino" (CPU, fp32, exportable networks) or
+    "auto" (OpenVINO where it applies and is installed, else torch); it applies when `optimize`.
     """
 
     def __init__(self, model: TaggingModel, device: str | torch.device = "auto", optimize: bool = True,
-                 precision: str = "fp32", frames: bool = False) -> None:
+                 precision: str = "fp32", frames: bool = False, runtime: str = "auto") -> None:
         self.device = resolve_device(device)
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("precision fp16 needs a CUDA device; CPU runs fp32 or bf16")
         self.precision = precision
+        self.runtime = choose_runtime(runtime, model.exportable, self.device, precision)
         self.model = model.to(self.device).eval()
         self.optimize = optimize
         self.frames = frames and model.has_frames
@@ -76,7 +80,7 @@ class ModelRunner:
         """The model to call: at the first batch, optimised for the device (CPU freezing only for exact fp32)."""
         if self._ready is None:
             wanted = self.optimize and (self.device.type == "cuda" or self.precision == "fp32")
-            self._ready = self.model.optimized_for(example) if wanted else self.model
+            self._ready = self.model.optimized_for(example, self.runtime) if wanted else self.model
         return self._ready
 
     def infer(self, windows: np.ndarray, lengths: np.ndarray | None = None) -> Inferred:

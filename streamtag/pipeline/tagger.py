@@ -39,14 +39,15 @@ class Tagger:
     model: a registry name, a `TaggingModel`, or None for the default (mn10_as, falling back
     to the bundled mn04_as offline with a warning). window/hop in seconds. optimize: freeze
     the network for CPU inference (identical results within float rounding). precision: fp32, bf16
-    autocast, or fp16 autocast on CUDA. frames: results also carry frame-level embeddings and
+    autocast, or fp16 autocast on CUDA. runtime: what runs the network on CPU, "auto" (OpenVINO for
+    the EfficientAT MobileNets when installed, else torch), "torch" or "openvino". frames: results also carry frame-level embeddings and
     their absolute times (transformer models).
     """
 
     def __init__(self, model: str | ModelSpec | TaggingModel | None = None, window: float = 10.0, hop: float = 2.5,
                  device: str = "auto", weights: str | os.PathLike | None = None, batch_size: int | None = None,
                  labels: str | os.PathLike | Labels | None = None, ring_seconds: float | None = None,
-                 optimize: bool = True, precision: str = "fp32", frames: bool = False) -> None:
+                 optimize: bool = True, precision: str = "fp32", frames: bool = False, runtime: str = "auto") -> None:
         self.labels = labels if isinstance(labels, Labels) else load_labels(labels)
         self.model, notice = resolve_model(model, weights, self.labels)
         if notice:
@@ -61,7 +62,8 @@ class Tagger:
                           stacklevel=2)
         if frames and not self.model.has_frames:
             raise ConfigError(f"{self.model_name} has no frame-level embeddings (frames=True / --frames)")
-        self.runner = ModelRunner(self.model, device, optimize=optimize, precision=precision, frames=frames)
+        self.runner = ModelRunner(self.model, device, optimize=optimize, precision=precision, frames=frames,
+                                  runtime=runtime)
         self.device = self.runner.device
         if batch_size is None:
             batch_size = default_batch_size(self.device, self.window.window_s)

@@ -20,11 +20,14 @@ def small_golden():
     return load_npz(MN04_GOLDEN)
 
 
+@pytest.mark.parametrize("runtime", ["torch", "openvino"])
 @pytest.mark.parametrize("key, clip", [("mono32k", CLIP32), ("stereo44k", CLIP44)])
-def test_bundled_mn04_matches_the_official_windows(key, clip, small_golden, isolated_home):
+def test_bundled_mn04_matches_the_official_windows(key, clip, runtime, small_golden, isolated_home):
     """The default install's model (no explicit weights: the bundled file) on the first seconds of the inputs."""
     g = small_golden
-    results = list(Tagger("mn04_as", window=1.0, hop=0.5, device="cpu").tag_file(clip))
+    tagger = Tagger("mn04_as", window=1.0, hop=0.5, device="cpu", runtime=runtime)
+    results = list(tagger.tag_file(clip))
+    assert tagger.runner._ready.runtime == {"torch": "torchscript", "openvino": "openvino"}[runtime]
     n = len(g[f"{key}_w1_scores"])
     assert len(results) >= n
     np.testing.assert_allclose([r.start_s for r in results[:n]], g[f"{key}_w1_start_s"], atol=1e-9)
@@ -56,12 +59,12 @@ def models(mn04, mn10_random, dymn04_random):
     return {"mn04_as": mn04, "mn10_as_random": mn10_random, "dymn04_as_random": dymn04_random}
 
 
-@pytest.mark.parametrize("model_name, inp", CASES)
+@pytest.mark.parametrize("model_name, inp, runtime", [(m, i, r) for m, i in CASES
+                                                    for r in ("torch", "openvino") if r == "torch" or "dymn" not in m])
 @pytest.mark.parametrize("key, window, hop", SETTINGS)
-def test_tag_file_matches_golden_windows(model_name, inp, key, window, hop, models):
+def test_tag_file_matches_golden_windows(model_name, inp, runtime, key, window, hop, models):
     g = golden(model_name, inp)
-    tagger = Tagger(models[model_name], window=window, hop=hop, labels=LABELS_CSV,
-                    device="cpu")
+    tagger = Tagger(models[model_name], window=window, hop=hop, labels=LABELS_CSV, device="cpu", runtime=runtime)
     results = list(tagger.tag_file(EFFAT / f"{inp}.wav"))
     assert [r.index for r in results] == list(range(len(g[f"{key}_scores"])))
     np.testing.assert_allclose([r.start_s for r in results], g[f"{key}_start_s"], atol=1e-9)

@@ -35,13 +35,13 @@ def test_bundled_copy_is_used_when_cache_is_empty(isolated_home):
 
 
 def test_cached_file_wins_over_bundled(isolated_home):
-    isolated_home.mkdir(parents=True)
+    isolated_home.mkdir(parents=True, exist_ok=True)
     shutil.copy(MN04_WEIGHTS, isolated_home / "mn04_as_mAP_432.pt")
     assert resolve_weights(get_spec("mn04_as")).origin == "cache"
 
 
 def test_cached_file_with_wrong_hash_is_refused(isolated_home):
-    isolated_home.mkdir(parents=True)
+    isolated_home.mkdir(parents=True, exist_ok=True)
     data = bytearray(MN04_WEIGHTS.read_bytes())
     data[-100] ^= 0xFF
     (isolated_home / "mn04_as_mAP_432.pt").write_bytes(bytes(data))

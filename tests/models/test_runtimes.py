@@ -1,0 +1,108 @@
+"""Runtimes: which one runs a network, and the OpenVINO export cache (keyed, atomic, rebuilt when unreadable)."""
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from streamtag import Tagger
+from streamtag.errors import ConfigError, DependencyError
+from streamtag.models import runtimes
+from streamtag.models.runtimes import OpenVINONetwork, choose_runtime, compiled_cache, network_digest
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
+@pytest.mark.parametrize("requested, exportable, device, precision, installed, expected", [
+    ("auto", True, CPU, "fp32", True, "openvino"),
+    ("auto", True, CPU, "fp32", False, "torch"),
+    ("auto", False, CPU, "fp32", True, "torch"),  # e.g. DyMN: batch-dependent grouped conv
+    ("auto", True, CPU, "bf16", True, "torch"),
+    ("auto", True, CUDA, "fp32", True, "torch"),
+    ("torch", True, CPU, "fp32", True, "torch"),
+    ("openvino", True, CPU, "fp32", True, "openvino"),
+    ("openvino", True, CUDA, "fp32", True, ConfigError),
+    ("openvino", True, CPU, "bf16", True, ConfigError),
+    ("openvino", True, CPU, "fp32", False, DependencyError),
+    ("openvino", False, CPU, "fp32", True, ConfigError),
+    ("tensorrt", True, CPU, "fp32", True, ConfigError),
+])
+def test_runtime_choice(requested, exportable, device, precision, installed, expected, monkeypatch):
+    monkeypatch.setattr(runtimes, "openvino_available", lambda: installed)
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            choose_runtime(requested, exportable, device, precision)
+    else:
+        assert choose_runtime(requested, exportable, device, precision) == expected
+
+
+def features(mn04, n=32000, batch=3):
+    wave = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, n)).astype(np.float32) * 0.1)
+    with torch.no_grad():
+        return mn04.frontend(wave)
+
+
+def test_export_matches_torch_at_any_batch_and_refuses_other_lengths(mn04):
+    x = features(mn04)
+    ov = OpenVINONetwork(mn04.network, x[:1])
+    with torch.inference_mode():
+        for b in (1, 3):
+            ours, theirs = ov(x[:b]), mn04.network(x[:b])
+            assert (ours[0].sigmoid() - theirs[0].sigmoid()).abs().max() <= 1e-4
+            assert ((ours[1] - theirs[1]).norm() / theirs[1].norm()) <= 1e-4
+    with pytest.raises(ConfigError, match="takes inputs"):
+        ov(features(mn04, n=16000))
+
+
+def test_export_is_cached_by_weights_and_shape_and_rebuilt_when_corrupt(mn04, monkeypatch, caplog, tmp_path):
+    monkeypatch.setenv("STREAMTAG_HOME", str(tmp_path))  # an empty cache of its own
+    x = features(mn04)
+    OpenVINONetwork(mn04.network, x[:1])
+    entries = list(compiled_cache().iterdir())
+    assert len(entries) == 1 and (entries[0] / "network.xml").is_file() and (entries[0] / "network.bin").is_file()
+    assert not any(p.name.endswith(".partial") for p in compiled_cache().iterdir())
+
+    def no_export(*a, **k):
+        raise AssertionError("exported again instead of reading the cache")
+    monkeypatch.setattr(runtimes, "_export", no_export)
+    OpenVINONetwork(mn04.network, x[:2])  # same shape, another batch: the cached export
+    with pytest.raises(AssertionError, match="exported again"):
+        OpenVINONetwork(mn04.network, features(mn04, n=16000)[:1])  # another length: another entry
+    monkeypatch.undo()
+    monkeypatch.setenv("STREAMTAG_HOME", str(tmp_path))
+
+    (entries[0] / "network.xml").write_text("<not a model")
+    with caplog.at_level(logging.WARNING, logger="streamtag"):
+        rebuilt = OpenVINONetwork(mn04.network, x[:1])
+    assert "rebuilding the OpenVINO export" in caplog.text
+    with torch.inference_mode():
+        assert (rebuilt(x)[0] - mn04.network(x)[0]).abs().max() <= 1e-3
+
+
+def test_digest_follows_the_weights(mn04, mn10_random):
+    assert network_digest(mn04.network) == network_digest(mn04.network)
+    assert network_digest(mn04.network) != network_digest(mn10_random.network)
+
+
+def test_auto_uses_openvino_for_mobilenets_and_torch_for_dymn(mn04, dymn04_random):
+    wave = np.random.default_rng(1).standard_normal(48000).astype(np.float32) * 0.1
+    for model, expected in ((mn04, "openvino"), (dymn04_random, "torch")):
+        tagger = Tagger(model, window=1.0, hop=0.5, device="cpu")
+        list(tagger.tag_array(wave, 32000))
+        assert tagger.runner.runtime == expected
+    with pytest.raises(ConfigError, match="no OpenVINO export"):
+        Tagger(dymn04_random, window=1.0, hop=0.5, device="cpu", runtime="openvino")
+
+
+def test_openvino_runs_without_its_usage_telemetry(tmp_path):
+    """OpenVINO's converter would start a Google Analytics client (an id under ~/intel); streamtag keeps it off."""
+    code = ("import torch; from streamtag.models import create_model; from streamtag.models.runtimes import "
+            "OpenVINONetwork; import sys; m = create_model('mn04_as'); x = m.frontend(torch.zeros(1, 32000)).detach(); "
+            "OpenVINONetwork(m.network, x); print(sys.modules.get('openvino_telemetry'))")
+    env = {**os.environ, "HOME": str(tmp_path), "STREAMTAG_HOME": str(tmp_path / "st")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "None" and not (tmp_path / "intel").exists()
