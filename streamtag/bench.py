@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .audio.sources import ArraySource, FileSource
 from .errors import ConfigError, StreamtagError
-from .models import DEFAULT_MODEL, create_model, get_spec
+from .models import BUNDLED_MODEL, DEFAULT_MODEL, create_model, get_spec
 from .models.frontends import kaldi_mel_banks
 from .models.mobilenet import EfficientATConfig
 from .pipeline import Tagger
@@ -261,8 +261,8 @@ def compare_with_reference(reference_code: str, path: str, model: str, weights: 
     return report
 
 
-def benchmark(model: str = DEFAULT_MODEL, duration: float = 600.0, window: float = 10.0, hop: float = 2.5,
-              repeats: int = 3, device: str = "cpu", batch_size: int | None = None, weights: str | None = None,
+def benchmark(model: str | None = None, duration: float = 600.0, window: float = 10.0, hop: float = 2.5,
+              repeats: int = 3, device: str = "auto", batch_size: int | None = None, weights: str | None = None,
               file: str | None = None, threads: int | None = None, live_seconds: float = 20.0,
               baseline: bool = True, live: bool = True, reference_code: str | None = None,
               reference_python: str | None = None, runtime: str = "auto") -> dict:
@@ -270,7 +270,10 @@ def benchmark(model: str = DEFAULT_MODEL, duration: float = 600.0, window: float
 
     With `reference_code` (an EfficientAT checkout) the baseline is the official EATagger and both
     sides run as whole processes on the same file; otherwise it is the in-process naive loop.
+    `model` None is the default model with `weights`, else the bundled one (real weights offline).
     """
+    if model is None:
+        model = DEFAULT_MODEL if weights is not None else BUNDLED_MODEL
     WindowSpec.from_seconds(window, hop, 32000)  # bad windows fail here, before any subprocess starts
     if not isinstance(get_spec(model).config, EfficientATConfig):
         raise ConfigError(f"the benchmark's EATagger-style baseline runs EfficientAT models (mn*, dymn*), not {model}")

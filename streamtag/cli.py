@@ -10,7 +10,7 @@ from . import __version__
 from .engines.job import TagJob
 from .engines.tag import run_tag_job
 from .errors import StreamtagError
-from .models import DEFAULT_MODEL, MODELS, find_cached, list_models
+from .models import BUNDLED_MODEL, DEFAULT_MODEL, MODELS, find_cached, list_models, streamtag_home
 from .models.runtimes import RUNTIMES
 from .pipeline.runner import PRECISIONS
 
@@ -160,7 +160,8 @@ def models_cmd(as_json: bool, pattern: str) -> None:
         rows.append({"name": spec.name, "family": spec.family, "params_millions": spec.params_millions,
                      "embedding_dim": spec.embedding_dim, "sample_rate": spec.sample_rate, "mAP": spec.mAP,
                      "scores": spec.has_scores, "frame_dim": spec.frame_dim, "local": local,
-                     "file_name": spec.file_name, "url": spec.page or spec.url, "license": spec.license})
+                     "file_name": spec.file_name, "url": spec.page or spec.url, "license": spec.license,
+                     "default": spec.name == DEFAULT_MODEL, "bundled": spec.name == BUNDLED_MODEL})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -169,17 +170,27 @@ def models_cmd(as_json: bool, pattern: str) -> None:
     width = max(len(r["name"]) for r in rows)
     click.echo(f"{'name':<{width}} {'family':<9} {'params':>7} {'emb':>5} {'rate':>6} {'mAP':>5} {'scores':<6} "
                f"{'offline':<8} license")
+    width += 2  # room for the default's mark
     for r in rows:
         params = f"{r['params_millions']:.2f}M" if r["params_millions"] else "-"
-        click.echo(f"{r['name']:<{width}} {r['family']:<9} {params:>7} {r['embedding_dim']:>5} {r['sample_rate']:>6} "
+        name = r["name"] + (" *" if r["default"] else "")
+        click.echo(f"{name:<{width}} {r['family']:<9} {params:>7} {r['embedding_dim']:>5} {r['sample_rate']:>6} "
                    f"{r['mAP'] if r['mAP'] else '-':>5} {'yes' if r['scores'] else '-':<6} {r['local']:<8} "
                    f"{r['license']}")
+    if any(r["default"] for r in rows):
+        click.echo(f"* the default model (without --model); {BUNDLED_MODEL} is bundled and used while it is not here")
+    missing = [r for r in rows if r["local"] == "-"]
+    if 0 < len(missing) <= 3:
+        for r in missing:
+            click.echo(f"to use {r['name']} offline: download {r['url']} and save it as {streamtag_home() / r['file_name']}")
 
 
 
 
 @main.command()
-@click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True, help="Registry name.")
+@click.option("--model", "model_name", default=None,
+              help=f"Registry name. Default: {DEFAULT_MODEL} with --weights, else the bundled {BUNDLED_MODEL} "
+                   "(real weights, so the score comparison means something).")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Checkpoint (default: resolved as usual, else random weights: the speed is the same).")
 @click.option("--duration", default=600.0, show_default=True, type=float, help="Seconds of synthetic audio.")
@@ -188,7 +199,7 @@ def models_cmd(as_json: bool, pattern: str) -> None:
 @click.option("--window", default=10.0, show_default=True, type=float)
 @click.option("--hop", default=2.5, show_default=True, type=float)
 @click.option("--repeats", default=3, show_default=True, type=click.IntRange(1, 50), help="Median over repeats.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (as `tag`).")
 @click.option("--batch-size", type=int, default=None)
 @click.option("--threads", type=int, default=None, help="torch threads in each side (default: torch's).")
 @click.option("--live-seconds", default=20.0, show_default=True, type=float, help="Live simulation length.")

@@ -59,12 +59,16 @@ class WindowSpec:
         return (available - self.window) // self.hop + 1
 
     def total(self, n: int) -> int:
-        """Windows of a finished stream of n samples: 0 if n == 0, 1 if n <= W, else ceil((n-W)/H)+1."""
+        """Windows of a finished stream of n samples: 0 if n == 0, 1 if n <= W, else ceil((n-W)/H)+1.
+
+        With hop > window that count can include a window starting at or after the end (pure
+        padding), so it is capped at ceil(n/H): only windows that start inside the audio.
+        """
         if n <= 0:
             return 0
         if n <= self.window:
             return 1
-        return -(-(n - self.window) // self.hop) + 1
+        return min(-(-(n - self.window) // self.hop) + 1, -(-n // self.hop))
 
 
 class WindowScheduler:

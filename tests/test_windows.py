@@ -31,9 +31,22 @@ def test_bad_window_or_hop_is_refused(window_s, hop_s, message):
     (0, 10, 5, 0), (1, 10, 5, 1), (10, 10, 5, 1), (11, 10, 5, 2), (15, 10, 5, 2), (16, 10, 5, 3),
     (393600, 32000, 16000, 24), (393600, 320000, 80000, 2), (12800, 32000, 16000, 1),
     (278400, 320000, 80000, 1), (100, 10, 30, 4),
+    # hop > window: no window may start at or after the end (12.5 s clip, 10 s windows, 20 s hop: one)
+    (125, 100, 200, 1), (200, 100, 200, 1), (201, 100, 200, 2), (400, 100, 200, 2), (401, 100, 200, 3),
 ])
 def test_total_windows_of_a_finished_stream(n, W, H, total):
     assert WindowSpec(W, H, 1).total(n) == total
+
+
+@given(n=st.integers(1, 2000), W=st.integers(1, 300), H=st.integers(1, 300))
+def test_every_window_starts_inside_the_audio_and_the_audio_is_covered_up_to_gaps(n, W, H):
+    spec = WindowSpec(W, H, 1)
+    k = spec.total(n)
+    assert k >= 1 and spec.start(k - 1) < n
+    if H <= W:  # the EATagger count: the last window reaches the end
+        assert spec.end(k - 1) >= n and (k == 1 or spec.end(k - 2) < n)
+    else:  # hop > window: the next window would start at or after the end
+        assert spec.start(k) >= n
 
 
 @pytest.mark.parametrize("available, due", [(0, 0), (9, 0), (10, 1), (14, 1), (15, 2), (40, 7)])

@@ -17,6 +17,7 @@ from ..models import Labels, ModelSpec, TaggingModel, load_labels, resolve_model
 from ..models.runtimes import RUNTIMES
 from ..outputs.recording import OutputPlan
 from ..pipeline.tagger import Tagger
+from ..windows import WindowSpec
 from .archive import expand_inputs
 
 ENGINES = ("local", "ray")
@@ -154,6 +155,7 @@ class TagJob:
             raise ConfigError("a weights file needs a model name (--model NAME / model=NAME)")
         if runtime not in RUNTIMES:
             raise ConfigError(f"unknown runtime {runtime!r} (use {', '.join(RUNTIMES)})")
+        WindowSpec.from_seconds(window, hop, 1_000_000)  # finite and positive; the model minimum is checked at load
         label_set = load_labels(labels)
         plan = OutputPlan.from_options(
             label_set, formats=formats, output=output, output_dir=None if output_dir is None else os.fspath(output_dir),

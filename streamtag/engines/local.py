@@ -73,5 +73,5 @@ def tag_recording(tagger: Tagger, job: TagJob, path: str, stem: str, shared_out,
             bar.close()
         for cb in subscribers:
             tagger.unsubscribe(cb)
-    outputs.finish()
+    outputs.finish(stats.audio_s)
     return stats.windows

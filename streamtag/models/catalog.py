@@ -16,5 +16,5 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def list_models(pattern: str = "*") -> list[ModelSpec]:
-    """Registry entries whose name matches a shell-style pattern, in release-table order."""
+    """Registry entries whose name matches a shell-style pattern or contains the text, in release-table order."""
     return REGISTRY.list(pattern)

@@ -10,7 +10,7 @@ from .ensemble import Ensemble
 from .labels import Labels, load_labels
 from .model import SingleModel, TaggingModel
 from .registry import ModelSpec
-from .weights import read_checkpoint, resolve_weights, streamtag_home
+from .weights import read_checkpoint, resolve_weights
 
 DEFAULT_MODEL = "mn10_as"  # the mission's default (960-d embeddings)
 BUNDLED_MODEL = "mn04_as"  # shipped inside the package: works offline
@@ -61,7 +61,5 @@ def resolve_model(model: str | ModelSpec | TaggingModel | None = None, weights: 
     try:
         return create_model(DEFAULT_MODEL, labels=labels), None
     except WeightsUnavailableError:
-        spec = get_spec(DEFAULT_MODEL)
-        notice = (f"using the bundled {BUNDLED_MODEL}: the default {DEFAULT_MODEL} is not available offline "
-                  f"(download {spec.url} into {streamtag_home()} to use it)")
+        notice = f"using the bundled {BUNDLED_MODEL} ({DEFAULT_MODEL} is not downloaded: streamtag models {DEFAULT_MODEL})"
         return create_model(BUNDLED_MODEL, labels=labels), notice

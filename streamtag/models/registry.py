@@ -121,7 +121,11 @@ class Registry:
                 f"unknown model {name!r}{hint} (`streamtag models` lists all {len(self.models)})") from None
 
     def list(self, pattern: str = "*") -> list[ModelSpec]:
-        """Entries whose name matches a shell-style pattern, in declaration order."""
+        """The entry named `pattern`, else those matching it as a shell-style pattern, or containing it; in order."""
+        if pattern in self.models:  # a full name: that entry only
+            return [self.models[pattern]]
+        if not any(c in pattern for c in "*?["):
+            return [s for s in self.models.values() if pattern in s.name]
         return [s for s in self.models.values() if fnmatch.fnmatch(s.name, pattern)]
 
     def family(self, spec: ModelSpec) -> Family:

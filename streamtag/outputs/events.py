@@ -70,8 +70,10 @@ class EventDetector:
     """Feed results in order with `update`; it returns the events that closed. `flush` ends the stream.
 
     Each window stands for its central hop-wide slice ("core"), so consecutive windows tile the
-    timeline and overlapping windows never report the same sound twice. With median smoothing
-    of n windows, decisions lag n//2 windows behind the input.
+    timeline and overlapping windows never report the same sound twice; the first window's slice
+    starts at its start (0) and the last one's ends at the audio's end (`flush(end_s)`) or its own,
+    whichever is earlier, so the tiles cover the whole recording. With median smoothing of n
+    windows, decisions lag n//2 windows behind the input.
     """
 
     def __init__(self, labels: Labels, settings: EventSettings | None = None,
@@ -90,6 +92,7 @@ class EventDetector:
         self._open: dict[int, _Open] = {}
         self._seen = 0  # windows received
         self._decided = 0  # windows decided (their median was complete)
+        self._last: WindowResult | None = None  # the latest window received
 
     def update(self, r: WindowResult) -> list[Event]:
         """Add the next window; returns the events that closed."""
@@ -97,18 +100,27 @@ class EventDetector:
             return []
         self._buffer.append((r, r.scores[self._idx].astype(np.float32)))
         self._seen += 1
+        self._last = r
         closed: list[Event] = []
         while self._decided + self.settings.median // 2 < self._seen:
             closed += self._decide(self._decided)
             self._decided += 1
         return closed
 
-    def flush(self) -> list[Event]:
-        """End of stream: decide the windows still waiting for their median, close open events."""
+    def flush(self, end_s: float | None = None) -> list[Event]:
+        """End of stream (audio ending at `end_s`, if known): decide the windows still waiting for their
+        median, extend what is open in the last window to the end, close every event."""
         closed: list[Event] = []
         while self._decided < self._seen:
             closed += self._decide(self._decided)
             self._decided += 1
+        if self._last is not None:
+            end = self._last.end_s if end_s is None else min(self._last.end_s, end_s)
+            for ev in self._open.values():
+                if ev.last == self._last.index and ev.below_since is None:
+                    ev.offset_s = max(ev.offset_s, end)
+                if end_s is not None:
+                    ev.offset_s = min(ev.offset_s, end_s)
         for label in list(self._open):
             closed += self._close(label)
         self.reset()
@@ -116,10 +128,10 @@ class EventDetector:
 
     @staticmethod
     def _core(r: WindowResult, hop: float) -> tuple[float, float]:
-        """The window's central hop-wide slice: consecutive cores tile the timeline."""
+        """The window's central hop-wide slice (the first window's from its start): the cores tile the timeline."""
         width = r.end_s - r.start_s
         mid, half = r.start_s + width / 2, min(hop, width) / 2
-        return mid - half, mid + half
+        return (r.start_s if r.index == 0 else mid - half), mid + half
 
     def _decide(self, position: int) -> list[Event]:
         s, half = self.settings, self.settings.median // 2
@@ -177,7 +189,8 @@ class EventSubscriber:
             self.events.append(ev)
             self.callback(ev)
 
-    def close(self) -> None:
-        for ev in self.detector.flush():
+    def close(self, end_s: float | None = None) -> None:
+        """End of stream: the last events, up to `end_s` (the audio's end) when known."""
+        for ev in self.detector.flush(end_s):
             self.events.append(ev)
             self.callback(ev)

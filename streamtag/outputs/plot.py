@@ -9,11 +9,26 @@ from ..errors import ConfigError
 from .events import Event
 
 
+def window_tiles(start_s: np.ndarray, end_s: np.ndarray, audio_s: float | None = None) -> np.ndarray:
+    """Edges [K + 1] of the time each window stands for, as the event detector uses them: the central
+    hop-wide slices, the first from the first window's start, the last to the audio's end (or its own)."""
+    start_s, end_s = np.asarray(start_s, np.float64), np.asarray(end_s, np.float64)
+    width = end_s[0] - start_s[0]
+    hop = start_s[1] - start_s[0] if len(start_s) > 1 else width
+    mids = (start_s + end_s) / 2
+    edges = np.concatenate([[start_s[0]], mids[1:] - min(hop, width) / 2, [end_s[-1]]])
+    if audio_s is not None:
+        edges[-1] = max(edges[-2], min(edges[-1], audio_s))
+    return edges
+
+
 def plot_scores(path: str | os.PathLike, start_s: np.ndarray, end_s: np.ndarray, scores: np.ndarray,
-                names: tuple[str, ...], events: list[Event] = (), top: int = 24, title: str = "") -> None:
+                names: tuple[str, ...], events: list[Event] = (), top: int = 24, title: str = "",
+                audio_s: float | None = None) -> None:
     """Write a PNG heat map of the `top` labels (by peak score), one row each, events as outlines.
 
-    Long recordings are drawn as an image (one column per window), so an hour renders in seconds.
+    Each window is drawn over the time it stands for (`window_tiles`, the same slices as the events),
+    as one mesh, so an hour renders in seconds.
     """
     try:
         import matplotlib
@@ -29,10 +44,13 @@ def plot_scores(path: str | os.PathLike, start_s: np.ndarray, end_s: np.ndarray,
     order = [names.index(n) for n in dict.fromkeys(event_labels)]  # labels with events first
     order += [int(i) for i in np.argsort(-peak) if int(i) not in order]
     rows = order[:top]
-    t0, t1 = float(start_s[0]), float(end_s[-1])
+    edges = window_tiles(start_s, end_s, audio_s)
+    t0, t1 = float(edges[0]), float(edges[-1])
     fig, ax = plt.subplots(figsize=(14, 1.2 + 0.35 * len(rows)), dpi=100)
-    im = ax.imshow(scores[:, rows].T, aspect="auto", interpolation="nearest", cmap="magma", vmin=0, vmax=1,
-                   extent=(t0, t1, len(rows) - 0.5, -0.5))
+    im = ax.pcolormesh(edges, np.arange(len(rows) + 1) - 0.5, scores[:, rows].T, cmap="magma", vmin=0, vmax=1,
+                       shading="flat")
+    ax.set_xlim(t0, t1)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_yticks(range(len(rows)), [names[i] for i in rows], fontsize=8)
     for e in events:
         if e.label in (names[i] for i in rows):

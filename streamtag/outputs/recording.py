@@ -163,6 +163,7 @@ class RecordingOutputs:
                                             lambda e: None)
             self.sinks.append(self.detector)
         self.plot_rows: list[tuple[float, float, np.ndarray]] = []
+        self.audio_s: float | None = None  # the recording's length, given to finish()
 
     def _open(self, fmt: str, shared_out: IO[str] | None) -> None:
         plan, info = self.plan, self.info
@@ -186,11 +187,15 @@ class RecordingOutputs:
         if self.plan.plot_path:
             self.plot_rows.append((r.start_s, r.end_s, r.scores))
 
-    def finish(self) -> None:
-        """Close the sinks, write events, plot and sidecar, then commit every file (discarding all on error)."""
+    def finish(self, audio_s: float | None = None) -> None:
+        """Close the sinks, write events, plot and sidecar, then commit every file (discarding all on error).
+
+        `audio_s`: the recording's length, where events and the plot end (else the last window's end).
+        """
+        self.audio_s = audio_s
         try:
             for sink in self.sinks:
-                sink.close()
+                sink.close(audio_s) if sink is self.detector else sink.close()
             events = self.detector.events if self.detector is not None else []
             for fmt, out in self.event_writers:
                 self._write_events(fmt, out, events)
@@ -231,7 +236,7 @@ class RecordingOutputs:
         start = np.array([r[0] for r in rows])
         end = np.array([r[1] for r in rows])
         scores = np.stack([r[2] for r in rows]) if rows else np.zeros((0, len(self.info.labels)))
-        plot_scores(dest, start, end, scores, self.info.labels.names, events,
+        plot_scores(dest, start, end, scores, self.info.labels.names, events, audio_s=self.audio_s,
                     title=f"{os.path.basename(self.path)} ({self.info.model_name})")
 
     def _sidecar(self) -> None:

@@ -11,6 +11,20 @@ log = logging.getLogger("streamtag")
 Subscriber = Callable[[WindowResult], object]
 
 
+class Subscription:
+    """A subscribed callback: calling it calls the callback; `unsubscribe()` detaches it (idempotent)."""
+
+    def __init__(self, callback: Subscriber, subscribers: "SubscriberList") -> None:
+        self.callback = callback
+        self._subscribers = subscribers
+
+    def __call__(self, result: WindowResult) -> object:
+        return self.callback(result)
+
+    def unsubscribe(self) -> None:
+        self._subscribers.remove(self.callback)
+
+
 class SubscriberList:
     """A thread-safe, copy-on-write list of subscribers with per-subscriber error counts."""
 
@@ -32,7 +46,7 @@ class SubscriberList:
 
     def remove(self, cb: Subscriber) -> None:
         with self._lock:
-            self._items = tuple(s for s in self._items if s is not cb)
+            self._items = tuple(s for s in self._items if s != cb)  # == : a bound method equals its twin
 
     def publish(self, result: WindowResult) -> None:
         """Call every subscriber with `result`; exceptions are logged and counted, never raised."""

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..models import ModelSpec, TaggingModel, load_labels, resolve_model
 from ..models.labels import Labels
 from ..windows import WindowSpec
-from .dispatcher import Subscriber, SubscriberList
+from .dispatcher import Subscriber, SubscriberList, Subscription
 from .result import TaggerStats, WindowResult
 from .runner import ModelRunner, default_batch_size
 from .stream import POLL_S, Stream
@@ -89,13 +89,18 @@ class Tagger:
         self.runner.infer(np.zeros((1, self.window.window), np.float32))
 
     # -- subscribers -------------------------------------------------------------------
-    def subscribe(self, callback: Subscriber) -> Subscriber:
-        """Call `callback(result)` for every window of every run, in order (returns it: usable as a decorator)."""
-        self._subscribers.add(callback)
-        return callback
+    def subscribe(self, callback: Subscriber) -> Subscription:
+        """Call `callback(result)` for every window of this and every later run, in order, until unsubscribed.
 
-    def unsubscribe(self, callback: Subscriber) -> None:
-        self._subscribers.remove(callback)
+        Returns a `Subscription` (callable like the callback, so usable as a decorator) whose
+        `unsubscribe()` detaches it.
+        """
+        self._subscribers.add(callback)
+        return Subscription(callback, self._subscribers)
+
+    def unsubscribe(self, callback: Subscriber | Subscription) -> None:
+        """Detach a callback (or the `Subscription` `subscribe` returned); unknown ones are ignored."""
+        self._subscribers.remove(callback.callback if isinstance(callback, Subscription) else callback)
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self, source: AudioSource | None = None, live: bool = False) -> "Tagger":

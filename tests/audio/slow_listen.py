@@ -18,7 +18,8 @@ def main() -> None:
         return forward(self, mel)
 
     mobilenet.MobileNetAT.forward = slow
-    mobilenet.MobileNetAT.freezable = False  # a frozen graph would trace the sleep away
+    mobilenet.MobileNetAT.freezable = False  # a frozen graph or an export would trace the sleep away
+    mobilenet.MobileNetAT.exportable = False
     sys.argv = ["streamtag", "listen", *sys.argv[2:]]
     run()
 

@@ -150,8 +150,8 @@ def test_console_script_offline_falls_back_to_the_bundled_model(tmp_path, isolat
     env = dict(os.environ)
     res = console("tag", DEMO_CLIP, env=env)
     assert res.returncode == 0, res.stderr
-    assert "using the bundled mn04_as" in res.stderr and "mn10_as_mAP_471.pt" in res.stderr
-    assert str(isolated_home) in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert "using the bundled mn04_as" in res.stderr and "streamtag models mn10_as" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and len(res.stderr.strip()) < 100
     assert "Speech" in res.stdout and "Dog" in res.stdout and "model mn04_as" in res.stdout
 
 

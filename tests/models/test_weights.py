@@ -73,7 +73,7 @@ def test_download_is_verified_and_renamed_into_the_cache(isolated_home, file_ser
     found = resolve_weights(get_spec("mn04_as"))
     assert found.origin == "download" and found.path == isolated_home / "mn04_as_mAP_432.pt"
     assert hashlib.sha256(found.path.read_bytes()).hexdigest() == get_spec("mn04_as").sha256
-    assert os.listdir(isolated_home) == ["mn04_as_mAP_432.pt"]  # no partial file left
+    assert sorted(os.listdir(isolated_home)) == ["compiled", "mn04_as_mAP_432.pt"]  # no partial file left
 
 
 def test_download_with_wrong_hash_leaves_nothing(isolated_home, file_server, monkeypatch):
@@ -83,7 +83,7 @@ def test_download_with_wrong_hash_leaves_nothing(isolated_home, file_server, mon
     monkeypatch.setattr("streamtag.models.weights.bundled_path", lambda name: None)
     with pytest.raises(WeightsError, match="nothing was saved"):
         resolve_weights(get_spec("mn04_as"))
-    assert not any(isolated_home.iterdir())
+    assert [p.name for p in isolated_home.iterdir()] == ["compiled"]  # only the session's export cache
 
 
 def test_explicit_weights_for_another_architecture_name_the_mismatch(random_checkpoint):

@@ -34,19 +34,49 @@ def detect(dog_scores, **kw):
     # hysteresis: stays open down to `off`
     ([0, 0.5, 0.2, 0.2, 0.5, 0], dict(on=0.4, off=0.15, median=1, min_duration_s=0), [(0.75, 2.75)]),
     # below off closes; reopening within max_gap merges, beyond it does not
-    ([0.5, 0, 0, 0.5], dict(on=0.4, off=0.3, median=1, min_duration_s=0, max_gap_s=1.0), [(0.25, 2.25)]),
+    # (the first window stands for time from 0, the last one up to its end)
+    ([0.5, 0, 0, 0.5], dict(on=0.4, off=0.3, median=1, min_duration_s=0, max_gap_s=1.0), [(0.0, 2.5)]),
     ([0.5, 0, 0, 0, 0, 0.5], dict(on=0.4, off=0.3, median=1, min_duration_s=0, max_gap_s=1.0),
-     [(0.25, 0.75), (2.75, 3.25)]),
+     [(0.0, 0.75), (2.75, 3.5)]),
     # too short
     ([0, 0.9, 0], dict(median=1, min_duration_s=1.0), []),
     # a one-window spike is removed by a 3-window median; a plateau survives it
     ([0, 0, 0.9, 0, 0], dict(median=3, min_duration_s=0), []),
     ([0, 0.9, 0.9, 0.9, 0.9, 0], dict(median=3, min_duration_s=0), [(0.75, 2.75)]),
-    # open at the end of the stream: closed by flush
-    ([0, 0.9, 0.9], dict(median=1, min_duration_s=0), [(0.75, 1.75)]),
+    # open at the end of the stream: closed by flush, at the last window's end
+    ([0, 0.9, 0.9], dict(median=1, min_duration_s=0), [(0.75, 2.0)]),
 ])
 def test_event_rules(scores, settings, expected):
     assert [(e.onset_s, e.offset_s) for e in detect(scores, **settings)] == expected
+
+
+@pytest.mark.parametrize("window, hop, audio_s, expected", [
+    (10.0, 2.5, 12.5, [(0.0, 12.5)]),  # the demo's default windows: the whole clip, not 3.75-8.75
+    (10.0, 2.5, 11.0, [(0.0, 11.0)]),  # the last window runs past the audio: the event does not
+    (1.0, 1.0, 5.0, [(0.0, 5.0)]),  # hop = window
+    (1.0, 0.5, 5.0, [(0.0, 5.0)]),  # hop < window
+    (1.0, 2.0, 5.0, [(0.0, 5.0)]),  # hop > window: 1 s gaps between the cores, merged (max gap 1 s)
+    (1.0, 0.5, 0.4, [(0.0, 0.4)]),  # shorter than one window: one padded window
+    (10.0, 2.5, None, [(0.0, 12.5)]),  # audio length unknown: up to the last window's end
+])
+def test_a_sound_present_throughout_gives_one_event_over_the_whole_recording(window, hop, audio_s, expected):
+    n = 1 if audio_s is not None and audio_s <= window else max(1, int(np.ceil(((audio_s or 12.5) - window) / hop)) + 1)
+    n = min(n, int(np.ceil((audio_s or 12.5) / hop)))
+    det = EventDetector(LABELS, EventSettings(labels=(DOG,), median=3, min_duration_s=0), hop_s=hop)
+    events = [e for r in windows([0.9] * n, window, hop) for e in det.update(r)] + det.flush(audio_s)
+    assert [(e.onset_s, e.offset_s) for e in events] == expected
+
+
+@pytest.mark.parametrize("starts, ends, audio_s, edges", [
+    ([0.0, 2.5], [10.0, 12.5], 12.5, [0.0, 6.25, 12.5]),
+    ([0.0, 0.5, 1.0], [1.0, 1.5, 2.0], 1.8, [0.0, 0.75, 1.25, 1.8]),
+    ([0.0, 2.0, 4.0], [1.0, 3.0, 5.0], 5.0, [0.0, 2.0, 4.0, 5.0]),
+    ([0.0], [1.0], 0.4, [0.0, 0.4]),
+    ([0.0], [1.0], None, [0.0, 1.0]),
+])
+def test_plot_tiles_are_the_slices_the_events_use(starts, ends, audio_s, edges):
+    from streamtag.outputs.plot import window_tiles
+    np.testing.assert_allclose(window_tiles(np.array(starts), np.array(ends), audio_s), edges)
 
 
 def test_event_fields_and_open_callback():
