@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 
 import click
 
@@ -17,51 +19,88 @@ from .pipeline.runner import PRECISIONS
 PRECISION_NAMES = tuple(PRECISIONS)
 from .outputs.recording import FORMATS
 
-PROGRESS_MIN_S = 60.0  # show a progress bar for files at least this long (on a terminal)
-
-
 def fail(message: str, code: int = 1) -> "click.exceptions.Exit":
     click.echo(f"streamtag: error: {message}", err=True)
     return click.exceptions.Exit(code)
 
 
 class CliReporter:
-    """Reports on stderr: notices unless --quiet, warnings and errors always, a bar for long files on a terminal."""
+    """Reports on stderr: notices unless --quiet, warnings and errors always; with `progress` (default: stderr is a
+    terminal and not --quiet) a live line per file that printed results never break."""
 
-    def __init__(self, quiet: bool, prefix: str = "") -> None:
+    def __init__(self, quiet: bool, prefix: str = "", progress: bool | None = None) -> None:
         self.quiet, self.prefix = quiet, prefix
+        self.show_progress = progress if progress is not None else (not quiet and sys.stderr.isatty())
+
+    def _echo(self, line: str) -> None:
+        if self.show_progress:
+            from tqdm import tqdm
+            with tqdm.external_write_mode(file=sys.stderr):
+                click.echo(line, err=True)
+        else:
+            click.echo(line, err=True)
 
     def notice(self, message: str) -> None:
         if not self.quiet:
-            click.echo(f"streamtag: {message}", err=True)
+            self._echo(f"streamtag: {message}")
 
     def warning(self, message: str) -> None:
-        click.echo(f"streamtag: warning: {message}", err=True)
+        self._echo(f"streamtag: warning: {message}")
 
     def error(self, message: str) -> None:
-        click.echo(f"streamtag: error: {message}", err=True)
+        self._echo(f"streamtag: error: {message}")
 
     def progress(self, line: str) -> None:
         if not self.quiet:
-            click.echo(f"streamtag: {self.prefix}{line}", err=True)
+            self._echo(f"streamtag: {self.prefix}{line}")
 
-    def progress_bar(self, path: str, duration_s: float, windows: int) -> "_Bar | None":
-        if self.quiet or not sys.stderr.isatty() or duration_s < PROGRESS_MIN_S:
-            return None
-        return _Bar(click.progressbar(length=windows, label=path, file=sys.stderr))
+    def progress_bar(self, label: str, duration_s: float, windows: int) -> "_Bar | None":
+        return _Bar(label, duration_s, windows) if self.show_progress else None
+
+    def text_output(self, stream):
+        return _BarSafeStream(stream) if self.show_progress else stream
 
 
 class _Bar:
-    """A click progress bar as the engines' `ProgressBar` (update, close)."""
+    """A tqdm line on stderr: file, %, windows done, windows/s, ETA and times real time."""
 
-    def __init__(self, bar) -> None:
-        self.bar = bar.__enter__()
+    def __init__(self, label: str, duration_s: float, windows: int) -> None:
+        from tqdm import tqdm
+        self.duration_s, self.t0 = duration_s, time.monotonic()
+        try:
+            width = os.get_terminal_size(sys.stderr.fileno()).columns
+        except (OSError, ValueError):  # not a terminal (--progress)
+            width = 0
+        size = {} if width else {"ncols": 100, "nrows": 24}  # a terminal of unknown size would hide the line
+        self.bar = tqdm(total=windows, desc=label, unit="win", file=sys.stderr, leave=False, mininterval=0.2,
+                        dynamic_ncols=bool(width), **size)
 
     def update(self, n: int) -> None:
         self.bar.update(n)
+        elapsed = time.monotonic() - self.t0
+        if elapsed > 0 and self.bar.total:
+            self.bar.set_postfix_str(f"{self.duration_s * self.bar.n / self.bar.total / elapsed:.0f}x real time",
+                                     refresh=False)
 
     def close(self) -> None:
-        self.bar.__exit__(None, None, None)
+        self.bar.close()
+
+
+class _BarSafeStream:
+    """Standard output for result rows while a progress line is shown: each write clears and redraws the line."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        from tqdm import tqdm
+        with tqdm.external_write_mode(file=self.stream):
+            n = self.stream.write(text)
+            self.stream.flush()
+        return n
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -110,15 +149,17 @@ def main() -> None:
               help="What runs the network on CPU: auto (OpenVINO for MobileNets when installed), torch, openvino.")
 @click.option("--precision", type=click.Choice(PRECISION_NAMES), default="fp32", show_default=True,
               help="fp32 (exact); bf16 autocast (CPU with bf16 units, or CUDA; scores move, see README); fp16 (CUDA).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or notices.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line, summary or notices.")
+@click.option("--progress/--no-progress", default=None,
+              help="Show the progress line and the summary (default: when stderr is a terminal, without --quiet).")
 def tag(files, model_name, window, hop, weights, labels_path, device, batch_size, fmts, output, output_dir,
         top_k, as_events, include, exclude, threshold, off_threshold, min_duration, max_gap, median, plot_path,
-        frames, engine, address, shard_windows, workers, runtime, precision, quiet) -> None:
+        frames, engine, address, shard_windows, workers, runtime, precision, quiet, progress) -> None:
     """Tag audio FILES (files, folders, or .txt lists of paths) window by window.
 
     Writes the top tags per window, all scores (NPZ) or detected events.
     """
-    reporter = CliReporter(quiet, "[ray] " if engine == "ray" else "")
+    reporter = CliReporter(quiet, "[ray] " if engine == "ray" else "", progress)
     try:
         job = TagJob.from_options(
             files, model=model_name, weights=weights, window=window, hop=hop, device=device, batch_size=batch_size,
@@ -141,6 +182,11 @@ def tag(files, model_name, window, hop, weights, labels_path, device, batch_size
     elif summary.failed and summary.files > 1:
         click.echo(f"streamtag: {len(summary.failed)} of {summary.files} files failed: "
                    + ", ".join(f["path"] for f in summary.failed), err=True)
+    if engine == "local" and reporter.show_progress:
+        dest = job.plan.output_dir or (job.plan.output if job.plan.output not in (None, "-") else "stdout")
+        speed = f" ({summary.audio_s / summary.elapsed_s:.0f}x real time)" if summary.elapsed_s > 0 else ""
+        click.echo(f"streamtag: {summary.completed} of {summary.files} files, {summary.windows} windows, "
+                   f"{summary.audio_s:.1f} s of audio in {summary.elapsed_s:.1f} s{speed} -> {dest}", err=True)
     if summary.failed:
         raise click.exceptions.Exit(1)
 

@@ -10,7 +10,7 @@ import dataclasses
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, Sequence
+from typing import IO, Protocol, Sequence
 
 from ..errors import ConfigError
 from ..models import Labels, ModelSpec, TaggingModel, load_labels, resolve_model
@@ -43,7 +43,11 @@ class Reporter(Protocol):
 
     def progress(self, line: str) -> None: ...
 
-    def progress_bar(self, path: str, duration_s: float, windows: int) -> ProgressBar | None: ...
+    def progress_bar(self, label: str, duration_s: float, windows: int) -> ProgressBar | None: ...
+
+    def text_output(self, stream: IO[str]) -> IO[str]:
+        """The stream results are printed to (standard output), wrapped so progress displays stay intact."""
+        ...
 
 
 class SilentReporter:
@@ -54,8 +58,11 @@ class SilentReporter:
 
     warning = error = progress = notice
 
-    def progress_bar(self, path: str, duration_s: float, windows: int) -> None:
+    def progress_bar(self, label: str, duration_s: float, windows: int) -> None:
         return None
+
+    def text_output(self, stream: IO[str]) -> IO[str]:
+        return stream
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,14 @@ def run_locally(job: TagJob, tagger: Tagger, reporter: Reporter) -> RunSummary:
             shared_out, shared_file = open_text(plan.output or "-")
         except OSError as e:
             raise ConfigError(f"cannot write {plan.output}: {e.strerror or e}") from None
+        if shared_file is None:  # standard output: printed rows and progress displays take turns
+            shared_out = reporter.text_output(shared_out)
     try:
         for i, (path, stem) in enumerate(zip(job.inputs, recording_stems(list(job.inputs)))):
             try:
-                n = tag_recording(tagger, job, path, stem, shared_out, i == 0, reporter)
+                label = os.path.basename(path) if len(job.inputs) == 1 else \
+                    f"[{i + 1}/{len(job.inputs)}] {os.path.basename(path)}"
+                n = tag_recording(tagger, job, path, stem, shared_out, i == 0, reporter, label)
             except StreamtagError as e:
                 summary.failed.append({"path": path, "error": str(e)})
                 reporter.error(str(e))
@@ -50,12 +54,12 @@ def run_locally(job: TagJob, tagger: Tagger, reporter: Reporter) -> RunSummary:
 
 
 def tag_recording(tagger: Tagger, job: TagJob, path: str, stem: str, shared_out, first: bool,
-                  reporter: Reporter) -> int:
+                  reporter: Reporter, label: str | None = None) -> int:
     """Tag one file and write every planned output of it (all or none); returns its window count."""
     source = FileSource(path)
     outputs = RecordingOutputs(job.plan, tagger, path, stem, shared_out, first)
     subscribers: list = [outputs]
-    bar = reporter.progress_bar(os.path.basename(path), source.duration_s,
+    bar = reporter.progress_bar(label or os.path.basename(path), source.duration_s,
                                 tagger.window.total(source.expected_samples(tagger.sample_rate)))
     if bar is not None:
         subscribers.append(lambda r: bar.update(1))
