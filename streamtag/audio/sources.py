@@ -69,6 +69,15 @@ class AudioSource(Protocol):
         """Release the underlying device or file; safe to call twice."""
 
 
+def path_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be an audio file before it is even opened (a directory, or nothing there), else None."""
+    if os.path.isdir(path):
+        return f"{os.fspath(path)}: is a directory, not an audio file"
+    if not os.path.exists(path):
+        return f"{os.fspath(path)}: no such file"
+    return None
+
+
 SHARD_LEAD_S = 0.25  # resampler lead-in before a shard's first sample (its transient lasts < 0.1 s)
 
 
@@ -90,10 +99,9 @@ class FileSource:
         if start < 0 or (stop is not None and stop <= start):
             raise ConfigError(f"bad shard [{start}, {stop}) of {self.path}")
         self.start, self.stop = int(start), stop
-        if os.path.isdir(self.path):
-            raise AudioReadError(f"{self.path}: is a directory, not an audio file")
-        if not os.path.exists(self.path):
-            raise AudioReadError(f"{self.path}: no such file")
+        problem = path_problem(self.path)
+        if problem:
+            raise AudioReadError(problem)
         try:
             info = sf.info(self.path)
         except Exception as e:  # soundfile raises RuntimeError/LibsndfileError/TypeError
@@ -106,6 +114,8 @@ class FileSource:
         self.format = str(info.format)
         self.nonfinite = 0  # NaN/Inf samples replaced by 0
         self._file: sf.SoundFile | None = None
+        self._io = threading.Lock()  # held during each libsndfile call: close() must not free the file under it
+        self._close_requested = False
 
     @property
     def duration_s(self) -> float:
@@ -123,7 +133,9 @@ class FileSource:
         skip = self.start - first_in // unit_in * unit_out  # lead-in outputs to drop
         want = None if self.stop is None else self.stop - self.start
         try:
-            self._file = sf.SoundFile(self.path)
+            with self._io:
+                self._close_requested = False
+                self._file = sf.SoundFile(self.path)
             if first_in:
                 self._seek(first_in)
         except AudioReadError:
@@ -133,9 +145,11 @@ class FileSource:
         try:
             while True:
                 try:
-                    raw = self._file.read(self.block_frames, dtype="float32", always_2d=True)
+                    raw = self._read(self.block_frames)
                 except Exception as e:
                     raise AudioReadError(f"{self.path}: read failed ({_one_line(e)})") from None
+                if raw is None:  # closed from another thread: the run is being stopped
+                    return
                 if len(raw) == 0:
                     break
                 mono, bad = replace_nonfinite(downmix(raw))
@@ -161,19 +175,40 @@ class FileSource:
         finally:
             self.close()
 
+    def _read(self, frames: int) -> np.ndarray | None:
+        """Up to `frames` frames [n, channels], or None once close() was asked for (the file is then closed)."""
+        with self._io:
+            if self._close_requested:
+                self._release()
+            if self._file is None:
+                return None
+            return self._file.read(frames, dtype="float32", always_2d=True)
+
     def _seek(self, frame: int) -> None:
         """Position at `frame`: seek where the format seeks exactly, else decode and discard."""
-        if self.format in EXACT_LENGTH_FORMATS and self._file.seekable():
-            self._file.seek(frame)
-            return
+        with self._io:
+            if self._file is not None and self.format in EXACT_LENGTH_FORMATS and self._file.seekable():
+                self._file.seek(frame)
+                return
         left = frame
         while left > 0:
-            got = len(self._file.read(min(left, self.block_frames), dtype="float32", always_2d=True))
-            if got == 0:
+            raw = self._read(min(left, self.block_frames))
+            if raw is None:
+                return
+            if len(raw) == 0:
                 raise AudioReadError(f"{self.path}: ended before frame {frame}")
-            left -= got
+            left -= len(raw)
 
     def close(self) -> None:
+        """Release the file; safe from any thread, never waits: a read running in another thread closes it after."""
+        self._close_requested = True
+        if self._io.acquire(blocking=False):
+            try:
+                self._release()
+            finally:
+                self._io.release()
+
+    def _release(self) -> None:
         f, self._file = self._file, None
         if f is not None:
             f.close()

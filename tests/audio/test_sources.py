@@ -66,3 +66,31 @@ def test_array_source_rejects_rate_change():
     src.feed(np.zeros(10, np.float32), 16000)
     with pytest.raises(ConfigError, match="sample rate changed"):
         src.feed(np.zeros(10, np.float32), 32000)
+
+
+def test_closing_from_another_thread_during_reads_ends_the_stream_without_freeing_the_file_under_it(tmp_path):
+    """Stream.stop() closes the source from another thread while its thread may be inside libsndfile's read:
+    that used to free the file under the read (a segfault, seen once in a few full test runs)."""
+    import threading
+
+    path = tmp_path / "long.flac"
+    sf.write(path, np.random.default_rng(0).standard_normal((44100 * 20, 2)).astype(np.float32) * 0.1, 44100)
+    for _ in range(30):
+        src = FileSource(path, block_frames=4096)
+        started, blocks, errors = threading.Event(), [], []
+
+        def read():
+            try:
+                for b in src.blocks(32000):
+                    blocks.append(len(b))
+                    started.set()
+            except Exception as e:  # noqa: BLE001 - the assertion below names it
+                errors.append(e)
+                started.set()
+        reader = threading.Thread(target=read)
+        reader.start()
+        assert started.wait(10)
+        for _ in range(50):  # close while reads go on
+            src.close()
+        reader.join(10)
+        assert not reader.is_alive() and errors == [] and 0 < sum(blocks) < 32000 * 20
