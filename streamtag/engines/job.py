@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import IO, Protocol, Sequence
 
 from ..errors import ConfigError
-from ..models import Labels, ModelSpec, TaggingModel, load_labels, resolve_model
-from ..models.runtimes import RUNTIMES
+from ..models import Labels, ModelSpec, TaggingModel, load_labels, require_model_name, resolve_model
+from ..models.runtimes import check_runtime
 from ..outputs.recording import OutputPlan
 from ..pipeline.tagger import Tagger
 from ..windows import WindowSpec
@@ -74,6 +74,9 @@ class ModelChoice:
 
     name: str | ModelSpec | None = None
     weights: str | None = None
+
+    def __post_init__(self) -> None:
+        require_model_name(self.name, self.weights)
 
     def load(self, labels: Labels | None = None) -> tuple[TaggingModel, str | None]:
         """The model, and the notice when the default fell back to the bundled one."""
@@ -158,10 +161,8 @@ class TagJob:
             raise ConfigError(f"workers must be at least 1, got {workers}")
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
-        if weights is not None and model is None:
-            raise ConfigError("a weights file needs a model name (--model NAME / model=NAME)")
-        if runtime not in RUNTIMES:
-            raise ConfigError(f"unknown runtime {runtime!r} (use {', '.join(RUNTIMES)})")
+        choice = ModelChoice(model, None if weights is None else os.fspath(weights))
+        check_runtime(runtime)
         WindowSpec.from_seconds(window, hop, 1_000_000)  # finite and positive; the model minimum is checked at load
         label_set = load_labels(labels)
         plan = OutputPlan.from_options(
@@ -169,9 +170,8 @@ class TagJob:
             recordings=len(paths), top_k=top_k, threshold=threshold, include=include, exclude=exclude, events=events,
             off_threshold=off_threshold, min_duration_s=min_duration_s, max_gap_s=max_gap_s, median=median, plot=plot,
             frames=frames)
-        return cls(paths, plan, label_set, ModelChoice(model, None if weights is None else os.fspath(weights)), float(window), float(hop),
-                   device, batch_size, frames, runtime, precision, engine, address, shard_windows, workers,
-                   threads_per_worker)
+        return cls(paths, plan, label_set, choice, float(window), float(hop), device, batch_size, frames, runtime,
+                   precision, engine, address, shard_windows, workers, threads_per_worker)
 
     def replace(self, **changes) -> "TagJob":
         return dataclasses.replace(self, **changes)

@@ -48,12 +48,11 @@ class ListenJob:
             raise ConfigError(f"duration must be positive, got {duration}")
         if not buffer_seconds > 0:
             raise ConfigError(f"the buffer must be positive, got {buffer_seconds} s")
-        if weights is not None and model is None:
-            raise ConfigError("a weights file needs a model name (--model NAME / model=NAME)")
+        choice = ModelChoice(model, weights)
         label_set = load_labels(labels)
         if not 1 <= top_k <= len(label_set):
             raise ConfigError(f"top-k must be between 1 and {len(label_set)}, got {top_k}")
-        return cls(label_set, input, ModelChoice(model, weights), float(window), float(hop), device, duration,
+        return cls(label_set, input, choice, float(window), float(hop), device, duration,
                    TagFilter(top_k, threshold), fmt, output, buffer_seconds, runtime)
 
 

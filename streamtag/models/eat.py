@@ -272,8 +272,6 @@ class EATRelease:
 
     def frontend(self, patch: int = PATCH) -> KaldiFbank:
         """Mean removal, Kaldi fbank (hanning, htk_compat), rows padded to T, (x + 4.268) / (2 * 4.569)."""
-        if self.target_length is not None and self.target_length % patch:
-            raise ConfigError(f"EAT target_length must be a multiple of {patch}, got {self.target_length}")
         return KaldiFbank(sample_rate=self.sample_rate, n_mels=self.n_mels, window_type="hanning",
                           remove_wave_mean=True, htk_compat=True, mean=AUDIOSET_MEAN, std=AUDIOSET_STD,
                           target_length=self.target_length, frames_multiple=patch)

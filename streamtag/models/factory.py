@@ -42,13 +42,19 @@ def create_model(name: str | ModelSpec, weights: str | os.PathLike | None = None
     return SingleModel(spec, frontend, network, resolved).eval()
 
 
+def require_model_name(model: object, weights: object) -> None:
+    """Weights without a model name are refused (which architecture would they be for?)."""
+    if weights is not None and model is None:
+        raise ConfigError("a weights file needs a model name (--model NAME / model=NAME)")
+
+
 def resolve_model(model: str | ModelSpec | TaggingModel | None = None, weights: str | os.PathLike | None = None,
                   labels: Labels | None = None) -> tuple[TaggingModel, str | None]:
     """The model to run, and a one-line notice when the default had to fall back.
 
     A `TaggingModel` is used as it is; a name or spec is built with `weights`; None means the default
     (`mn10_as`), or the bundled `mn04_as` when mn10_as cannot be had offline. Weights without a
-    model name are refused (which architecture would they be for?).
+    model name are refused (`require_model_name`).
     """
     if isinstance(model, TaggingModel):
         if weights is not None:
@@ -56,8 +62,7 @@ def resolve_model(model: str | ModelSpec | TaggingModel | None = None, weights: 
         return model, None
     if model is not None:
         return create_model(model, weights=weights, labels=labels), None
-    if weights is not None:
-        raise ConfigError("a weights file needs a model name (--model NAME / model=NAME)")
+    require_model_name(model, weights)
     try:
         return create_model(DEFAULT_MODEL, labels=labels), None
     except WeightsUnavailableError:

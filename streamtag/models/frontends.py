@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import ConfigError
+
 KALDI_EPSILON = torch.finfo(torch.float32).eps  # Kaldi's floor before the log
 
 
@@ -210,7 +212,7 @@ class KaldiFbank(Frontend):
                  low_freq: float = 20.0, preemphasis: float = 0.97, frames_multiple: int | None = None) -> None:
         super().__init__()
         if target_length is not None and frames_multiple is not None and target_length % frames_multiple:
-            raise ValueError(f"target_length {target_length} is not a multiple of {frames_multiple}")
+            raise ConfigError(f"target_length must be a multiple of {frames_multiple}, got {target_length}")
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.window_type = window_type

@@ -39,11 +39,16 @@ def openvino_available() -> bool:
         return False
 
 
+def check_runtime(name: str) -> str:
+    """`name` if it is one of RUNTIMES, else ConfigError."""
+    if name not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {name!r} (use {', '.join(RUNTIMES)})")
+    return name
+
+
 def choose_runtime(requested: str, exportable: bool, device: torch.device, precision: str) -> str:
     """The runtime to use: "auto" is OpenVINO for exportable networks on CPU in fp32 when installed, else torch."""
-    if requested not in RUNTIMES:
-        raise ConfigError(f"unknown runtime {requested!r} (use {', '.join(RUNTIMES)})")
-    if requested == "openvino":
+    if check_runtime(requested) == "openvino":
         if device.type != "cpu" or precision != "fp32":
             raise ConfigError("the openvino runtime runs on CPU in fp32 (use runtime torch for CUDA or bf16)")
         if not exportable:

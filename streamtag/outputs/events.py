@@ -12,6 +12,15 @@ from ..models.labels import Labels
 from ..pipeline.result import WindowResult
 
 
+def window_slice(start_s: float, end_s: float, hop_s: float, first: bool) -> tuple[float, float]:
+    """The time a window stands for: its central hop-wide slice, the first window's from its start.
+
+    Consecutive slices tile the timeline; the last one is extended to the audio's end by the caller.
+    """
+    mid, half = (start_s + end_s) / 2, min(hop_s, end_s - start_s) / 2
+    return (start_s if first else mid - half), mid + half
+
+
 @dataclass(frozen=True)
 class Event:
     """One detected sound: a label active from onset_s to offset_s (absolute seconds)."""
@@ -128,10 +137,8 @@ class EventDetector:
 
     @staticmethod
     def _core(r: WindowResult, hop: float) -> tuple[float, float]:
-        """The window's central hop-wide slice (the first window's from its start): the cores tile the timeline."""
-        width = r.end_s - r.start_s
-        mid, half = r.start_s + width / 2, min(hop, width) / 2
-        return (r.start_s if r.index == 0 else mid - half), mid + half
+        """The slice of the timeline window `r` stands for (`window_slice`)."""
+        return window_slice(r.start_s, r.end_s, hop, r.index == 0)
 
     def _decide(self, position: int) -> list[Event]:
         s, half = self.settings, self.settings.median // 2

@@ -6,17 +6,16 @@ import os
 import numpy as np
 
 from ..errors import ConfigError
-from .events import Event
+from .events import Event, window_slice
 
 
 def window_tiles(start_s: np.ndarray, end_s: np.ndarray, audio_s: float | None = None) -> np.ndarray:
     """Edges [K + 1] of the time each window stands for, as the event detector uses them: the central
     hop-wide slices, the first from the first window's start, the last to the audio's end (or its own)."""
     start_s, end_s = np.asarray(start_s, np.float64), np.asarray(end_s, np.float64)
-    width = end_s[0] - start_s[0]
-    hop = start_s[1] - start_s[0] if len(start_s) > 1 else width
-    mids = (start_s + end_s) / 2
-    edges = np.concatenate([[start_s[0]], mids[1:] - min(hop, width) / 2, [end_s[-1]]])
+    hop = start_s[1] - start_s[0] if len(start_s) > 1 else end_s[0] - start_s[0]
+    starts = [window_slice(a, b, hop, k == 0)[0] for k, (a, b) in enumerate(zip(start_s, end_s))]
+    edges = np.array([*starts, end_s[-1]])
     if audio_s is not None:
         edges[-1] = max(edges[-2], min(edges[-1], audio_s))
     return edges
