@@ -129,8 +129,11 @@ def main() -> None:
 @click.option("--events", "as_events", is_flag=True, help="text/JSONL/CSV list detected events instead of windows.")
 @click.option("--include", default=None, metavar="NAMES", help="Only these labels (display names or mids, comma-separated).")
 @click.option("--exclude", default=None, metavar="NAMES", help="Never these labels.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="Windows: hide tags below it. Events: the on-threshold (default 0.3).")
+@click.option("--threshold", default=None, metavar="SCORES",
+              help="Windows: hide tags below it. Events: the on-threshold (default 0.3). A score, label=score "
+                   "pairs or both: 0.2,Dog=0.5,Speech=0.3.")
+@click.option("--thresholds", "thresholds_path", type=click.Path(dir_okay=False), default=None,
+              help="CSV of label,threshold[,off_threshold] rows: each class's own threshold (--threshold wins).")
 @click.option("--off-threshold", type=click.FloatRange(0, 1), default=None, help="Events stay open down to this (default threshold/2).")
 @click.option("--min-duration", type=click.FloatRange(min=0), default=0.5, show_default=True, help="Shortest event, seconds.")
 @click.option("--max-gap", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Merge events closer than this, seconds.")
@@ -153,8 +156,8 @@ def main() -> None:
 @click.option("--progress/--no-progress", default=None,
               help="Show the progress line and the summary (default: when stderr is a terminal, without --quiet).")
 def tag(files, model_name, window, hop, weights, labels_path, device, batch_size, fmts, output, output_dir,
-        top_k, as_events, include, exclude, threshold, off_threshold, min_duration, max_gap, median, plot_path,
-        frames, engine, address, shard_windows, workers, runtime, precision, quiet, progress) -> None:
+        top_k, as_events, include, exclude, threshold, thresholds_path, off_threshold, min_duration, max_gap, median,
+        plot_path, frames, engine, address, shard_windows, workers, runtime, precision, quiet, progress) -> None:
     """Tag audio FILES (files, folders, or .txt lists of paths) window by window.
 
     Writes the top tags per window, all scores (NPZ) or detected events.
@@ -164,7 +167,8 @@ def tag(files, model_name, window, hop, weights, labels_path, device, batch_size
         job = TagJob.from_options(
             files, model=model_name, weights=weights, window=window, hop=hop, device=device, batch_size=batch_size,
             labels=labels_path, formats=fmts, output=output, output_dir=output_dir, top_k=top_k, events=as_events,
-            include=include, exclude=exclude, threshold=threshold, off_threshold=off_threshold,
+            include=include, exclude=exclude, threshold=threshold, thresholds=thresholds_path,
+            off_threshold=off_threshold,
             min_duration_s=min_duration, max_gap_s=max_gap, median=median, plot=plot_path, frames=frames,
             engine=engine, address=address, shard_windows=shard_windows, workers=workers, runtime=runtime,
             precision=precision)
@@ -321,7 +325,10 @@ def devices(as_json: bool) -> None:
 @click.option("--hop", default=0.5, show_default=True, type=float, help="Hop between windows in seconds.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after S seconds.")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 527))
-@click.option("--threshold", default=0.0, show_default=True, type=click.FloatRange(0, 1), help="Hide tags below this score.")
+@click.option("--threshold", default=None, metavar="SCORES",
+              help="Hide tags below this score; label=score pairs give classes their own (0.2,Dog=0.5).")
+@click.option("--thresholds", "thresholds_path", type=click.Path(dir_okay=False), default=None,
+              help="CSV of label,threshold rows: each class's own threshold (--threshold wins).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Output format (default: live view / text).")
 @click.option("--output", "-o", default=None, help="Output file, or - for stdout.")
 @click.option("--buffer-seconds", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
@@ -329,15 +336,15 @@ def devices(as_json: bool) -> None:
 @click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
               help="What runs the network on CPU: auto, torch, openvino.")
 @click.option("--quiet", "-q", is_flag=True, help="No notices or latency summary.")
-def listen(input_, device, model_name, weights, labels_path, window, hop, duration, top_k, threshold, fmt, output,
-           buffer_seconds, runtime, quiet) -> None:
+def listen(input_, device, model_name, weights, labels_path, window, hop, duration, top_k, threshold, thresholds_path,
+           fmt, output, buffer_seconds, runtime, quiet) -> None:
     """Tag what an input device hears, live. Ctrl-C stops cleanly and flushes outputs."""
     from .engines.live import ListenJob, run_listen
     try:
         job = ListenJob.from_options(input=input_, model=model_name, weights=weights, labels=labels_path,
                                      window=window, hop=hop, device=device, duration=duration, top_k=top_k,
-                                     threshold=threshold, format=fmt, output=output, buffer_seconds=buffer_seconds,
-                                     runtime=runtime)
+                                     threshold=threshold, thresholds=thresholds_path, format=fmt, output=output,
+                                     buffer_seconds=buffer_seconds, runtime=runtime)
         summary = run_listen(job, CliReporter(quiet))
     except StreamtagError as e:
         raise fail(str(e)) from None

@@ -57,10 +57,15 @@ class Shard:
         return spec.start(self.first_window), spec.end(self.first_window + self.windows - 1)
 
 
-def count_windows(path: str, spec: WindowSpec) -> int:
-    """Windows of a file under the window rule, from its header (raises AudioReadError if unreadable)."""
+def count_windows(path: str, spec: WindowSpec) -> tuple[int, float]:
+    """Windows of a file under the window rule, and its length in seconds, from its header (raises
+    AudioReadError if unreadable)."""
     source = FileSource(path)
-    return spec.total(expected_length(source.frames, source.sample_rate, spec.rate))
+    try:
+        return spec.total(expected_length(source.frames, source.sample_rate, spec.rate)), \
+            source.frames / source.sample_rate
+    finally:
+        source.close()
 
 
 def plan_shards(file: int, path: str, total_windows: int, shard_windows: int) -> list[Shard]:

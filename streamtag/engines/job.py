@@ -141,8 +141,8 @@ class TagJob:
                      batch_size: int | None = None, labels: str | os.PathLike | None = None,
                      formats: Sequence[str] = (), output: str | None = None, output_dir: str | None = None,
                      top_k: int = 5, events: bool = False, include: str | Sequence[str] | None = None,
-                     exclude: str | Sequence[str] | None = None, threshold: float | None = None,
-                     off_threshold: float | None = None, min_duration_s: float = 0.5, max_gap_s: float = 1.0,
+                     exclude: str | Sequence[str] | None = None, threshold: float | str | None = None,
+                     thresholds: str | os.PathLike | None = None, off_threshold: float | None = None, min_duration_s: float = 0.5, max_gap_s: float = 1.0,
                      median: int = 3, plot: str | None = None, frames: bool = False, engine: str = "local",
                      address: str | None = None, shard_windows: int = DEFAULT_SHARD_WINDOWS,
                      workers: int | None = None, threads_per_worker: int | None = None,
@@ -167,7 +167,7 @@ class TagJob:
         label_set = load_labels(labels)
         plan = OutputPlan.from_options(
             label_set, formats=formats, output=output, output_dir=None if output_dir is None else os.fspath(output_dir),
-            recordings=len(paths), top_k=top_k, threshold=threshold, include=include, exclude=exclude, events=events,
+            recordings=len(paths), top_k=top_k, threshold=threshold, thresholds=thresholds, include=include, exclude=exclude, events=events,
             off_threshold=off_threshold, min_duration_s=min_duration_s, max_gap_s=max_gap_s, median=median, plot=plot,
             frames=frames)
         return cls(paths, plan, label_set, choice, float(window), float(hop), device, batch_size, frames, runtime,

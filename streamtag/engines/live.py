@@ -11,6 +11,7 @@ from ..errors import ConfigError, StreamtagError
 from ..models import Labels, ModelSpec, TaggingModel, load_labels
 from ..outputs import LiveView, NpzSink, TagFilter, open_text
 from ..outputs.recording import choose_formats, text_sink
+from ..outputs.thresholds import given_thresholds
 from ..pipeline.result import TaggerStats
 from .job import ModelChoice, Reporter, SilentReporter, build_tagger
 
@@ -36,7 +37,8 @@ class ListenJob:
     def from_options(cls, *, input: int | str | None = None, model: str | ModelSpec | None = None,
                      weights: str | None = None, labels: str | os.PathLike | None = None, window: float = 1.0,
                      hop: float = 0.5, device: str = "auto", duration: float | None = None, top_k: int = 5,
-                     threshold: float = 0.0, format: str | None = None, output: str | None = None,
+                     threshold: float | str | None = None, thresholds: str | os.PathLike | None = None,
+                     format: str | None = None, output: str | None = None,
                      buffer_seconds: float = 10.0, runtime: str = "auto") -> "ListenJob":
         """A job from options as a user gives them; ConfigError if any is wrong."""
         fmt = choose_formats((format,) if format else (), output)[0]
@@ -52,8 +54,10 @@ class ListenJob:
         label_set = load_labels(labels)
         if not 1 <= top_k <= len(label_set):
             raise ConfigError(f"top-k must be between 1 and {len(label_set)}, got {top_k}")
-        return cls(label_set, input, choice, float(window), float(hop), device, duration,
-                   TagFilter(top_k, threshold), fmt, output, buffer_seconds, runtime)
+        given = given_thresholds(label_set, threshold, thresholds)
+        tags = TagFilter(top_k, given.default or 0.0, None, given.per_class_windows())
+        return cls(label_set, input, choice, float(window), float(hop), device, duration, tags, fmt, output,
+                   buffer_seconds, runtime)
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None, model: TaggingM
     else:
         out, own = open_text(job.output or "-")
         if job.format == "text" and out is sys.stdout and sys.stdout.isatty():
-            sink = LiveView(out, job.tags.top_k, job.tags.threshold, title)
+            sink = LiveView(out, job.tags, title)
         else:
             sink = text_sink(job.format, out, title, job.tags, header=True)
     latencies: list[float] = []

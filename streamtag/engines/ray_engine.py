@@ -124,12 +124,14 @@ def run_on_ray(job: TagJob, model: TaggingModel, reporter: Reporter) -> RunSumma
     summary = RunSummary(files=len(paths), engine="ray")
     stems = recording_stems(paths)
     shards: dict[int, list[Shard]] = {}
+    seconds: dict[int, float] = {}  # each file's length, where its events and plot end
     for i, (path, stem) in enumerate(zip(paths, stems)):
         if plan.is_complete(stem, run):
             summary.skipped.append(path)
             continue
         try:
-            shards[i] = plan_shards(i, path, count_windows(path, win), job.shard_windows)
+            windows, seconds[i] = count_windows(path, win)
+            shards[i] = plan_shards(i, path, windows, job.shard_windows)
         except StreamtagError as e:
             summary.failed.append({"path": path, "error": str(e)})
             reporter.error(str(e))
@@ -168,8 +170,9 @@ def run_on_ray(job: TagJob, model: TaggingModel, reporter: Reporter) -> RunSumma
             done[i][j] = row["payload"]
             windows_done += shards[i][j].windows
             if len(done[i]) == len(shards[i]):
-                n_windows = _write_file(plan, run, paths[i], stems[i], shards[i], done.pop(i), summary)
+                n_windows = _write_file(plan, run, paths[i], stems[i], shards[i], done.pop(i), seconds[i])
                 summary.windows += n_windows
+                summary.audio_s += seconds[i]
                 summary.completed += 1
             now = time.monotonic()
             if now - last_say >= 1.0 or windows_done == total_windows:
@@ -182,8 +185,9 @@ def run_on_ray(job: TagJob, model: TaggingModel, reporter: Reporter) -> RunSumma
 
 
 def _write_file(plan: OutputPlan, run: _Run, path: str, stem: str, shards: list[Shard], payloads: dict[int, bytes],
-                summary: RunSummary) -> int:
-    """Reassemble one file's shards in window order and write its outputs; returns its window count."""
+                audio_s: float) -> int:
+    """Reassemble one file's shards in window order and write its outputs (`audio_s` long); returns its
+    window count."""
     outputs = RecordingOutputs(plan, run, path, stem, None, first=True)
     n = 0
     try:
@@ -193,8 +197,7 @@ def _write_file(plan: OutputPlan, run: _Run, path: str, stem: str, shards: list[
     except BaseException:
         outputs.discard()
         raise
-    outputs.finish()
-    summary.audio_s += (n - 1) * run.window.hop_s + run.window.window_s if n else 0.0
+    outputs.finish(audio_s)
     return n
 
 

@@ -304,6 +304,6 @@ FAMILY = Family("eat", build, (
     _eat("eat_base_epoch10_as20k", 768, "1fRX_Mgj4sHxV2F6AVfoqXObfgzFMnHRA", 527, 90.38, 40.2),
     _eat("eat_base_epoch30", 768, "19hfzLgHCkyqTOYmHt8dqVa9nm-weBq4f", 0, 89.97),
     _eat("eat_base_epoch30_as2m", 768, "1aCYiQmoZv_Gh1FxnR-CCWpNAp6DIJzn6", 527, 90.38),
-    _eat("eat_large_epoch20", 1024, "1PEgriRvHsqrtLzlA478VemX7Q0ZGl889", 0, None),
-    _eat("eat_large_epoch20_as2m", 1024, "1b_f_nQAdjM1B6u72OFUtFiUu-4yM2shd", 527, None),
+    _eat("eat_large_epoch20", 1024, "1PEgriRvHsqrtLzlA478VemX7Q0ZGl889", 0, 308.87),
+    _eat("eat_large_epoch20_as2m", 1024, "1b_f_nQAdjM1B6u72OFUtFiUu-4yM2shd", 527, 309.41),
 ))

@@ -65,10 +65,12 @@ class EventSettings:
     max_gap_s: float = 1.0  # an event that reopens within this gap continues
     median: int = 3  # median smoothing over this many windows (odd; 1 = none)
     labels: tuple[int, ...] | None = None  # label indices to track (None = all)
+    per_class: tuple[tuple[int, float, float], ...] = ()  # (label index, on, off): labels with their own
 
     def __post_init__(self) -> None:
-        if not 0 <= self.off <= self.on <= 1:
-            raise ConfigError(f"event thresholds need 0 <= off <= on <= 1, got on={self.on} off={self.off}")
+        for on, off in [(self.on, self.off)] + [(on, off) for _, on, off in self.per_class]:
+            if not 0 <= off <= on <= 1:
+                raise ConfigError(f"event thresholds need 0 <= off <= on <= 1, got on={on} off={off}")
         if self.median < 1 or self.median % 2 == 0:
             raise ConfigError(f"median smoothing must be an odd number of windows >= 1, got {self.median}")
         if self.min_duration_s < 0 or self.max_gap_s < 0:
@@ -93,6 +95,10 @@ class EventDetector:
         self.on_open = on_open
         idx = self.settings.labels
         self._idx = np.arange(len(labels.names)) if idx is None else np.asarray(idx, dtype=int)
+        own = {i: (on, off) for i, on, off in self.settings.per_class}
+        s = self.settings
+        self._on = [own.get(int(i), (s.on, s.off))[0] for i in self._idx]
+        self._off = [own.get(int(i), (s.on, s.off))[1] for i in self._idx]
         self.reset()
 
     def reset(self) -> None:
@@ -150,18 +156,18 @@ class EventDetector:
         core_start, core_end = self._core(r, self._hop(r))
         closed: list[Event] = []
         for j, label in enumerate(self._idx):
-            score = float(scores[j])
+            score, on, off = float(scores[j]), self._on[j], self._off[j]
             ev = self._open.get(label)
             if ev is not None and ev.below_since is not None and core_start - ev.below_since > s.max_gap_s:
                 closed += self._close(label)
                 ev = None
             if ev is None:
-                if score >= s.on:
+                if score >= on:
                     self._open[label] = _Open(core_start, core_end, r.index, r.index, score, score, 1)
                     if self.on_open is not None:
                         self.on_open(self.names[label], core_start)
                 continue
-            if score >= (s.on if ev.below_since is not None else s.off):
+            if score >= (on if ev.below_since is not None else off):
                 ev.offset_s, ev.last, ev.below_since = core_end, r.index, None
                 ev.peak = max(ev.peak, score)
                 ev.total += score

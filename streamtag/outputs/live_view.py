@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import IO
 
 from ..pipeline.result import WindowResult
+from .sinks import TagFilter
 
 BAR = 30
 
@@ -11,15 +12,14 @@ BAR = 30
 class LiveView:
     """Redraws the top-k tags of the newest window in place (for a terminal)."""
 
-    def __init__(self, out: IO[str], top_k: int = 5, threshold: float = 0.0, title: str = "") -> None:
-        self.out, self.top_k, self.threshold, self.title = out, top_k, threshold, title
+    def __init__(self, out: IO[str], tags: TagFilter | None = None, title: str = "") -> None:
+        self.out, self.tags, self.title = out, tags or TagFilter(), title
         self.lossy = 0
 
     def render(self, r: WindowResult) -> str:
         lines = [f"{self.title}  window {r.index}  {r.start_s:.1f}-{r.end_s:.1f} s"]
-        for name, score in r.top(self.top_k):
-            if score < self.threshold:
-                continue
+        for i in (self.tags.pick(r.scores) if r.scores is not None else []):
+            name, score = r.labels.names[i], float(r.scores[i])
             lines.append(f"  {name[:32]:<32} {'#' * int(round(score * BAR)):<{BAR}} {score:.2f}")
         if r.latency_s is not None:
             lines.append(f"  latency {r.latency_s * 1e3:.0f} ms")

@@ -17,6 +17,7 @@ from ..windows import WindowSpec
 from .detections import write_audacity, write_events_csv, write_events_jsonl, write_raven
 from .events import EventDetector, EventSettings, EventSubscriber
 from .sinks import AtomicFile, CsvSink, JsonlSink, NpzSink, TagFilter, TextSink, open_text
+from .thresholds import given_thresholds
 
 FORMATS = ("text", "jsonl", "csv", "npz")
 EVENT_FORMATS = ("audacity", "raven")
@@ -75,14 +76,17 @@ class OutputPlan:
     @classmethod
     def from_options(cls, labels: Labels, *, formats: Sequence[str] = (), output: str | None = None,
                      output_dir: str | None = None, recordings: int = 1, top_k: int = 5,
-                     threshold: float | None = None, include: str | Sequence[str] | None = None,
+                     threshold: float | str | None = None, thresholds: str | os.PathLike | None = None,
+                     include: str | Sequence[str] | None = None,
                      exclude: str | Sequence[str] | None = None, events: bool = False,
                      off_threshold: float | None = None, min_duration_s: float = 0.5, max_gap_s: float = 1.0,
                      median: int = 3, plot: str | None = None, frames: bool = False) -> "OutputPlan":
         """The plan for `recordings` inputs, or ConfigError naming the first rule the options break.
 
         threshold hides window tags below it and is the events' on-threshold (default 0.3; the
-        off-threshold defaults to half of it); include/exclude are label names or mids.
+        off-threshold defaults to half of it). It may name classes with their own (`0.2,Dog=0.5`);
+        `thresholds` is a CSV of label,threshold[,off_threshold] rows, which `threshold` overrides.
+        include/exclude are label names or mids.
         """
         chosen = choose_formats(formats, output, output_dir)
         if output and output_dir:
@@ -101,11 +105,13 @@ class OutputPlan:
             raise ConfigError(f"top-k must be between 1 and {len(labels)}, got {top_k}")
         included, excluded = label_indices(labels, include), set(label_indices(labels, exclude))
         allowed = [i for i in (included or range(len(labels))) if i not in excluded]
-        on = 0.3 if threshold is None else threshold
+        given = given_thresholds(labels, threshold, thresholds)
+        on = 0.3 if given.default is None else given.default
         settings = EventSettings(on=on, off=on / 2 if off_threshold is None else off_threshold,
                                  min_duration_s=min_duration_s, max_gap_s=max_gap_s, median=median,
-                                 labels=tuple(allowed))
-        tags = TagFilter(top_k, threshold or 0.0, None if len(allowed) == len(labels) else tuple(allowed))
+                                 labels=tuple(allowed), per_class=given.per_class_events(off_threshold))
+        tags = TagFilter(top_k, given.default or 0.0, None if len(allowed) == len(labels) else tuple(allowed),
+                         given.per_class_windows())
         return cls(tuple(chosen), tags, settings, events, output, output_dir, plot)
 
     def needs_scores(self) -> list[str]:
@@ -138,8 +144,16 @@ class OutputPlan:
         except (OSError, ValueError):
             return False
         same = (meta.get("model") == info.model_name and meta.get("window_s") == info.window.window_s
-                and meta.get("hop_s") == info.window.hop_s and meta.get("formats") == list(self.formats))
+                and meta.get("hop_s") == info.window.hop_s and meta.get("formats") == list(self.formats)
+                and meta.get("thresholds") == self.thresholds_record(info.labels))
         return same and all(self.dest(stem, f).is_file() for f in self.formats)
+
+    def thresholds_record(self, labels: Labels) -> dict:
+        """The thresholds in use, classes by name, as the sidecar records them (a class's `on` is also its
+        window filter)."""
+        events = self.settings
+        return {"windows": self.tags.threshold, "events_on": events.on, "events_off": events.off,
+                "classes": {labels.names[i]: {"on": on, "off": off} for i, on, off in events.per_class}}
 
 
 class RecordingOutputs:
@@ -243,7 +257,8 @@ class RecordingOutputs:
         w = self.info.window
         meta = {"source": self.path, "model": self.info.model_name, "window_s": w.window_s, "hop_s": w.hop_s,
                 "streamtag_version": __version__, "formats": list(self.plan.formats),
-                "events": dataclasses.asdict(self.plan.settings) | {"labels": None}}
+                "events": dataclasses.asdict(self.plan.settings) | {"labels": None, "per_class": None},
+                "thresholds": self.plan.thresholds_record(self.info.labels)}
         out, own = open_text(self.plan.sidecar(self.stem))
         out.write(json.dumps(meta, indent=2) + "\n")
         own.commit()

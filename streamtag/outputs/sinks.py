@@ -40,17 +40,20 @@ class AtomicFile:
 
 @dataclass(frozen=True)
 class TagFilter:
-    """Which tags a window output shows: the top k among the allowed labels, at or above a threshold."""
+    """Which tags a window output shows: the top k among the allowed labels, each at or above its
+    threshold (its own in `per_class`, else `threshold`)."""
 
     top_k: int = 5
     threshold: float = 0.0
     allowed: tuple[int, ...] | None = None  # label indices (None: all)
+    per_class: tuple[tuple[int, float], ...] = ()  # (label index, threshold)
 
     def pick(self, scores: np.ndarray) -> list[int]:
         """Label indices to show, best first."""
         idx = np.arange(len(scores)) if self.allowed is None else np.asarray(self.allowed, dtype=int)
         best = idx[np.argsort(-scores[idx], kind="stable")[: self.top_k]]
-        return [int(i) for i in best if scores[i] >= self.threshold]
+        own = dict(self.per_class)
+        return [int(i) for i in best if scores[i] >= own.get(int(i), self.threshold)]
 
 
 class TextSink:

@@ -1,14 +1,16 @@
 """A newcomer's first commands: errors before notices, a short fallback notice, models found by any part of
 their name, a benchmark with real weights by default, and subscribers that can be detached."""
 import json
+import re
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from streamtag import Tagger
 from streamtag.cli import main
-from streamtag.models import list_models
-from tests.helpers import CLIP32, LABELS_CSV
+from streamtag.models import get_spec, list_models
+from tests.helpers import CLIP32, LABELS_CSV, ROOT
 
 
 def test_input_and_window_errors_come_before_any_model_notice(isolated_home):
@@ -66,3 +68,32 @@ def test_subscribers_last_until_detached_through_their_handle():
     tagger.unsubscribe(kept.append)  # the same callback given again (an equal bound method) also detaches
     list(tagger.tag_array(wave, 32000))
     assert seen == [0, 1, 2] * 2 and len(kept) == 6
+
+
+def _readme_model_names() -> list[str]:
+    """The backticked names in the first column of the README's model table."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("| name | params |"):]
+    table = table[: table.index("\n\n")]
+    rows = [line.split("|")[1] for line in table.splitlines()[2:]]
+    return [n for row in rows for n in re.findall(r"`([a-z0-9_]+)`", row)]
+
+
+def test_the_readme_model_table_names_every_registered_model_and_nothing_else():
+    names = _readme_model_names()
+    assert len(names) == len(set(names))
+    assert set(names) == {s.name for s in list_models()}
+
+
+def test_every_registered_model_states_its_parameter_count():
+    assert [s.name for s in list_models() if not s.params_millions] == []
+    res = CliRunner().invoke(main, ["models", "eat_large*"])
+    assert res.exit_code == 0 and "308.87M" in res.output and "309.41M" in res.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["eat_large_epoch20", "eat_large_epoch20_as2m", "mn40_as", "ssast_tiny_frame_400"])
+def test_stated_parameter_counts_are_those_of_the_built_network(name):
+    from streamtag.models import create_model
+    model = create_model(name, pretrained=False)
+    assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - get_spec(name).params_millions) < 0.01

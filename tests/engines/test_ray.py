@@ -91,3 +91,19 @@ def _npz_jsonl_plan():
 def test_ray_engine_needs_an_output_dir(archive):
     res = CliRunner().invoke(main, ["tag", str(archive), "--engine", "ray"])
     assert res.exit_code == 1 and "the ray engine writes one set of files per input: give an output folder" in res.output
+
+
+def test_ray_events_end_where_the_audio_ends_as_on_one_machine(local_ray, archive, tmp_path):
+    common = ["--model", "mn04_as", "--weights", str(MN04_WEIGHTS), "--labels", str(LABELS_CSV), "--device", "cpu",
+              "--events", "--format", "jsonl", "--threshold", "0.1", "--quiet"]
+    short = archive / "short.flac"  # 2 s: one 10 s window, mostly padding
+    for engine in ("local", "ray"):
+        res = CliRunner().invoke(main, ["tag", str(short), *common, "--output-dir", str(tmp_path / engine),
+                                        "--engine", engine])
+        assert res.exit_code == 0, res.output
+    events = {e: [json.loads(ln) for ln in (tmp_path / e / "short.events.jsonl").read_text().splitlines()]
+              for e in ("local", "ray")}
+    assert events["local"] and max(ev["offset_s"] for ev in events["local"]) == pytest.approx(2.0)
+    assert [(ev["label"], ev["onset_s"], ev["offset_s"]) for ev in events["ray"]] == \
+        [(ev["label"], ev["onset_s"], ev["offset_s"]) for ev in events["local"]]
+    assert json.loads((tmp_path / "ray" / SUMMARY_FILE).read_text())["audio_s"] == pytest.approx(2.0)
