@@ -8,8 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (AudioReadError, ConfigError, DependencyError, LabelsError, PipelineError, StreamtagError,
-                     UnknownModelError, WeightsError, WeightsUnavailableError)
+from .errors import (AudioReadError, ConfigError, DependencyError, LabelsError, OutputError, PipelineError,
+                     StreamtagError, UnknownModelError, WeightsError, WeightsUnavailableError)
 from .threads import configure_threads
 
 __version__ = "0.1.0"
@@ -33,6 +33,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["ArraySource", "AudioReadError", "ConfigError", "DependencyError", "FileSource", "LabelsError", "ModelSpec",
-           "PipelineError", "StreamtagError", "Tagger", "TaggerStats", "UnknownModelError", "WeightsError",
+           "OutputError", "PipelineError", "StreamtagError", "Tagger", "TaggerStats", "UnknownModelError", "WeightsError",
            "WeightsUnavailableError", "WindowResult", "__version__", "configure_threads", "create_model",
            "list_models", "load_labels"]

@@ -13,6 +13,7 @@ Each side runs in its own subprocess (so each has its own peak RSS) on the same 
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import statistics
@@ -29,13 +30,15 @@ import torch
 import torch.nn.functional as F
 
 from .audio.sources import ArraySource, FileSource
-from .errors import ConfigError, StreamtagError
+from .errors import ConfigError, PipelineError, StreamtagError
 from .models import BUNDLED_MODEL, DEFAULT_MODEL, create_model, get_spec
 from .models.frontends import kaldi_mel_banks
 from .models.mobilenet import EfficientATConfig
 from .pipeline import Tagger
 from .threads import DEFAULT_WAIT_POLICY, user_wait_policy
 from .windows import WindowSpec
+
+MAX_SYNTH_S = 24 * 3600.0  # synthetic audio is written to a temporary file: at most a day of it
 
 
 def synth_audio(path: Path, seconds: float, rate: int = 44100, channels: int = 2, seed: int = 0) -> Path:
@@ -199,7 +202,8 @@ def _spawn(mode: str, args: dict, tmp: Path) -> dict:
         env.setdefault("OMP_WAIT_POLICY", DEFAULT_WAIT_POLICY)
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
-        raise RuntimeError(f"benchmark {mode} failed:\n{res.stderr[-2000:]}")
+        last = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        raise PipelineError(f"benchmark {mode} failed: {last}")
     r = json.loads(Path(out).read_text())
     if Path(out + ".npy").exists():
         r["_scores"] = np.load(out + ".npy")
@@ -275,6 +279,12 @@ def benchmark(model: str | None = None, duration: float = 600.0, window: float =
     if model is None:
         model = DEFAULT_MODEL if weights is not None else BUNDLED_MODEL
     WindowSpec.from_seconds(window, hop, 32000)  # bad windows fail here, before any subprocess starts
+    if file is None and not (math.isfinite(duration) and 0 < duration <= MAX_SYNTH_S):
+        raise ConfigError(f"the benchmark's audio must last more than 0 and at most {MAX_SYNTH_S:g} s, "
+                          f"got {duration:g} s")
+    if live and not (math.isfinite(live_seconds) and window + hop <= live_seconds <= MAX_SYNTH_S):
+        raise ConfigError(f"the live simulation must last at least one window and hop ({window + hop:g} s), "
+                          f"got {live_seconds:g} s (or pass --no-live)")
     if not isinstance(get_spec(model).config, EfficientATConfig):
         raise ConfigError(f"the benchmark's EATagger-style baseline runs EfficientAT models (mn*, dymn*), not {model}")
     if reference_code is not None:

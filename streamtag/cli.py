@@ -1,27 +1,64 @@
 """The `streamtag` command line: option parsing, then one library call per command."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+from typing import Iterator
 
 import click
 
 from . import __version__
 from .engines.job import TagJob
+from .engines.signals import exit_code, interrupts_from_signals
 from .engines.tag import run_tag_job
 from .errors import StreamtagError
 from .models import BUNDLED_MODEL, DEFAULT_MODEL, MODELS, find_cached, list_models, streamtag_home
 from .models.runtimes import RUNTIMES
+from .outputs.recording import FORMATS
 from .pipeline.runner import PRECISIONS
 
 PRECISION_NAMES = tuple(PRECISIONS)
-from .outputs.recording import FORMATS
+
 
 def fail(message: str, code: int = 1) -> "click.exceptions.Exit":
+    _release_closed_stdout()
     click.echo(f"streamtag: error: {message}", err=True)
     return click.exceptions.Exit(code)
+
+
+def _release_closed_stdout() -> None:
+    """If standard output's reader is gone (`| head`), point it at /dev/null so exiting does not fail again."""
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Library errors, OS errors and interrupts (Ctrl-C, SIGTERM, SIGHUP) as one stderr line and an exit status."""
+    try:
+        with interrupts_from_signals():
+            yield
+    except StreamtagError as e:
+        raise fail(str(e)) from None
+    except BrokenPipeError:
+        raise fail("cannot write standard output: its reader closed it (broken pipe)") from None
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        raise fail(f"{where}{e.strerror or e}") from None
+    except MemoryError:
+        raise fail("out of memory (try a shorter window or a smaller --batch-size)") from None
+    except KeyboardInterrupt as e:
+        click.echo("streamtag: interrupted", err=True)
+        raise click.exceptions.Exit(exit_code(e)) from None
 
 
 class CliReporter:
@@ -163,7 +200,7 @@ def tag(files, model_name, window, hop, weights, labels_path, device, batch_size
     Writes the top tags per window, all scores (NPZ) or detected events.
     """
     reporter = CliReporter(quiet, "[ray] " if engine == "ray" else "", progress)
-    try:
+    with user_errors():
         job = TagJob.from_options(
             files, model=model_name, weights=weights, window=window, hop=hop, device=device, batch_size=batch_size,
             labels=labels_path, formats=fmts, output=output, output_dir=output_dir, top_k=top_k, events=as_events,
@@ -173,11 +210,9 @@ def tag(files, model_name, window, hop, weights, labels_path, device, batch_size
             engine=engine, address=address, shard_windows=shard_windows, workers=workers, runtime=runtime,
             precision=precision)
         summary = run_tag_job(job, reporter)
-    except StreamtagError as e:
-        raise fail(str(e)) from None
     if summary.interrupted:
         click.echo("streamtag: interrupted", err=True)
-        raise click.exceptions.Exit(130)
+        raise click.exceptions.Exit(summary.exit_code)
     if engine == "ray" and (not quiet or summary.failed):
         click.echo(f"streamtag: [ray] {summary.completed} tagged, {len(summary.skipped)} already complete, "
                    f"{len(summary.failed)} failed of {summary.files} files; {summary.windows} windows in "
@@ -265,11 +300,9 @@ def bench(model_name, weights, duration, audio_file, window, hop, repeats, devic
           live_seconds, baseline, live, runtime, reference_code, reference_python, as_json) -> None:
     """Benchmark streamtag against the official EATagger (--reference-code) or a naive EATagger-style loop."""
     from .bench import benchmark
-    try:
+    with user_errors():
         report = benchmark(model_name, duration, window, hop, repeats, device, batch_size, weights, audio_file,
                            threads, live_seconds, baseline, live, reference_code, reference_python, runtime)
-    except (StreamtagError, RuntimeError) as e:
-        raise fail(str(e).strip().splitlines()[-1]) from None
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -340,14 +373,12 @@ def listen(input_, device, model_name, weights, labels_path, window, hop, durati
            fmt, output, buffer_seconds, runtime, quiet) -> None:
     """Tag what an input device hears, live. Ctrl-C stops cleanly and flushes outputs."""
     from .engines.live import ListenJob, run_listen
-    try:
+    with user_errors():
         job = ListenJob.from_options(input=input_, model=model_name, weights=weights, labels=labels_path,
                                      window=window, hop=hop, device=device, duration=duration, top_k=top_k,
                                      threshold=threshold, thresholds=thresholds_path, format=fmt, output=output,
                                      buffer_seconds=buffer_seconds, runtime=runtime)
         summary = run_listen(job, CliReporter(quiet))
-    except StreamtagError as e:
-        raise fail(str(e)) from None
     stats = summary.stats
     if stats.lost_samples or stats.device_overflows:
         click.echo(f"streamtag: warning: lost {stats.lost_samples} samples ({stats.lost_samples / summary.sample_rate:.2f} s) "
@@ -358,7 +389,7 @@ def listen(input_, device, model_name, weights, labels_path, window, hop, durati
         click.echo(f"streamtag: latency p50 {latency[0]:.0f} ms, p95 {latency[1]:.0f} ms, max {latency[2]:.0f} ms "
                    f"over {len(summary.latencies_s)} windows", err=True)
     if summary.interrupted:
-        raise click.exceptions.Exit(130)
+        raise click.exceptions.Exit(summary.exit_code)
 
 
 @main.command("eval")

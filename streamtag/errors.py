@@ -43,3 +43,21 @@ class DependencyError(StreamtagError, ImportError):
 
 class PipelineError(StreamtagError):
     """The streaming pipeline stopped because one of its threads failed."""
+
+
+class OutputError(StreamtagError):
+    """An output cannot be written (full disk, no permission, read-only folder, closed pipe); names the file."""
+
+    @classmethod
+    def writing(cls, path: object, error: BaseException) -> "OutputError":
+        """The error for `error` (an OSError, usually) raised while writing `path`."""
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        return cls(f"cannot write {path}: {reason}")
+
+
+class SignalInterrupt(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C's KeyboardInterrupt (see `interrupts_from_signals`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

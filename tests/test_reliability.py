@@ -20,7 +20,7 @@ CLIP = str(CLIP32)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--threshold", "1.5"], "Invalid value for '--threshold'"),
+    (["--threshold", "1.5"], "a threshold must be between 0 and 1, got 1.5"),
     (["--top-k", "0"], "Invalid value for '--top-k'"),
     (["--median", "2"], "odd"),
     (["--window", "nan"], "finite"),

@@ -104,6 +104,7 @@ class RunSummary:
     workers: int = 0
     engine: str = "local"
     interrupted: bool = False
+    exit_code: int = 0  # after an interrupt: 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)
 
     @property
     def windows_per_s(self) -> float:
@@ -170,6 +171,7 @@ class TagJob:
             recordings=len(paths), top_k=top_k, threshold=threshold, thresholds=thresholds, include=include, exclude=exclude, events=events,
             off_threshold=off_threshold, min_duration_s=min_duration_s, max_gap_s=max_gap_s, median=median, plot=plot,
             frames=frames)
+        plan = dataclasses.replace(plan, weights=None if weights is None else os.path.abspath(weights))
         return cls(paths, plan, label_set, choice, float(window), float(hop), device, batch_size, frames, runtime,
                    precision, engine, address, shard_windows, workers, threads_per_worker)
 

@@ -14,6 +14,7 @@ from ..outputs.recording import choose_formats, text_sink
 from ..outputs.thresholds import given_thresholds
 from ..pipeline.result import TaggerStats
 from .job import ModelChoice, Reporter, SilentReporter, build_tagger
+from .signals import exit_code
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class ListenSummary:
     sample_rate: int
     latencies_s: tuple[float, ...] = ()
     interrupted: bool = False
+    exit_code: int = 0  # after an interrupt: 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)
 
     def latency_ms(self) -> tuple[float, float, float] | None:
         """(p50, p95, max) latency in ms, or None without windows."""
@@ -102,7 +104,7 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None, model: TaggingM
     latencies: list[float] = []
     tagger.subscribe(sink)
     tagger.subscribe(lambda r: latencies.append(r.latency_s) if r.latency_s is not None else None)
-    interrupted = False
+    interrupted, code = False, 0
     error: StreamtagError | None = None
     try:
         tagger.warm_up()
@@ -113,8 +115,8 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None, model: TaggingM
             if not tagger.join(timeout=job.duration_s):
                 source.close()  # end of capture: the last windows are still published
                 tagger.join()
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as e:
+            interrupted, code = True, exit_code(e)
             source.close()
             tagger.join(timeout=10)
     except StreamtagError as e:
@@ -124,7 +126,7 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None, model: TaggingM
         sink.close()
         if own is not None:
             own.commit()
-    summary = ListenSummary(tagger.stats, tagger.sample_rate, tuple(latencies), interrupted)
+    summary = ListenSummary(tagger.stats, tagger.sample_rate, tuple(latencies), interrupted, code)
     if error is not None:
         raise error
     return summary

@@ -5,36 +5,52 @@ import os
 import time
 
 from ..audio.sources import FileSource
-from ..errors import ConfigError, StreamtagError
+from ..errors import OutputError, StreamtagError
 from ..outputs.recording import RecordingOutputs, recording_stems
-from ..outputs.sinks import open_text
+from ..outputs.sinks import open_text, remove_stale_partials
 from ..pipeline.tagger import Tagger
 from .job import Reporter, RunSummary, TagJob
+from .signals import exit_code
 
 
 def run_locally(job: TagJob, tagger: Tagger, reporter: Reporter) -> RunSummary:
     """Tag every input with `tagger`; a file that fails is reported and the others still run.
 
-    Ctrl-C ends the run with `interrupted` set; what was written to a shared output file stays
-    (complete lines), unfinished per-file outputs are discarded.
+    With an output folder, recordings whose outputs are already complete (same settings) are
+    skipped, and temporary files that killed runs left there are removed first. Ctrl-C (or SIGTERM
+    under `interrupts_from_signals`) ends the run with `interrupted` set: what was written to a
+    shared output file stays (complete lines), unfinished per-file outputs are discarded. An output
+    that cannot be written (full disk, no permission, closed pipe) ends the run with `OutputError`;
+    the recordings finished before it keep their outputs.
     """
     t0 = time.monotonic()
     plan = job.plan
     summary = RunSummary(files=len(job.inputs), workers=1, engine="local")
+    folder = plan.output_dir or (os.path.dirname(os.path.abspath(plan.output)) if plan.output not in (None, "-")
+                                 else None)
+    if folder is not None:
+        stale = remove_stale_partials(folder)
+        if stale:
+            reporter.notice(f"removed {len(stale)} temporary file(s) left by an interrupted run in {folder}")
     shared_out = shared_file = None
     if not plan.output_dir and plan.formats[0] != "npz":
         try:
             shared_out, shared_file = open_text(plan.output or "-")
         except OSError as e:
-            raise ConfigError(f"cannot write {plan.output}: {e.strerror or e}") from None
+            raise OutputError.writing(plan.output, e) from None
         if shared_file is None:  # standard output: printed rows and progress displays take turns
             shared_out = reporter.text_output(shared_out)
     try:
         for i, (path, stem) in enumerate(zip(job.inputs, recording_stems(list(job.inputs)))):
+            if plan.output_dir and plan.is_complete(stem, tagger):
+                summary.skipped.append(path)
+                continue
             try:
                 label = os.path.basename(path) if len(job.inputs) == 1 else \
                     f"[{i + 1}/{len(job.inputs)}] {os.path.basename(path)}"
                 n = tag_recording(tagger, job, path, stem, shared_out, i == 0, reporter, label)
+            except OutputError:
+                raise  # the next recording would fail the same way
             except StreamtagError as e:
                 summary.failed.append({"path": path, "error": str(e)})
                 reporter.error(str(e))
@@ -42,15 +58,24 @@ def run_locally(job: TagJob, tagger: Tagger, reporter: Reporter) -> RunSummary:
             summary.completed += 1
             summary.windows += n
             summary.audio_s += tagger.stats.audio_s
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         summary.interrupted = True
+        summary.exit_code = exit_code(e)
     finally:
-        if shared_file is not None:
-            shared_file.commit()  # everything written so far is complete lines
-        elif shared_out is not None:
-            shared_out.flush()
+        _close_shared(plan, shared_out, shared_file)
     summary.elapsed_s = time.monotonic() - t0
     return summary
+
+
+def _close_shared(plan, shared_out, shared_file) -> None:
+    """Commit the shared output file (its lines are complete), or flush standard output."""
+    try:
+        if shared_file is not None:
+            shared_file.commit()
+        elif shared_out is not None:
+            shared_out.flush()
+    except OSError as e:
+        raise OutputError.writing(plan.output if shared_file is not None else "standard output", e) from None
 
 
 def tag_recording(tagger: Tagger, job: TagJob, path: str, stem: str, shared_out, first: bool,
@@ -58,6 +83,7 @@ def tag_recording(tagger: Tagger, job: TagJob, path: str, stem: str, shared_out,
     """Tag one file and write every planned output of it (all or none); returns its window count."""
     source = FileSource(path)
     outputs = RecordingOutputs(job.plan, tagger, path, stem, shared_out, first)
+    outputs.on_error = tagger.stop  # an output that cannot be written: stop tagging this file
     subscribers: list = [outputs]
     bar = reporter.progress_bar(label or os.path.basename(path), source.duration_s,
                                 tagger.window.total(source.expected_samples(tagger.sample_rate)))

@@ -17,10 +17,11 @@ from typing import Callable
 from ..errors import ConfigError, StreamtagError
 from ..models import Labels, TaggingModel, create_model
 from ..outputs.recording import OutputPlan, RecordingOutputs, recording_stems
-from ..outputs.sinks import open_text
+from ..outputs.sinks import open_text, remove_stale_partials
 from ..windows import WindowSpec
 from .archive import Shard, count_windows, plan_shards, shard_results, tag_shard
 from .job import DEFAULT_SHARD_WINDOWS, ModelChoice, Reporter, RunSummary, SilentReporter, TagJob
+from .signals import exit_code
 
 SUMMARY_FILE = "run_summary.json"
 
@@ -117,6 +118,9 @@ def run_on_ray(job: TagJob, model: TaggingModel, reporter: Reporter) -> RunSumma
     if model.spec.family == "ensemble":
         raise ConfigError("the Ray engine runs one registered model (not an ensemble)")
     plan, output_dir = job.plan, job.plan.output_dir
+    stale = remove_stale_partials(output_dir)
+    if stale:
+        reporter.notice(f"removed {len(stale)} temporary file(s) left by an interrupted run in {output_dir}")
     spec = model.spec
     win = WindowSpec.from_seconds(job.window_s, job.hop_s, model.sample_rate, model.min_samples)
     run = _Run(job.labels, win, spec.name, model.sample_rate)
@@ -158,27 +162,31 @@ def run_on_ray(job: TagJob, model: TaggingModel, reporter: Reporter) -> RunSumma
         done: dict[int, dict[int, bytes]] = {i: {} for i in shards}
         bad: set[int] = set()
         windows_done, last_say = 0, 0.0
-        for row in out.iter_rows():
-            i, j = int(row["file"]), int(row["index"])
-            if i in bad:
-                continue
-            if row["error"]:
-                bad.add(i)
-                summary.failed.append({"path": paths[i], "error": str(row["error"])})
-                reporter.error(str(row["error"]))
-                continue
-            done[i][j] = row["payload"]
-            windows_done += shards[i][j].windows
-            if len(done[i]) == len(shards[i]):
-                n_windows = _write_file(plan, run, paths[i], stems[i], shards[i], done.pop(i), seconds[i])
-                summary.windows += n_windows
-                summary.audio_s += seconds[i]
-                summary.completed += 1
-            now = time.monotonic()
-            if now - last_say >= 1.0 or windows_done == total_windows:
-                last_say = now
-                reporter.progress(f"files {summary.completed + len(summary.skipped)}/{summary.files}, windows "
-                                  f"{windows_done}/{total_windows}, {windows_done / max(now - t0, 1e-9):.1f} windows/s")
+        try:
+            for row in out.iter_rows():
+                i, j = int(row["file"]), int(row["index"])
+                if i in bad:
+                    continue
+                if row["error"]:
+                    bad.add(i)
+                    summary.failed.append({"path": paths[i], "error": str(row["error"])})
+                    reporter.error(str(row["error"]))
+                    continue
+                done[i][j] = row["payload"]
+                windows_done += shards[i][j].windows
+                if len(done[i]) == len(shards[i]):
+                    n_windows = _write_file(plan, run, paths[i], stems[i], shards[i], done.pop(i), seconds[i])
+                    summary.windows += n_windows
+                    summary.audio_s += seconds[i]
+                    summary.completed += 1
+                now = time.monotonic()
+                if now - last_say >= 1.0 or windows_done == total_windows:
+                    last_say = now
+                    reporter.progress(f"files {summary.completed + len(summary.skipped)}/{summary.files}, windows "
+                                      f"{windows_done}/{total_windows}, "
+                                      f"{windows_done / max(now - t0, 1e-9):.1f} windows/s")
+        except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM: the files finished so far stay
+            summary.interrupted, summary.exit_code = True, exit_code(e)
     summary.elapsed_s = time.monotonic() - t0
     _write_summary(output_dir, summary)
     return summary

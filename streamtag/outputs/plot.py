@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
 from .events import Event, window_slice
+from .sinks import AtomicFile
 
 
 def window_tiles(start_s: np.ndarray, end_s: np.ndarray, audio_s: float | None = None) -> np.ndarray:
@@ -63,7 +65,12 @@ def plot_scores(path: str | os.PathLike, start_s: np.ndarray, end_s: np.ndarray,
     fig.colorbar(im, ax=ax, pad=0.01, label="score")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    tmp = f"{os.fspath(path)}.partial.png"
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    out = AtomicFile(path, binary=True)
+    try:
+        fig.savefig(out.file, format=Path(path).suffix[1:].lower() or "png")
+        out.commit()
+    except BaseException:
+        out.discard()
+        raise
+    finally:
+        plt.close(fig)

@@ -5,12 +5,12 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import IO, Protocol, Sequence
+from typing import IO, Callable, Protocol, Sequence
 
 import numpy as np
 
 from .. import __version__
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from ..models.labels import Labels
 from ..pipeline.result import WindowResult
 from ..windows import WindowSpec
@@ -72,6 +72,7 @@ class OutputPlan:
     output: str | None = None  # one file (or "-") for a single recording
     output_dir: str | None = None  # one file per recording and format, plus a sidecar
     plot_path: str | None = None
+    weights: str | None = None  # the checkpoint given instead of the official one (recorded; part of resume)
 
     @classmethod
     def from_options(cls, labels: Labels, *, formats: Sequence[str] = (), output: str | None = None,
@@ -145,7 +146,8 @@ class OutputPlan:
             return False
         same = (meta.get("model") == info.model_name and meta.get("window_s") == info.window.window_s
                 and meta.get("hop_s") == info.window.hop_s and meta.get("formats") == list(self.formats)
-                and meta.get("thresholds") == self.thresholds_record(info.labels))
+                and meta.get("thresholds") == self.thresholds_record(info.labels)
+                and meta.get("weights") == self.weights)
         return same and all(self.dest(stem, f).is_file() for f in self.formats)
 
     def thresholds_record(self, labels: Labels) -> dict:
@@ -165,9 +167,15 @@ class RecordingOutputs:
         self.sinks: list = []
         self.files: list[AtomicFile] = []
         self.event_writers: list[tuple[str, IO[str]]] = []
+        self._dest: dict[int, str] = {}  # id(sink or stream) -> where it writes
+        self.error: tuple[str, BaseException] | None = None  # the first write that failed, raised by finish()
+        self.on_error: Callable[[], None] | None = None  # called once, on that failure (e.g. tagger.stop)
         try:
             for fmt in plan.formats:
                 self._open(fmt, shared_out)
+        except OSError as e:
+            self.discard()
+            raise OutputError.writing(self._failed_dest(fmt), e) from None
         except BaseException:
             self.discard()
             raise
@@ -183,21 +191,38 @@ class RecordingOutputs:
         plan, info = self.plan, self.info
         if fmt == "npz":
             dest = plan.dest(self.stem, fmt) if plan.output_dir else plan.output
-            self.sinks.append(NpzSink(dest, info.labels, source=self.path, hop_s=info.window.hop_s))
+            sink = NpzSink(dest, info.labels, source=self.path, hop_s=info.window.hop_s)
+            self.sinks.append(sink)
+            self._dest[id(sink)] = str(dest)
             return
         if plan.output_dir:
             out, own = open_text(plan.dest(self.stem, fmt))
             self.files.append(own)
+            where = str(own.path)
         else:
-            out = shared_out
+            out, where = shared_out, plan.output if plan.output not in (None, "-") else "standard output"
+        self._dest[id(out)] = where
         if fmt in EVENT_FORMATS or plan.as_events:
             self.event_writers.append((fmt, out))
         else:
-            self.sinks.append(text_sink(fmt, out, self.path, plan.tags, header=self.first or bool(plan.output_dir)))
+            sink = text_sink(fmt, out, self.path, plan.tags, header=self.first or bool(plan.output_dir))
+            self.sinks.append(sink)
+            self._dest[id(sink)] = where
+
+    def _failed_dest(self, fmt: str) -> str:
+        return str(self.plan.dest(self.stem, fmt)) if self.plan.output_dir else str(self.plan.output or "standard output")
 
     def __call__(self, r: WindowResult) -> None:
+        if self.error is not None:
+            return  # this recording's outputs are lost already; finish() says why
         for sink in self.sinks:
-            sink(r)
+            try:
+                sink(r)
+            except Exception as e:  # a full disk, a closed pipe: the whole recording fails, loudly
+                self.error = (self._dest.get(id(sink), self.path), e)
+                if self.on_error is not None:
+                    self.on_error()
+                return
         if self.plan.plot_path:
             self.plot_rows.append((r.start_s, r.end_s, r.scores))
 
@@ -207,18 +232,30 @@ class RecordingOutputs:
         `audio_s`: the recording's length, where events and the plot end (else the last window's end).
         """
         self.audio_s = audio_s
+        where = self.path
         try:
+            if self.error is not None:
+                where, error = self.error
+                raise error
             for sink in self.sinks:
+                where = self._dest.get(id(sink), self.path)
                 sink.close(audio_s) if sink is self.detector else sink.close()
             events = self.detector.events if self.detector is not None else []
             for fmt, out in self.event_writers:
+                where = self._dest.get(id(out), self.path)
                 self._write_events(fmt, out, events)
             if self.plan.plot_path:
+                where = self.plan.plot_path
                 self._plot(events)
             for own in self.files:
+                where = str(own.path)
                 own.commit()
             if self.plan.output_dir:
+                where = str(self.plan.sidecar(self.stem))
                 self._sidecar()  # last: its presence marks the recording complete (resume)
+        except OSError as e:
+            self.discard()
+            raise OutputError.writing(where, e) from None
         except BaseException:
             self.discard()
             raise
@@ -255,7 +292,8 @@ class RecordingOutputs:
 
     def _sidecar(self) -> None:
         w = self.info.window
-        meta = {"source": self.path, "model": self.info.model_name, "window_s": w.window_s, "hop_s": w.hop_s,
+        meta = {"source": self.path, "model": self.info.model_name, "weights": self.plan.weights,
+                "window_s": w.window_s, "hop_s": w.hop_s,
                 "streamtag_version": __version__, "formats": list(self.plan.formats),
                 "events": dataclasses.asdict(self.plan.settings) | {"labels": None, "per_class": None},
                 "thresholds": self.plan.thresholds_record(self.info.labels)}

@@ -4,8 +4,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import socket
 import sys
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,24 +20,110 @@ from ..models.labels import Labels
 from ..pipeline.result import WindowResult
 
 
+PARTIAL_SUFFIX = ".partial"
+STALE_AFTER_S = 24 * 3600  # a temporary file of another machine's run is stale after a day
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _owner_tag() -> str:
+    return f"{socket.gethostname().replace('.', '-')}-{os.getpid()}"
+
+
 class AtomicFile:
-    """A file written under a temporary name and renamed into place on `commit()`; `discard()` drops it."""
+    """A file written under a temporary name and renamed into place on `commit()`; `discard()` drops it.
+
+    The file gets the mode `open()` would give it under the current umask. The temporary name,
+    `.<name>.<host>-<pid>.<random>.partial`, lets a later run recognise it as stale.
+    """
 
     def __init__(self, path: str | os.PathLike, binary: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{_owner_tag()}.", suffix=PARTIAL_SUFFIX,
+                                        dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())
+        except OSError:
+            pass  # a file system without modes (e.g. some network shares)
         self.file: IO = os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": "",
                                                                                     "encoding": "utf-8"}))
 
     def commit(self) -> None:
-        self.file.close()
-        os.replace(self.tmp, self.path)
+        """Flush, close and rename into place; on failure the temporary file is removed and the error raised."""
+        try:
+            self.file.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
 
     def discard(self) -> None:
-        self.file.close()
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        """Drop the temporary file, even when closing it fails (a full disk fails the last flush)."""
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        finally:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+
+
+def remove_stale_partials(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that killed streamtag runs left in `folder`: those of this machine whose
+    process is gone, and other machines' older than a day. Returns what was removed."""
+    removed = []
+    try:
+        entries = list(Path(folder).glob(f".*{PARTIAL_SUFFIX}"))
+    except OSError:
+        return removed
+    host = socket.gethostname().replace(".", "-")
+    for p in entries:
+        owner = _partial_owner(p.name)
+        if owner is None:
+            continue  # not of streamtag's naming
+        their_host, pid = owner
+        try:
+            stale = (not _alive(pid)) if their_host == host else time.time() - p.stat().st_mtime > STALE_AFTER_S
+            if stale:
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            continue
+    return removed
+
+
+def _partial_owner(name: str) -> tuple[str, int] | None:
+    """(host, pid) from `.<name>.<host>-<pid>.<random>.partial`, or None for another naming."""
+    parts = name[: -len(PARTIAL_SUFFIX)].split(".")
+    if len(parts) < 4 or parts[0] != "":
+        return None
+    host, _, pid = parts[-2].rpartition("-")
+    return (host, int(pid)) if host and pid.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 @dataclass(frozen=True)
@@ -208,4 +296,4 @@ def open_text(path: str | os.PathLike) -> tuple[IO[str], AtomicFile | None]:
     return f.file, f
 
 
-__all__ = ["AtomicFile", "CSV_COLUMNS", "CsvSink", "JsonlSink", "NpzSink", "TagFilter", "TextSink", "open_text"]
+__all__ = ["AtomicFile", "remove_stale_partials", "CSV_COLUMNS", "CsvSink", "JsonlSink", "NpzSink", "TagFilter", "TextSink", "open_text"]
