@@ -178,16 +178,16 @@ def main() -> None:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Heat map PNG of the top labels with events (one input; with --output-dir, one per input).")
 @click.option("--frames", is_flag=True, help="NPZ also holds frame-level embeddings and their times (transformers).")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+@click.option("--engine", type=click.Choice(["local", "ray"], case_sensitive=False), default="local", show_default=True,
               help="ray: shard the inputs over a Ray cluster (needs --output-dir and streamtag[ray]).")
 @click.option("--address", default=None, help="Ray cluster: auto, ray://host:port (default: start a local Ray).")
 @click.option("--shard-windows", type=click.IntRange(min=1), default=256, show_default=True,
               help="Ray: windows per shard of a long file.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Ray: model replicas (default: one per GPU, else one per CPU).")
-@click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
+@click.option("--runtime", type=click.Choice(RUNTIMES, case_sensitive=False), default="auto", show_default=True,
               help="What runs the network on CPU: auto (OpenVINO for MobileNets when installed), torch, openvino.")
-@click.option("--precision", type=click.Choice(PRECISION_NAMES), default="fp32", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISION_NAMES, case_sensitive=False), default="fp32", show_default=True,
               help="fp32 (exact); bf16 autocast (CPU with bf16 units, or CUDA; scores move, see README); fp16 (CUDA).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line, summary or notices.")
 @click.option("--progress/--no-progress", default=None,
@@ -290,7 +290,7 @@ def models_cmd(as_json: bool, pattern: str) -> None:
 @click.option("--live-seconds", default=20.0, show_default=True, type=float, help="Live simulation length.")
 @click.option("--baseline/--no-baseline", default=True, help="Also run the naive per-window loop.")
 @click.option("--live/--no-live", default=True, help="Also run the live real-time simulation.")
-@click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True, help="streamtag's CPU runtime.")
+@click.option("--runtime", type=click.Choice(RUNTIMES, case_sensitive=False), default="auto", show_default=True, help="streamtag's CPU runtime.")
 @click.option("--reference-code", type=click.Path(exists=True, file_okay=False), default=None,
               help="An EfficientAT checkout: compare whole processes against its official EATagger instead.")
 @click.option("--reference-python", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -362,11 +362,11 @@ def devices(as_json: bool) -> None:
               help="Hide tags below this score; label=score pairs give classes their own (0.2,Dog=0.5).")
 @click.option("--thresholds", "thresholds_path", type=click.Path(dir_okay=False), default=None,
               help="CSV of label,threshold rows: each class's own threshold (--threshold wins).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Output format (default: live view / text).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False), default=None, help="Output format (default: live view / text).")
 @click.option("--output", "-o", default=None, help="Output file, or - for stdout.")
 @click.option("--buffer-seconds", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Audio kept while inference catches up; older unread audio is lost (and counted).")
-@click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
+@click.option("--runtime", type=click.Choice(RUNTIMES, case_sensitive=False), default="auto", show_default=True,
               help="What runs the network on CPU: auto, torch, openvino.")
 @click.option("--quiet", "-q", is_flag=True, help="No notices or latency summary.")
 def listen(input_, device, model_name, weights, labels_path, window, hop, duration, top_k, threshold, thresholds_path,

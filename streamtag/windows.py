@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 
+MAX_SECONDS = 1e7  # window and hop: sample positions stay far inside int64 at any rate
+
 
 @dataclass(frozen=True)
 class WindowSpec:
@@ -23,6 +25,8 @@ class WindowSpec:
                 raise ConfigError(f"{name} must be a finite number of seconds, got {value!r}")
             if value <= 0:
                 raise ConfigError(f"{name} must be > 0 seconds, got {value}")
+            if value > MAX_SECONDS:
+                raise ConfigError(f"{name} must be at most {MAX_SECONDS:g} s (115 days), got {value:g}")
         w, h = round(window_s * rate), round(hop_s * rate)
         if w < min_samples:
             raise ConfigError(

@@ -71,6 +71,9 @@ class SimulatedLiveSource:
         self.seconds, self.speed, self.rate = seconds, speed, rate
         self.closed = threading.Event()
 
+    def length(self, rate):
+        return None
+
     def blocks(self, rate):
         rng = np.random.default_rng(0)
         block = rate // 10

@@ -124,6 +124,10 @@ class MicrophoneSource:
                 if len(out):
                     yield out
 
+    def length(self, rate: int) -> None:
+        """Unknown: capture runs until stopped."""
+        return None
+
     def blocks(self, rate: int) -> Iterator[np.ndarray | Gap]:
         sd = _sounddevice()
         resampler = StreamResampler(self.sample_rate, rate)

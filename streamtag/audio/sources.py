@@ -15,6 +15,30 @@ from ..errors import AudioReadError, ConfigError
 from .resample import StreamResampler, expected_length
 
 
+MAX_CHANNELS = 64  # more "channels" than this is a [channels, frames] array given the other way round
+
+
+def as_float_samples(samples: object) -> np.ndarray:
+    """Audio as float32 [frames] or [frames, channels] in [-1, 1): floats as they are, integer PCM scaled as
+    soundfile reads it (int8/16/32/64 by 2**(bits-1), uint8 centred on 128); other dtypes raise ConfigError."""
+    x = np.asarray(samples)
+    kind = x.dtype.kind
+    if kind == "f":
+        out = x.astype(np.float32, copy=False)
+    elif kind == "i":
+        out = (x / float(2 ** (8 * x.dtype.itemsize - 1))).astype(np.float32)
+    elif kind == "u" and x.dtype.itemsize == 1:
+        out = ((x.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
+    else:
+        raise ConfigError(f"audio samples must be float or integer PCM (int16, int32, uint8, ...), got {x.dtype}")
+    if out.ndim not in (1, 2):
+        raise ConfigError(f"audio must be [frames] or [frames, channels], got shape {out.shape}")
+    if out.ndim == 2 and out.shape[1] > MAX_CHANNELS:
+        raise ConfigError(f"audio of shape {out.shape} has {out.shape[1]} channels: pass [frames, channels] "
+                          "(a [channels, frames] array transposed: x.T)")
+    return out
+
+
 def downmix(block: np.ndarray) -> np.ndarray:
     """Average channels of a [frames, channels] block in float32, exactly as librosa's to_mono.
 
@@ -65,6 +89,9 @@ class AudioSource(Protocol):
     def blocks(self, rate: int) -> Iterator[np.ndarray | Gap]:
         """Yield float32 mono blocks resampled to `rate` (or a `Gap` for lost audio), until the stream ends."""
 
+    def length(self, rate: int) -> int | None:
+        """Samples the stream will hold at `rate` when known before reading (files), else None."""
+
     def close(self) -> None:
         """Release the underlying device or file; safe to call twice."""
 
@@ -76,6 +103,20 @@ def path_problem(path: str | os.PathLike) -> str | None:
     if not os.path.exists(path):
         return f"{os.fspath(path)}: no such file"
     return None
+
+
+UNREAD_CONTAINERS = {".m4a": "AAC or ALAC in MP4", ".m4b": "AAC in MP4", ".mp4": "MP4", ".aac": "raw AAC",
+                     ".mov": "QuickTime", ".mkv": "Matroska", ".webm": "WebM", ".wma": "Windows Media",
+                     ".amr": "AMR", ".ac3": "AC-3"}
+
+
+def _format_hint(path: str) -> str:
+    """What to do with a container libsndfile does not read (empty for others)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in UNREAD_CONTAINERS:
+        return ""
+    return (f"; libsndfile reads WAV, FLAC, Ogg/Opus, MP3 and AIFF but not {UNREAD_CONTAINERS[ext]}: convert it "
+            f"first, e.g. ffmpeg -i {os.path.basename(path)} {os.path.splitext(os.path.basename(path))[0]}.flac")
 
 
 SHARD_LEAD_S = 0.25  # resampler lead-in before a shard's first sample (its transient lasts < 0.1 s)
@@ -105,7 +146,8 @@ class FileSource:
         try:
             info = sf.info(self.path)
         except Exception as e:  # soundfile raises RuntimeError/LibsndfileError/TypeError
-            raise AudioReadError(f"{self.path}: not a readable audio file ({_one_line(e)})") from None
+            raise AudioReadError(f"{self.path}: not a readable audio file ({_one_line(e)}){_format_hint(self.path)}") \
+                from None
         if info.frames == 0:
             raise AudioReadError(f"{self.path}: contains no audio frames")
         self.sample_rate = int(info.samplerate)
@@ -122,8 +164,13 @@ class FileSource:
         return self.frames / self.sample_rate
 
     def expected_samples(self, rate: int) -> int:
-        """Samples the stream will hold at `rate` (what the resampler's output is fixed to)."""
+        """Samples the whole file's stream holds at `rate` (what the resampler's output is fixed to)."""
         return expected_length(self.frames, self.sample_rate, rate)
+
+    def length(self, rate: int) -> int:
+        """Samples of the selected part at `rate`."""
+        total = self.expected_samples(rate)
+        return max(0, (total if self.stop is None else min(self.stop, total)) - self.start)
 
     def blocks(self, rate: int) -> Iterator[np.ndarray]:
         resampler = StreamResampler(self.sample_rate, rate)
@@ -247,7 +294,7 @@ class ArraySource:
                     f"sample rate changed mid-stream ({self.sample_rate} -> {sample_rate}); start a new stream")
         if self.sample_rate is None:
             raise ConfigError("the first feed() must give sample_rate")
-        mono, bad = replace_nonfinite(downmix(samples).copy())
+        mono, bad = replace_nonfinite(downmix(as_float_samples(samples)).copy())
         self.nonfinite += bad
         self._put(mono)
 
@@ -265,6 +312,10 @@ class ArraySource:
             except queue.Full:
                 if self.live and item is not _END:
                     raise ConfigError("live ArraySource queue is full: the consumer has stopped") from None
+
+    def length(self, rate: int) -> None:
+        """Unknown: pushed audio ends when the application says so."""
+        return None
 
     def blocks(self, rate: int) -> Iterator[np.ndarray]:
         resampler: StreamResampler | None = None

@@ -18,6 +18,12 @@ LABELS_LICENSE = "AudioSet ontology, CC BY 4.0 (Google)"
 NUM_CLASSES = 527
 
 
+
+def _loose(name: str) -> str:
+    """A label name for forgiving comparison: lower case, `_` and `-` as spaces, single spaces."""
+    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+
+
 @dataclass(frozen=True)
 class Labels:
     """AudioSet class ids and display names; index i is model output i."""
@@ -29,13 +35,19 @@ class Labels:
         return len(self.names)
 
     def index(self, name_or_mid: str) -> int:
-        """Index of a display name or mid (case-insensitive); unknown names list close matches."""
+        """Index of a display name or mid, matched without regard to case, repeated spaces or `_` for a
+        space (`bow-wow`, `BOW-WOW`, `male_speech,_man_speaking`); unknown names list close matches."""
         key = name_or_mid.strip().lower()
         for table in (self.names, self.mids):
             for i, v in enumerate(table):
                 if v.lower() == key:
                     return i
-        close = difflib.get_close_matches(name_or_mid, self.names, n=3, cutoff=0.6)
+        loose = _loose(name_or_mid)
+        for i, v in enumerate(self.names):
+            if _loose(v) == loose:
+                return i
+        close = difflib.get_close_matches(name_or_mid.strip(), self.names, n=3, cutoff=0.6) or \
+            [self.names[i] for i, v in enumerate(self.names) if _loose(v).startswith(loose)][:3]
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise LabelsError(f"unknown AudioSet label {name_or_mid!r}{hint}")
 

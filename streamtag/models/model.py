@@ -23,6 +23,18 @@ from .weights import ResolvedFile
 log = logging.getLogger("streamtag")
 
 
+
+def check_waveforms(wave: object, dims: int, layout: str) -> None:
+    """ConfigError unless `wave` is a floating-point tensor of `dims` dimensions (`layout`, in [-1, 1))."""
+    if not isinstance(wave, Tensor):
+        raise ConfigError(f"a model takes a torch.Tensor {layout}, got {type(wave).__name__} "
+                          "(torch.from_numpy(x) for a NumPy array)")
+    if not wave.is_floating_point():
+        raise ConfigError(f"a model takes float waveforms in [-1, 1), got {wave.dtype} (scale integer PCM first: "
+                          "int16 / 32768)")
+    if wave.dim() != dims:
+        raise ConfigError(f"a model takes waveforms {layout}, got shape {tuple(wave.shape)}")
+
 class ModelOutput(NamedTuple):
     """One model call: logits [B, 527] (None for embedding-only models), embeddings [B, D], frames [B, F, Df] | None."""
 
@@ -151,11 +163,13 @@ class SingleModel(TaggingModel):
         return np.asarray(rows, np.float64) * (self.frontend.hop_length / self.frontend.sample_rate)
 
     def forward(self, wave: Tensor, lengths: Tensor | None = None) -> ModelOutput:
+        check_waveforms(wave, 2, "[batch, samples]")
         with torch.autocast(device_type=wave.device.type, enabled=False):  # front-ends run in float32
             features = self.frontend(wave)
         return self.run_network(features, lengths, wave.shape[-1])
 
     def forward_windows(self, span: Tensor, count: int, step: int, window: int) -> ModelOutput:
+        check_waveforms(span, 1, "[samples]")
         if count > 1 and self.frontend.can_share_frames(window, step):
             with torch.autocast(device_type=span.device.type, enabled=False):
                 features = self.frontend.windows(span, count, step, window)

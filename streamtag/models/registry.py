@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from .model import Network
 
 
+
+def model_key(name: str) -> str:
+    """`name` as registry names are written: lower case, `_` for `-` and spaces."""
+    return name.strip().lower().replace("-", "_").replace(" ", "_")
+
 class _ReadOnlyArch(dict):
     """The deprecated `spec.arch` view: readable, and a clear error instead of a silent no-op on writes."""
 
@@ -111,19 +116,24 @@ class Registry:
                 self.models[spec.name] = spec
 
     def get(self, name: str) -> ModelSpec:
-        """The entry for `name`; an unknown name raises with the closest matches."""
-        try:
-            return self.models[name]
-        except KeyError:
-            close = difflib.get_close_matches(str(name), list(self.models), n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise UnknownModelError(
-                f"unknown model {name!r}{hint} (`streamtag models` lists all {len(self.models)})") from None
+        """The entry for `name`, matched without regard to case, spaces or `-`/`_` (MN10-AS is mn10_as); an
+        unknown name raises with the closest matches."""
+        spec = self.models.get(name)
+        if spec is not None:
+            return spec
+        key = model_key(str(name))
+        for registered, spec in self.models.items():
+            if model_key(registered) == key:
+                return spec
+        close = difflib.get_close_matches(key, list(self.models), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownModelError(f"unknown model {name!r}{hint} (`streamtag models` lists all {len(self.models)})")
 
     def list(self, pattern: str = "*") -> list[ModelSpec]:
         """The entry named `pattern`, else those matching it as a shell-style pattern, or containing it; in order."""
         if pattern in self.models:  # a full name: that entry only
             return [self.models[pattern]]
+        pattern = model_key(pattern)
         if not any(c in pattern for c in "*?["):
             return [s for s in self.models.values() if pattern in s.name]
         return [s for s in self.models.values() if fnmatch.fnmatch(s.name, pattern)]

@@ -55,6 +55,9 @@ class _Open:
     below_since: float | None = None  # core end of the last window above `off`, once it dropped
 
 
+MAX_MEDIAN = 999  # windows: the smoothing buffer holds this many score vectors
+
+
 @dataclass(frozen=True)
 class EventSettings:
     """Thresholds and timing of `EventDetector` (defaults suit EfficientAT scores at 1 s / 0.5 s)."""
@@ -71,8 +74,9 @@ class EventSettings:
         for on, off in [(self.on, self.off)] + [(on, off) for _, on, off in self.per_class]:
             if not 0 <= off <= on <= 1:
                 raise ConfigError(f"event thresholds need 0 <= off <= on <= 1, got on={on} off={off}")
-        if self.median < 1 or self.median % 2 == 0:
-            raise ConfigError(f"median smoothing must be an odd number of windows >= 1, got {self.median}")
+        if self.median < 1 or self.median % 2 == 0 or self.median > MAX_MEDIAN:
+            raise ConfigError(f"median smoothing must be an odd number of windows from 1 to {MAX_MEDIAN}, "
+                              f"got {self.median}")
         if self.min_duration_s < 0 or self.max_gap_s < 0:
             raise ConfigError("the shortest event and the largest gap must be >= 0 s")
 

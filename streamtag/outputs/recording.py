@@ -41,7 +41,7 @@ SCORE_FORMATS = ("csv",) + EVENT_FORMATS  # formats made of tags: they need a mo
 def choose_formats(requested: Sequence[str] = (), output: str | None = None, output_dir: str | None = None) -> list[str]:
     """The formats to write: those requested (each may be comma-separated), else from the output's
     extension, else jsonl into a folder or text on stdout."""
-    fmts = [f.strip() for v in requested for f in v.split(",") if f.strip()]
+    fmts = [f.strip().lower() for v in requested for f in v.split(",") if f.strip()]
     for f in fmts:
         if f not in FORMATS + EVENT_FORMATS:
             raise ConfigError(f"unknown format {f!r} (use {', '.join(FORMATS + EVENT_FORMATS)})")

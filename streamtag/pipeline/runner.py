@@ -1,6 +1,7 @@
 """Runs a model on batches of windows on the chosen device and returns numpy scores and embeddings."""
 from __future__ import annotations
 
+import difflib
 from typing import NamedTuple
 
 import numpy as np
@@ -24,12 +25,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """'auto' picks CUDA when present, else CPU; an unavailable or unknown device is an error."""
     if isinstance(device, torch.device):
         return device
+    device = str(device).strip().lower()
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r} (use auto, cpu or cuda)") from None
+        close = difflib.get_close_matches(device, ["auto", "cpu", "cuda"], n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"unknown device {device!r} ({hint}use auto, cpu or cuda)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but no CUDA GPU is available (use device cpu or auto)")
     if dev.type not in ("cpu", "cuda"):

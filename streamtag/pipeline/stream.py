@@ -1,10 +1,12 @@
 """One run of the pipeline: source thread -> ring -> inference worker thread -> dispatcher thread."""
 from __future__ import annotations
 
+import atexit
 import bisect
 import queue
 import threading
 import time
+import weakref
 from collections import deque
 from typing import Callable
 
@@ -15,11 +17,37 @@ from ..audio.sources import AudioSource, Gap
 from ..models.labels import Labels
 from ..windows import WindowScheduler, WindowSpec
 from .dispatcher import SubscriberList
+from .memory import check_run_memory, ring_samples
 from .result import TaggerStats, WindowResult
 from .runner import ModelRunner
 
 _END = object()
 POLL_S = 0.1  # how often blocked threads look at the stop flag
+EXIT_WAIT_S = 5.0  # at interpreter exit, how long running streams get to stop
+
+_running: "weakref.WeakSet[Stream]" = weakref.WeakSet()
+_exit_hook = threading.Lock()
+_exit_hook_installed = False
+
+
+def _stop_running_streams() -> None:
+    """At interpreter exit: stop every stream still running and let its threads leave native code (a thread
+    killed inside torch or OpenVINO aborts the process)."""
+    streams = list(_running)
+    for stream in streams:
+        stream.stop()
+    deadline = time.monotonic() + EXIT_WAIT_S
+    for stream in streams:
+        stream.wait(max(0.0, deadline - time.monotonic()))
+
+
+def _track(stream: "Stream") -> None:
+    global _exit_hook_installed
+    with _exit_hook:
+        if not _exit_hook_installed:
+            atexit.register(_stop_running_streams)
+            _exit_hook_installed = True
+        _running.add(stream)
 
 
 class Stream:
@@ -40,14 +68,12 @@ class Stream:
         self.model_name = model_name
         self.subscribers = subscribers
         self.live = source.live
+        length = source.length(spec.rate)
+        if length is not None:  # a file: no batch needs more windows than it has
+            batch_size = max(1, min(batch_size, spec.total(length)))
+        check_run_memory(spec, batch_size, ring_seconds)
         self.scheduler = WindowScheduler(spec, batch_size, grid=not self.live)
-        # files: room for one full batch of windows plus slack for the writer's next block (less
-        # would deadlock); live: `ring_seconds` of audio if given (at least one window and hop)
-        needed = spec.window + batch_size * spec.hop + spec.rate
-        if ring_seconds is not None:
-            wanted = int(ring_seconds * spec.rate)
-            needed = max(wanted, spec.window + spec.hop) if self.live else max(needed, wanted)
-        self.ring = RingBuffer(needed)
+        self.ring = RingBuffer(ring_samples(spec, batch_size, ring_seconds, self.live))
         self._queue: queue.Queue = queue.Queue(maxsize=8)
         self._stop = threading.Event()
         self._done = threading.Event()
@@ -71,6 +97,7 @@ class Stream:
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         self._t0 = time.monotonic()
+        _track(self)
         for t in self._threads:
             t.start()
 

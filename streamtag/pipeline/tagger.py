@@ -5,16 +5,18 @@ import os
 import queue
 import threading
 import warnings
+import weakref
 from typing import Iterator
 
 import numpy as np
 
-from ..audio.sources import ArraySource, AudioSource, FileSource
+from ..audio.sources import ArraySource, AudioSource, FileSource, as_float_samples
 from ..errors import ConfigError
 from ..models import ModelSpec, TaggingModel, load_labels, resolve_model
 from ..models.labels import Labels
 from ..windows import WindowSpec
 from .dispatcher import Subscriber, SubscriberList, Subscription
+from .memory import check_run_memory
 from .result import TaggerStats, WindowResult
 from .runner import ModelRunner, default_batch_size
 from .stream import POLL_S, Stream
@@ -70,6 +72,9 @@ class Tagger:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
+        # what any run needs (a file's run is checked again with its length: hop > window gaps
+        # make a batch's span long, but a short file has few windows)
+        check_run_memory(self.window, batch_size if self.window.hop <= self.window.window else 1, ring_seconds)
         if self.spec.num_classes not in (0, len(self.labels)):
             raise ConfigError(f"{self.model_name} has {self.spec.num_classes} outputs but the label file "
                               f"has {len(self.labels)} classes")
@@ -78,6 +83,7 @@ class Tagger:
         self._stream: Stream | None = None
         self._source: AudioSource | None = None
         self._lock = threading.Lock()
+        self._dropped: weakref.finalize | None = None
 
     @property
     def sample_rate(self) -> int:
@@ -117,11 +123,17 @@ class Tagger:
             raise ConfigError("this Tagger is already running; stop() or join() it first")
 
     def _new_stream(self, source: AudioSource, subscribers: SubscriberList, on_finish=None) -> Stream:
-        return Stream(source, self.runner, self.window, self.batch_size, subscribers, self.labels,
-                      self.model_name, self.ring_seconds, on_finish)
+        stream = Stream(source, self.runner, self.window, self.batch_size, subscribers, self.labels,
+                        self.model_name, self.ring_seconds, on_finish)
+        if self._dropped is not None:
+            self._dropped.detach()
+        self._dropped = weakref.finalize(self, stream.stop)  # a Tagger dropped mid-run stops its run
+        return stream
 
     def feed(self, samples: np.ndarray, sample_rate: int) -> None:
-        """Push audio ([frames] or [frames, channels]) into the running push stream (starts one if needed)."""
+        """Push audio ([frames] or [frames, channels]; float, or integer PCM scaled as soundfile does) into the
+        running push stream (starts one if needed)."""
+        samples = as_float_samples(samples)
         if self._stream is None or self._stream.done:
             self.start()
         if not isinstance(self._source, ArraySource):
@@ -188,9 +200,9 @@ class Tagger:
         return self.iter_source(FileSource(path))
 
     def tag_array(self, samples: np.ndarray, sample_rate: int) -> Iterator[WindowResult]:
-        """Results of every window of an in-memory signal ([frames] or [frames, channels])."""
+        """Results of every window of an in-memory signal ([frames] or [frames, channels]; float or integer PCM)."""
         src = ArraySource(sample_rate)
-        samples = np.asarray(samples)
+        samples = as_float_samples(samples)  # checked here: the feeding thread cannot report it
         if samples.size == 0:
             raise ConfigError("cannot tag an empty array")
 
