@@ -279,6 +279,8 @@ def benchmark(model: str | None = None, duration: float = 600.0, window: float =
     if model is None:
         model = DEFAULT_MODEL if weights is not None else BUNDLED_MODEL
     WindowSpec.from_seconds(window, hop, 32000)  # bad windows fail here, before any subprocess starts
+    if threads is not None and threads < 1:
+        raise ConfigError(f"threads must be at least 1, got {threads}")
     if file is None and not (math.isfinite(duration) and 0 < duration <= MAX_SYNTH_S):
         raise ConfigError(f"the benchmark's audio must last more than 0 and at most {MAX_SYNTH_S:g} s, "
                           f"got {duration:g} s")

@@ -404,11 +404,9 @@ def evaluate(predicted, reference, collar, onsets_only, all_labels, as_json) -> 
     """Event-based precision, recall and F1 of PREDICTED events (streamtag events JSONL/CSV, Audacity or
     Raven files) against a reference list, per label and overall."""
     from .outputs.evaluation import event_scores, overall, read_segments
-    try:
+    with user_errors():
         ref, est = read_segments(reference), read_segments(predicted)
-    except StreamtagError as e:
-        raise fail(str(e)) from None
-    per = event_scores(ref, est, collar, offsets=not onsets_only, only_reference_labels=not all_labels)
+        per = event_scores(ref, est, collar, offsets=not onsets_only, only_reference_labels=not all_labels)
     tot = overall(per)
     rows = {k: {"tp": v.tp, "fp": v.fp, "fn": v.fn, "precision": v.precision, "recall": v.recall, "f1": v.f1}
             for k, v in [*per.items(), ("overall", tot)]}

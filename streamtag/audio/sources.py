@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import queue
+import shlex
 import threading
 from dataclasses import dataclass
 from typing import Iterator, Protocol
@@ -115,8 +116,9 @@ def _format_hint(path: str) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext not in UNREAD_CONTAINERS:
         return ""
+    name = os.path.basename(path)
     return (f"; libsndfile reads WAV, FLAC, Ogg/Opus, MP3 and AIFF but not {UNREAD_CONTAINERS[ext]}: convert it "
-            f"first, e.g. ffmpeg -i {os.path.basename(path)} {os.path.splitext(os.path.basename(path))[0]}.flac")
+            f"first, e.g. ffmpeg -i {shlex.quote(name)} {shlex.quote(os.path.splitext(name)[0] + '.flac')}")
 
 
 SHARD_LEAD_S = 0.25  # resampler lead-in before a shard's first sample (its transient lasts < 0.1 s)

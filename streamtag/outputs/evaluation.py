@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from dataclasses import dataclass
 
@@ -44,20 +45,32 @@ class Scores:
 
 def read_segments(path: str | os.PathLike) -> list[Segment]:
     """Onset, offset, label rows from CSV/TSV (with a header naming onset/offset/label columns),
-    streamtag events JSONL, or an Audacity label file (3 tab-separated columns, no header)."""
+    streamtag events JSONL, or an Audacity label file (3 tab-separated columns, no header).
+    A row that is not a valid event (bad number, offset before onset, no label) raises ConfigError naming it."""
     path = os.fspath(path)
     try:
-        text = open(path, encoding="utf-8").read()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read as text ({getattr(e, 'strerror', None) or e})") from None
+    lines = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
     if not lines:
         return []
-    if lines[0].lstrip().startswith("{"):
-        rows = [json.loads(ln) for ln in lines]
-        return [Segment(float(r["onset_s"]), float(r["offset_s"]), r["label"]) for r in rows]
-    delim = "\t" if "\t" in lines[0] else ","
-    table = list(csv.reader(lines, delimiter=delim))
+    if lines[0][1].lstrip().startswith("{"):
+        out = []
+        for n, ln in lines:
+            try:
+                r = json.loads(ln)
+                out.append(_segment(path, n, r["onset_s"], r["offset_s"], r["label"]))
+            except (ValueError, KeyError, TypeError) as e:
+                if isinstance(e, ConfigError):
+                    raise
+                raise ConfigError(f"{path}, line {n}: not an event row with onset_s, offset_s and label "
+                                  f"({type(e).__name__}: {e})") from None
+        return out
+    delim = "\t" if "\t" in lines[0][1] else ","
+    numbers = [n for n, _ in lines]
+    table = list(csv.reader([ln for _, ln in lines], delimiter=delim))
     head = [c.strip().lower() for c in table[0]]
     pick = {}
     for key, options in (("onset", ("onset_s", "onset", "begin time (s)", "start")),
@@ -66,23 +79,41 @@ def read_segments(path: str | os.PathLike) -> list[Segment]:
     if None in pick.values():
         try:  # Audacity labels: start, end, label, no header
             float(table[0][0])
-            pick, body = {"onset": 0, "offset": 1, "label": 2}, table
+            pick, first = {"onset": 0, "offset": 1, "label": 2}, 0
         except (ValueError, IndexError):
             raise ConfigError(f"{path}: needs onset, offset and label columns") from None
     else:
-        body = table[1:]
+        first = 1
     out = []
-    for r in body:
-        label = r[pick["label"]]
+    width = max(pick.values()) + 1
+    for n, r in zip(numbers[first:], table[first:]):
+        if len(r) < width:
+            raise ConfigError(f"{path}, line {n}: expected at least {width} columns, got {len(r)}")
+        label = r[pick["label"]].strip()
         if "(" in label and label.endswith(")") and delim == "\t" and pick["label"] == 2:
             label = label[:label.rindex("(")].strip()  # "Dog (0.81)" as streamtag writes Audacity labels
-        out.append(Segment(float(r[pick["onset"]]), float(r[pick["offset"]]), label))
+        out.append(_segment(path, n, r[pick["onset"]], r[pick["offset"]], label))
     return out
+
+
+def _segment(path: str, line: int, onset: object, offset: object, label: object) -> Segment:
+    """A checked segment: finite onset >= 0, offset >= onset, a non-empty label."""
+    try:
+        on, off = float(onset), float(offset)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}, line {line}: onset {onset!r} and offset {offset!r} must be numbers") from None
+    if not (math.isfinite(on) and math.isfinite(off)) or on < 0 or off < on:
+        raise ConfigError(f"{path}, line {line}: needs 0 <= onset <= offset (finite), got {on:g}-{off:g}")
+    if not isinstance(label, str) or not label.strip():
+        raise ConfigError(f"{path}, line {line}: the label is empty")
+    return Segment(on, off, label.strip())
 
 
 def event_scores(reference: list[Segment], predicted: list[Segment], collar: float = 0.5,
                  offsets: bool = True, only_reference_labels: bool = True) -> dict[str, Scores]:
     """Per-label TP/FP/FN; predictions of labels absent from the reference are ignored unless asked."""
+    if not 0 <= collar < math.inf:
+        raise ConfigError(f"the collar must be finite and >= 0 s, got {collar}")
     labels = sorted({s.label for s in reference} | (set() if only_reference_labels
                                                     else {s.label for s in predicted}))
     result = {}

@@ -1,6 +1,7 @@
 """From window scores to events: a small per-label state machine with hysteresis, usable live and offline."""
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -77,8 +78,9 @@ class EventSettings:
         if self.median < 1 or self.median % 2 == 0 or self.median > MAX_MEDIAN:
             raise ConfigError(f"median smoothing must be an odd number of windows from 1 to {MAX_MEDIAN}, "
                               f"got {self.median}")
-        if self.min_duration_s < 0 or self.max_gap_s < 0:
-            raise ConfigError("the shortest event and the largest gap must be >= 0 s")
+        if not (0 <= self.min_duration_s < math.inf and 0 <= self.max_gap_s < math.inf):
+            raise ConfigError(f"the shortest event and the largest gap must be finite and >= 0 s, got "
+                              f"{self.min_duration_s} and {self.max_gap_s}")
 
 
 class EventDetector:

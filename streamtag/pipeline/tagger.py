@@ -236,8 +236,8 @@ class Tagger:
             stream.start()
         return self._drain(stream, q, gone)
 
-    @staticmethod
-    def _drain(stream: Stream, q: queue.Queue, gone: threading.Event) -> Iterator[WindowResult]:
+    def _drain(self, stream: Stream, q: queue.Queue, gone: threading.Event) -> Iterator[WindowResult]:
+        # a method, not a static one: the iterator keeps its Tagger (whose collection stops the run) alive
         try:
             while True:
                 item = q.get()
