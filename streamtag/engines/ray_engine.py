@@ -21,7 +21,7 @@ from ..outputs.sinks import open_text, remove_stale_partials
 from ..windows import WindowSpec
 from .archive import Shard, count_windows, plan_shards, shard_results, tag_shard
 from .job import DEFAULT_SHARD_WINDOWS, ModelChoice, Reporter, RunSummary, SilentReporter, TagJob
-from .signals import exit_code
+from .signals import exit_code, signal_handlers_kept
 
 SUMMARY_FILE = "run_summary.json"
 
@@ -144,8 +144,9 @@ def run_on_ray(job: TagJob, model: TaggingModel, reporter: Reporter) -> RunSumma
     total_windows = sum(s.windows for ss in shards.values() for s in ss)
     if rows:
         if not ray.is_initialized():
-            ray.init(address=job.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-                     configure_logging=False)
+            with signal_handlers_kept():  # SIGTERM stays an interrupt of this run, not Ray's instant exit
+                ray.init(address=job.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                         configure_logging=False)
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0)) if job.device in ("auto", "cuda") else 0
         n = job.workers or max(1, gpus or int(resources.get("CPU", 1)))

@@ -36,3 +36,18 @@ def interrupts_from_signals() -> Iterator[None]:
 def exit_code(interrupt: KeyboardInterrupt) -> int:
     """The shell's exit status for a run ended by this interrupt: 128 + the signal (130 for Ctrl-C)."""
     return 128 + (interrupt.signum if isinstance(interrupt, SignalInterrupt) else signal.SIGINT)
+
+
+@contextmanager
+def signal_handlers_kept() -> Iterator[None]:
+    """Restore SIGTERM/SIGHUP handling after the block (Ray's `init` installs its own, which exits at once)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {s: signal.getsignal(s) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            if handler is not None:
+                signal.signal(s, handler)

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -122,3 +123,23 @@ def test_audio_server_disappearing_stops_cleanly_with_the_device_error(pulse, tm
     assert proc.returncode == 1
     assert "streamtag: error: pulse: the input device stopped delivering audio" in err and "Traceback" not in err
     assert (tmp_path / "o.jsonl").exists()  # what was tagged before the loss is kept
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_listen_stops_on_termination_signals_and_keeps_what_it_tagged(pulse, tmp_path, sig, code):
+    out = tmp_path / "o.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "streamtag", "listen", "--input", "pulse", "--model", "mn04_as",
+                             "--weights", str(MN04_WEIGHTS), "--duration", "60", "--format", "jsonl", "--output",
+                             str(out), "--device", "cpu", "--window", "1", "--hop", "0.5"],
+                            stderr=subprocess.PIPE, text=True)
+    assert "listening on pulse" in proc.stderr.readline()
+    time.sleep(3)
+    proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and [r["window"] for r in rows] == list(range(len(rows)))

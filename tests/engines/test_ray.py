@@ -107,3 +107,31 @@ def test_ray_events_end_where_the_audio_ends_as_on_one_machine(local_ray, archiv
     assert [(ev["label"], ev["onset_s"], ev["offset_s"]) for ev in events["ray"]] == \
         [(ev["label"], ev["onset_s"], ev["offset_s"]) for ev in events["local"]]
     assert json.loads((tmp_path / "ray" / SUMMARY_FILE).read_text())["audio_s"] == pytest.approx(2.0)
+
+
+def test_sigterm_stops_the_ray_driver_keeping_finished_files(archive, tmp_path, isolated_home):
+    """The driver in its own process (starting its own Ray): SIGTERM once the first file is written."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "out"
+    env = dict(os.environ, STREAMTAG_HOME=str(isolated_home))
+    proc = subprocess.Popen([sys.executable, "-m", "streamtag", "tag", str(archive), *MODEL, "--output-dir", str(out),
+                             "--engine", "ray", "--shard-windows", "2", "--workers", "1"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while not list(out.glob("*.streamtag.json")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err[-3000:]
+    assert err.strip().splitlines()[-1] == "streamtag: interrupted"
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert summary["interrupted"] and summary["completed"] >= 1
+    for stem in (p.name.split(".")[0] for p in out.glob("*.streamtag.json")):
+        assert (out / f"{stem}.npz").is_file() and (out / f"{stem}.jsonl").is_file()
+    assert not list(out.glob("*.partial"))
