@@ -16,11 +16,12 @@ __version__ = "0.1.0"
 
 _LAZY = {"ArraySource": ".audio", "FileSource": ".audio", "ModelSpec": ".models", "create_model": ".models",
          "list_models": ".models", "load_labels": ".models", "Tagger": ".pipeline", "TaggerStats": ".pipeline",
-         "WindowResult": ".pipeline"}
+         "WindowResult": ".pipeline", "train_head": ".engines.train"}
 
 if TYPE_CHECKING:
     from .audio import ArraySource, FileSource
     from .models import ModelSpec, create_model, list_models, load_labels
+    from .engines.train import train_head
     from .pipeline import Tagger, TaggerStats, WindowResult
 
 
@@ -35,4 +36,4 @@ def __getattr__(name: str) -> Any:
 __all__ = ["ArraySource", "AudioReadError", "ConfigError", "DependencyError", "FileSource", "LabelsError", "ModelSpec",
            "OutputError", "PipelineError", "StreamtagError", "Tagger", "TaggerStats", "UnknownModelError", "WeightsError",
            "WeightsUnavailableError", "WindowResult", "__version__", "configure_threads", "create_model",
-           "list_models", "load_labels"]
+           "list_models", "load_labels", "train_head"]

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 import click
 
@@ -41,9 +41,25 @@ def _release_closed_stdout() -> None:
             pass
 
 
+def exit_interrupted(code: int, at_once: bool = True) -> NoReturn:
+    """Say so and leave with `code` (128 + the signal). Every output is committed or removed by now, so
+    `at_once` skips the exit-time destructors of native libraries, which can abort the process
+    ("terminate called without an active exception") after a termination signal."""
+    click.echo("streamtag: interrupted", err=True)
+    if not at_once:
+        raise click.exceptions.Exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 @contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Library errors, OS errors and interrupts (Ctrl-C, SIGTERM, SIGHUP) as one stderr line and an exit status."""
+def user_errors(at_once: bool = True) -> Iterator[None]:
+    """Library errors, OS errors and interrupts (Ctrl-C, SIGTERM, SIGHUP) as one stderr line and an exit status
+    (an interrupt exits at once unless `at_once` is False: Ray's driver shuts its cluster down at exit)."""
     try:
         with interrupts_from_signals():
             yield
@@ -57,8 +73,7 @@ def user_errors() -> Iterator[None]:
     except MemoryError:
         raise fail("out of memory (try a shorter window or a smaller --batch-size)") from None
     except KeyboardInterrupt as e:
-        click.echo("streamtag: interrupted", err=True)
-        raise click.exceptions.Exit(exit_code(e)) from None
+        exit_interrupted(exit_code(e), at_once)
 
 
 class CliReporter:
@@ -151,8 +166,12 @@ def main() -> None:
 @click.option("--model", "model_name", default=None, metavar="NAME",
               help="Registry name (see `streamtag models`); a,b,c for an ensemble. Default: mn10_as, or the "
                    "bundled mn04_as offline.")
-@click.option("--window", default=10.0, show_default=True, type=float, help="Window length in seconds.")
-@click.option("--hop", default=2.5, show_default=True, type=float, help="Hop between window starts, seconds.")
+@click.option("--window", default=None, type=float, help="Window length in seconds (default 10, or the head's).")
+@click.option("--hop", default=None, type=float, help="Hop between window starts, seconds (default 2.5, or the head's).")
+@click.option("--head", "head_path", type=click.Path(dir_okay=False), default=None,
+              help="A head file from `streamtag train`: tag its classes (on its backbone, by default).")
+@click.option("--head-mode", type=click.Choice(["replace", "append"], case_sensitive=False), default="replace",
+              show_default=True, help="The head's classes instead of the model's, or after them.")
 @click.option("--weights", type=click.Path(), default=None, help="Checkpoint file to load instead of the official one.")
 @click.option("--labels", "labels_path", type=click.Path(), default=None, help="AudioSet class_labels_indices.csv.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -162,7 +181,7 @@ def main() -> None:
                    "--output-dir). Default: text on stdout, else from the output's extension.")
 @click.option("--output", "-o", default=None, help="Output file, or - for stdout.")
 @click.option("--output-dir", type=click.Path(file_okay=False), default=None, help="One output file per input.")
-@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 527), help="Tags per window.")
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1), help="Tags per window.")
 @click.option("--events", "as_events", is_flag=True, help="text/JSONL/CSV list detected events instead of windows.")
 @click.option("--include", default=None, metavar="NAMES", help="Only these labels (display names or mids, comma-separated).")
 @click.option("--exclude", default=None, metavar="NAMES", help="Never these labels.")
@@ -192,17 +211,18 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress line, summary or notices.")
 @click.option("--progress/--no-progress", default=None,
               help="Show the progress line and the summary (default: when stderr is a terminal, without --quiet).")
-def tag(files, model_name, window, hop, weights, labels_path, device, batch_size, fmts, output, output_dir,
-        top_k, as_events, include, exclude, threshold, thresholds_path, off_threshold, min_duration, max_gap, median,
+def tag(files, model_name, window, hop, head_path, head_mode, weights, labels_path, device, batch_size, fmts, output,
+        output_dir, top_k, as_events, include, exclude, threshold, thresholds_path, off_threshold, min_duration, max_gap, median,
         plot_path, frames, engine, address, shard_windows, workers, runtime, precision, quiet, progress) -> None:
     """Tag audio FILES (files, folders, or .txt lists of paths) window by window.
 
     Writes the top tags per window, all scores (NPZ) or detected events.
     """
     reporter = CliReporter(quiet, "[ray] " if engine == "ray" else "", progress)
-    with user_errors():
+    with user_errors(at_once=engine != "ray"):
         job = TagJob.from_options(
-            files, model=model_name, weights=weights, window=window, hop=hop, device=device, batch_size=batch_size,
+            files, model=model_name, weights=weights, window=window, hop=hop, head=head_path, head_mode=head_mode,
+            device=device, batch_size=batch_size,
             labels=labels_path, formats=fmts, output=output, output_dir=output_dir, top_k=top_k, events=as_events,
             include=include, exclude=exclude, threshold=threshold, thresholds=thresholds_path,
             off_threshold=off_threshold,
@@ -211,8 +231,7 @@ def tag(files, model_name, window, hop, weights, labels_path, device, batch_size
             precision=precision)
         summary = run_tag_job(job, reporter)
     if summary.interrupted:
-        click.echo("streamtag: interrupted", err=True)
-        raise click.exceptions.Exit(summary.exit_code)
+        exit_interrupted(summary.exit_code, at_once=engine != "ray")
     if engine == "ray" and (not quiet or summary.failed):
         click.echo(f"streamtag: [ray] {summary.completed} tagged, {len(summary.skipped)} already complete, "
                    f"{len(summary.failed)} failed of {summary.files} files; {summary.windows} windows in "
@@ -354,10 +373,14 @@ def devices(as_json: bool) -> None:
 @click.option("--model", "model_name", default=None, metavar="NAME", help="Registry name (default: mn10_as, or bundled mn04_as).")
 @click.option("--weights", type=click.Path(), default=None, help="Checkpoint file to load instead of the official one.")
 @click.option("--labels", "labels_path", type=click.Path(), default=None, help="AudioSet class_labels_indices.csv.")
-@click.option("--window", default=1.0, show_default=True, type=float, help="Window length in seconds.")
-@click.option("--hop", default=0.5, show_default=True, type=float, help="Hop between windows in seconds.")
+@click.option("--window", default=None, type=float, help="Window length in seconds (default 1, or the head's).")
+@click.option("--hop", default=None, type=float, help="Hop between windows in seconds (default 0.5, or the head's).")
+@click.option("--head", "head_path", type=click.Path(dir_okay=False), default=None,
+              help="A head file from `streamtag train`: tag its classes live.")
+@click.option("--head-mode", type=click.Choice(["replace", "append"], case_sensitive=False), default="replace",
+              show_default=True, help="The head's classes instead of the model's, or after them.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after S seconds.")
-@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 527))
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--threshold", default=None, metavar="SCORES",
               help="Hide tags below this score; label=score pairs give classes their own (0.2,Dog=0.5).")
 @click.option("--thresholds", "thresholds_path", type=click.Path(dir_okay=False), default=None,
@@ -369,15 +392,16 @@ def devices(as_json: bool) -> None:
 @click.option("--runtime", type=click.Choice(RUNTIMES, case_sensitive=False), default="auto", show_default=True,
               help="What runs the network on CPU: auto, torch, openvino.")
 @click.option("--quiet", "-q", is_flag=True, help="No notices or latency summary.")
-def listen(input_, device, model_name, weights, labels_path, window, hop, duration, top_k, threshold, thresholds_path,
-           fmt, output, buffer_seconds, runtime, quiet) -> None:
+def listen(input_, device, model_name, weights, labels_path, window, hop, head_path, head_mode, duration, top_k,
+           threshold, thresholds_path, fmt, output, buffer_seconds, runtime, quiet) -> None:
     """Tag what an input device hears, live. Ctrl-C stops cleanly and flushes outputs."""
     from .engines.live import ListenJob, run_listen
     with user_errors():
         job = ListenJob.from_options(input=input_, model=model_name, weights=weights, labels=labels_path,
                                      window=window, hop=hop, device=device, duration=duration, top_k=top_k,
                                      threshold=threshold, thresholds=thresholds_path, format=fmt, output=output,
-                                     buffer_seconds=buffer_seconds, runtime=runtime)
+                                     buffer_seconds=buffer_seconds, runtime=runtime, head=head_path,
+                                     head_mode=head_mode)
         summary = run_listen(job, CliReporter(quiet))
     stats = summary.stats
     if stats.lost_samples or stats.device_overflows:
@@ -389,7 +413,64 @@ def listen(input_, device, model_name, weights, labels_path, window, hop, durati
         click.echo(f"streamtag: latency p50 {latency[0]:.0f} ms, p95 {latency[1]:.0f} ms, max {latency[2]:.0f} ms "
                    f"over {len(summary.latencies_s)} windows", err=True)
     if summary.interrupted:
-        raise click.exceptions.Exit(summary.exit_code)
+        exit_interrupted(summary.exit_code)
+
+
+@main.command()
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="The head file to write (.pt).")
+@click.option("--annotations", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Raven table, Audacity track, streamtag events, or CSV file,onset,offset,label (repeatable); "
+                   "without it, DATA are folders of class folders.")
+@click.option("--model", "model_name", default=None, metavar="NAME", help="Backbone (default: mn10_as, or the "
+              "bundled mn04_as offline).")
+@click.option("--weights", type=click.Path(), default=None, help="Backbone checkpoint instead of the official one.")
+@click.option("--window", default=1.0, show_default=True, type=float, help="Window length in seconds.")
+@click.option("--hop", default=0.5, show_default=True, type=float, help="Hop between windows in seconds.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (for the embeddings).")
+@click.option("--hidden", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Width of one hidden layer (0: a linear head).")
+@click.option("--epochs", default=300, show_default=True, type=click.IntRange(min=1))
+@click.option("--patience", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Stop after this many epochs without a better validation loss.")
+@click.option("--learning-rate", default=1e-3, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int, help="Same data and seed: the same head.")
+@click.option("--val-share", default=0.25, show_default=True, type=float, help="Share of recordings for validation.")
+@click.option("--min-overlap", default=0.5, show_default=True, type=float,
+              help="Annotations: a window is positive when it overlaps a segment by this share of the shorter.")
+@click.option("--target-precision", default=None, type=float,
+              help="Thresholds: the lowest reaching this validation precision (default: the best F1).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Validation precision-recall curves (PNG).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No notices or progress.")
+def train(data, output, annotations, model_name, weights, window, hop, device, hidden, epochs, patience,
+          learning_rate, seed, val_share, min_overlap, target_precision, plot_path, as_json, quiet) -> None:
+    """Train a classifier head for your own classes on a backbone's window embeddings.
+
+    DATA: folders of class folders (DATA/<class>/*.wav; "a,b" for several classes; _background or
+    _negative for none), or recordings with --annotations.
+    """
+    from .engines.train import TrainJob, report_path, run_train_job
+    with user_errors():
+        job = TrainJob.from_options(
+            data, output=output, annotations=annotations, model=model_name, weights=weights, window=window, hop=hop,
+            device=device, hidden=hidden, epochs=epochs, patience=patience, learning_rate=learning_rate, seed=seed,
+            val_share=val_share, min_overlap=min_overlap, target_precision=target_precision, plot=plot_path)
+        report = run_train_job(job, CliReporter(quiet))
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    click.echo(f"{'class':<24} {'P':>5} {'R':>5} {'F1':>5} {'AP':>5} {'thresh':>6} {'windows':>8} {'recordings':>10}")
+    for c in report.classes:
+        v, n = report.validation[c], report.counts[c]
+        click.echo(f"{c[:24]:<24} {v['precision']:>5.2f} {v['recall']:>5.2f} {v['f1']:>5.2f} "
+                   f"{v['average_precision']:>5.2f} {v['threshold']:>6.3f} "
+                   f"{n['train_windows']:>4}/{n['validation_windows']:<3} "
+                   f"{n['train_recordings']:>5}/{n['validation_recordings']:<4}")
+    click.echo(f"(validation on {len(report.validation_recordings)} held-out recordings; windows and recordings "
+               f"train/validation; {report.epochs} epochs)")
+    click.echo(f"head: {report.head}  report: {report_path(report.head)}")
 
 
 @main.command("eval")

@@ -14,8 +14,10 @@ from typing import IO, Protocol, Sequence
 
 from ..errors import ConfigError
 from ..models import Labels, ModelSpec, TaggingModel, load_labels, require_model_name, resolve_model
+from ..models.head import HeadedModel, HeadInfo, check_head_mode, read_head_info
 from ..models.runtimes import check_runtime
 from ..outputs.recording import OutputPlan
+from ..outputs.thresholds import ClassThreshold, Thresholds
 from ..pipeline.tagger import Tagger
 from ..windows import WindowSpec
 from .archive import expand_inputs
@@ -65,6 +67,20 @@ class SilentReporter:
         return stream
 
 
+
+def output_labels(labels: Labels, head: HeadInfo | None, mode: str) -> Labels:
+    """The classes a run's outputs name: the label file's, or a head's (after them in append mode)."""
+    return labels if head is None else head.labels(labels, mode)
+
+
+def head_thresholds(head: HeadInfo | None, mode: str, offset: int) -> Thresholds:
+    """A head's per-class thresholds (chosen on validation), indexed as the outputs' classes."""
+    if head is None or not head.thresholds:
+        return Thresholds()
+    first = offset if mode == "append" else 0
+    return Thresholds(None, tuple(ClassThreshold(first + i, t) for i, t in enumerate(head.thresholds)))
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     """Which model a job runs: a registry name (or spec) and, optionally, an explicit weights file.
@@ -74,19 +90,32 @@ class ModelChoice:
 
     name: str | ModelSpec | None = None
     weights: str | None = None
+    head: str | None = None  # a head file (`streamtag train`): its classes on this model's embeddings
+    head_mode: str = "replace"  # replace | append (the head's scores after the model's own)
 
     def __post_init__(self) -> None:
-        require_model_name(self.name, self.weights)
+        if self.head is None or self.name is not None:
+            require_model_name(self.name, self.weights)
+        check_head_mode(self.head_mode)
+
+    def head_info(self) -> HeadInfo | None:
+        """What the head file says (its classes, backbone, windows), or None without a head."""
+        return None if self.head is None else read_head_info(self.head)
 
     def load(self, labels: Labels | None = None) -> tuple[TaggingModel, str | None]:
-        """The model, and the notice when the default fell back to the bundled one."""
-        return resolve_model(self.name, self.weights, labels)
+        """The backbone (the head's own when no name is given), and the notice when the default fell back."""
+        name = self.name if self.name is not None or self.head is None else self.head_info().backbone
+        return resolve_model(name, self.weights, labels)
 
     @classmethod
     def of(cls, model: TaggingModel) -> "ModelChoice":
-        """The choice that rebuilds `model` elsewhere (a Ray worker): its name, and its file when explicit."""
+        """The choice that rebuilds `model` elsewhere (a Ray worker): its name, its file when explicit, its head."""
+        head = None
+        if isinstance(model, HeadedModel):
+            model, head = model.base, model
         explicit = model.weights is not None and model.weights.origin == "explicit"
-        return cls(model.spec.name, str(model.weights.path) if explicit else None)
+        return cls(model.spec.name, str(model.weights.path) if explicit else None,
+                   None if head is None else head.head.info.path, "replace" if head is None else head.mode)
 
 
 @dataclass
@@ -121,7 +150,7 @@ class TagJob:
 
     inputs: tuple[str, ...]
     plan: OutputPlan
-    labels: Labels = field(repr=False)  # the label file's classes (the outputs follow its order)
+    labels: Labels = field(repr=False)  # the label file's classes (the backbone's outputs follow its order)
     model: ModelChoice = ModelChoice()
     window_s: float = 10.0
     hop_s: float = 2.5
@@ -138,17 +167,23 @@ class TagJob:
 
     @classmethod
     def from_options(cls, inputs: Sequence[str | os.PathLike], *, model: str | ModelSpec | None = None,
-                     weights: str | None = None, window: float = 10.0, hop: float = 2.5, device: str = "auto",
+                     weights: str | None = None, window: float | None = None, hop: float | None = None,
+                     device: str = "auto", head: str | os.PathLike | None = None, head_mode: str = "replace",
                      batch_size: int | None = None, labels: str | os.PathLike | None = None,
                      formats: Sequence[str] = (), output: str | None = None, output_dir: str | None = None,
                      top_k: int = 5, events: bool = False, include: str | Sequence[str] | None = None,
                      exclude: str | Sequence[str] | None = None, threshold: float | str | None = None,
-                     thresholds: str | os.PathLike | None = None, off_threshold: float | None = None, min_duration_s: float = 0.5, max_gap_s: float = 1.0,
+                     thresholds: str | os.PathLike | None = None, off_threshold: float | None = None,
+                     min_duration_s: float = 0.5, max_gap_s: float = 1.0,
                      median: int = 3, plot: str | None = None, frames: bool = False, engine: str = "local",
                      address: str | None = None, shard_windows: int = DEFAULT_SHARD_WINDOWS,
                      workers: int | None = None, threads_per_worker: int | None = None,
                      runtime: str = "auto", precision: str = "fp32") -> "TagJob":
-        """A job from options as a user gives them (files, folders or .txt lists as inputs); ConfigError if any is wrong."""
+        """A job from options as a user gives them (files, folders or .txt lists as inputs); ConfigError if any is wrong.
+
+        window/hop default to the head's (with `head`), else 10 s / 2.5 s; a head's per-class thresholds
+        apply unless `threshold`/`thresholds` name others.
+        """
         paths = tuple(expand_inputs(list(inputs)))
         if not paths:
             raise ConfigError("no audio files found in the inputs")
@@ -162,21 +197,33 @@ class TagJob:
             raise ConfigError(f"workers must be at least 1, got {workers}")
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
-        choice = ModelChoice(model, None if weights is None else os.fspath(weights))
+        choice = ModelChoice(model, None if weights is None else os.fspath(weights),
+                             None if head is None else os.path.abspath(head), head_mode)
+        info = choice.head_info()
+        window = window if window is not None else info.window_s if info else 10.0
+        hop = hop if hop is not None else info.hop_s if info else 2.5
         check_runtime(runtime)
         WindowSpec.from_seconds(window, hop, 1_000_000)  # finite and positive; the model minimum is checked at load
         label_set = load_labels(labels)
         plan = OutputPlan.from_options(
-            label_set, formats=formats, output=output, output_dir=None if output_dir is None else os.fspath(output_dir),
-            recordings=len(paths), top_k=top_k, threshold=threshold, thresholds=thresholds, include=include, exclude=exclude, events=events,
+            output_labels(label_set, info, head_mode), formats=formats, output=output,
+            output_dir=None if output_dir is None else os.fspath(output_dir), recordings=len(paths), top_k=top_k,
+            threshold=threshold, thresholds=thresholds, include=include, exclude=exclude, events=events,
             off_threshold=off_threshold, min_duration_s=min_duration_s, max_gap_s=max_gap_s, median=median, plot=plot,
-            frames=frames)
-        plan = dataclasses.replace(plan, weights=None if weights is None else os.path.abspath(weights))
+            frames=frames, base_thresholds=head_thresholds(info, head_mode, len(label_set)))
+        plan = dataclasses.replace(plan, weights=None if weights is None else os.path.abspath(weights),
+                                   head=None if info is None else {"path": info.path, "sha256": info.sha256,
+                                                                  "classes": list(info.classes), "mode": head_mode})
         return cls(paths, plan, label_set, choice, float(window), float(hop), device, batch_size, frames, runtime,
                    precision, engine, address, shard_windows, workers, threads_per_worker)
 
     def replace(self, **changes) -> "TagJob":
         return dataclasses.replace(self, **changes)
+
+    @property
+    def output_labels(self) -> Labels:
+        """The classes the outputs name: the label file's, or the head's (after them, in append mode)."""
+        return output_labels(self.labels, self.model.head_info(), self.model.head_mode)
 
     def tagger(self, reporter: Reporter, model: TaggingModel | None = None) -> Tagger:
         """Load the model (or use `model`) and build the Tagger, checking the outputs against what it gives."""
@@ -197,7 +244,8 @@ def build_tagger(choice: ModelChoice, labels: Labels, reporter: Reporter, model:
             reporter.notice(notice)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tagger = Tagger(model, labels=labels, **options)
+        head = choice.head if not isinstance(model, HeadedModel) else None
+        tagger = Tagger(model, labels=labels, head=head, head_mode=choice.head_mode, **options)
     for w in caught:
         reporter.notice(f"warning: {w.message}")
     return tagger

@@ -13,7 +13,7 @@ from ..outputs import LiveView, NpzSink, TagFilter, open_text
 from ..outputs.recording import choose_formats, text_sink
 from ..outputs.thresholds import given_thresholds
 from ..pipeline.result import TaggerStats
-from .job import ModelChoice, Reporter, SilentReporter, build_tagger
+from .job import ModelChoice, Reporter, SilentReporter, build_tagger, head_thresholds, output_labels
 from .signals import exit_code
 
 
@@ -36,12 +36,14 @@ class ListenJob:
 
     @classmethod
     def from_options(cls, *, input: int | str | None = None, model: str | ModelSpec | None = None,
-                     weights: str | None = None, labels: str | os.PathLike | None = None, window: float = 1.0,
-                     hop: float = 0.5, device: str = "auto", duration: float | None = None, top_k: int = 5,
+                     weights: str | None = None, labels: str | os.PathLike | None = None, window: float | None = None,
+                     hop: float | None = None, device: str = "auto", duration: float | None = None, top_k: int = 5,
                      threshold: float | str | None = None, thresholds: str | os.PathLike | None = None,
                      format: str | None = None, output: str | None = None,
-                     buffer_seconds: float = 10.0, runtime: str = "auto") -> "ListenJob":
-        """A job from options as a user gives them; ConfigError if any is wrong."""
+                     buffer_seconds: float = 10.0, runtime: str = "auto", head: str | os.PathLike | None = None,
+                     head_mode: str = "replace") -> "ListenJob":
+        """A job from options as a user gives them; ConfigError if any is wrong. window/hop default to the
+        head's (with `head`), else 1 s / 0.5 s."""
         fmt = choose_formats((format,) if format else (), output)[0]
         if fmt not in ("text", "jsonl", "csv", "npz"):
             raise ConfigError(f"live output is text, jsonl, csv or npz, not {fmt}")
@@ -51,11 +53,16 @@ class ListenJob:
             raise ConfigError(f"duration must be positive, got {duration}")
         if not buffer_seconds > 0:
             raise ConfigError(f"the buffer must be positive, got {buffer_seconds} s")
-        choice = ModelChoice(model, weights)
+        choice = ModelChoice(model, weights, None if head is None else os.path.abspath(head), head_mode)
+        info = choice.head_info()
+        window = window if window is not None else info.window_s if info else 1.0
+        hop = hop if hop is not None else info.hop_s if info else 0.5
         label_set = load_labels(labels)
-        if not 1 <= top_k <= len(label_set):
-            raise ConfigError(f"top-k must be between 1 and {len(label_set)}, got {top_k}")
-        given = given_thresholds(label_set, threshold, thresholds)
+        shown = output_labels(label_set, info, head_mode)
+        if top_k < 1:
+            raise ConfigError(f"top-k must be at least 1, got {top_k}")
+        top_k = min(top_k, len(shown))
+        given = head_thresholds(info, head_mode, len(label_set)).merged(given_thresholds(shown, threshold, thresholds))
         tags = TagFilter(top_k, given.default or 0.0, None, given.per_class_windows())
         return cls(label_set, input, choice, float(window), float(hop), device, duration, tags, fmt, output,
                    buffer_seconds, runtime)

@@ -57,7 +57,7 @@ class ShardWorker:
             torch.set_num_threads(threads)
         self.tagger = Tagger(create_model(model.name, weights=model.weights, labels=labels), window=window, hop=hop,
                              device=device, batch_size=batch_size, labels=labels, frames=frames, runtime=runtime,
-                             precision=precision)
+                             precision=precision, head=model.head, head_mode=model.head_mode)
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -92,7 +92,8 @@ def tag_archive(inputs: list[str | os.PathLike], output_dir: str | os.PathLike, 
                               output_dir=os.fspath(output_dir), frames=frames, engine="ray", address=address,
                               shard_windows=shard_windows, workers=workers, threads_per_worker=threads_per_worker)
     if plan is not None:
-        job = job.replace(plan=dataclasses.replace(plan, output=None, output_dir=os.fspath(output_dir)))
+        job = job.replace(plan=dataclasses.replace(plan, output=None, output_dir=os.fspath(output_dir),
+                                                   weights=job.plan.weights, head=job.plan.head))
     reporter = _LineReporter(progress) if progress else SilentReporter()
     tagger = job.tagger(reporter, built)
     return run_on_ray(job, tagger.model, reporter)
@@ -123,7 +124,7 @@ def run_on_ray(job: TagJob, model: TaggingModel, reporter: Reporter) -> RunSumma
         reporter.notice(f"removed {len(stale)} temporary file(s) left by an interrupted run in {output_dir}")
     spec = model.spec
     win = WindowSpec.from_seconds(job.window_s, job.hop_s, model.sample_rate, model.min_samples)
-    run = _Run(job.labels, win, spec.name, model.sample_rate)
+    run = _Run(job.output_labels, win, spec.name, model.sample_rate)
     paths = list(job.inputs)
     summary = RunSummary(files=len(paths), engine="ray")
     stems = recording_stems(paths)

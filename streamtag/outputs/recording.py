@@ -17,7 +17,7 @@ from ..windows import WindowSpec
 from .detections import write_audacity, write_events_csv, write_events_jsonl, write_raven
 from .events import EventDetector, EventSettings, EventSubscriber
 from .sinks import AtomicFile, CsvSink, JsonlSink, NpzSink, TagFilter, TextSink, open_text
-from .thresholds import given_thresholds
+from .thresholds import Thresholds, given_thresholds
 
 FORMATS = ("text", "jsonl", "csv", "npz")
 EVENT_FORMATS = ("audacity", "raven")
@@ -73,6 +73,7 @@ class OutputPlan:
     output_dir: str | None = None  # one file per recording and format, plus a sidecar
     plot_path: str | None = None
     weights: str | None = None  # the checkpoint given instead of the official one (recorded; part of resume)
+    head: dict | None = None  # the head file used (path, sha256, classes, mode): recorded; part of resume
 
     @classmethod
     def from_options(cls, labels: Labels, *, formats: Sequence[str] = (), output: str | None = None,
@@ -81,13 +82,14 @@ class OutputPlan:
                      include: str | Sequence[str] | None = None,
                      exclude: str | Sequence[str] | None = None, events: bool = False,
                      off_threshold: float | None = None, min_duration_s: float = 0.5, max_gap_s: float = 1.0,
-                     median: int = 3, plot: str | None = None, frames: bool = False) -> "OutputPlan":
+                     median: int = 3, plot: str | None = None, frames: bool = False,
+                     base_thresholds: Thresholds | None = None) -> "OutputPlan":
         """The plan for `recordings` inputs, or ConfigError naming the first rule the options break.
 
         threshold hides window tags below it and is the events' on-threshold (default 0.3; the
         off-threshold defaults to half of it). It may name classes with their own (`0.2,Dog=0.5`);
-        `thresholds` is a CSV of label,threshold[,off_threshold] rows, which `threshold` overrides.
-        include/exclude are label names or mids.
+        `thresholds` is a CSV of label,threshold[,off_threshold] rows, which `threshold` overrides; both
+        override `base_thresholds` (a head's). include/exclude are label names or mids.
         """
         chosen = choose_formats(formats, output, output_dir)
         if output and output_dir:
@@ -102,11 +104,12 @@ class OutputPlan:
             raise ConfigError("a plot draws one recording: use an output folder for several files")
         if frames and "npz" not in chosen:
             raise ConfigError("frame embeddings are written to NPZ output only: choose the npz format")
-        if not 1 <= top_k <= len(labels):
-            raise ConfigError(f"top-k must be between 1 and {len(labels)}, got {top_k}")
+        if top_k < 1:
+            raise ConfigError(f"top-k must be at least 1, got {top_k}")
+        top_k = min(top_k, len(labels))  # a 3-class head shows at most 3
         included, excluded = label_indices(labels, include), set(label_indices(labels, exclude))
         allowed = [i for i in (included or range(len(labels))) if i not in excluded]
-        given = given_thresholds(labels, threshold, thresholds)
+        given = (base_thresholds or Thresholds()).merged(given_thresholds(labels, threshold, thresholds))
         on = 0.3 if given.default is None else given.default
         settings = EventSettings(on=on, off=on / 2 if off_threshold is None else off_threshold,
                                  min_duration_s=min_duration_s, max_gap_s=max_gap_s, median=median,
@@ -147,7 +150,7 @@ class OutputPlan:
         same = (meta.get("model") == info.model_name and meta.get("window_s") == info.window.window_s
                 and meta.get("hop_s") == info.window.hop_s and meta.get("formats") == list(self.formats)
                 and meta.get("thresholds") == self.thresholds_record(info.labels)
-                and meta.get("weights") == self.weights)
+                and meta.get("weights") == self.weights and meta.get("head") == self.head)
         return same and all(self.dest(stem, f).is_file() for f in self.formats)
 
     def thresholds_record(self, labels: Labels) -> dict:
@@ -191,7 +194,8 @@ class RecordingOutputs:
         plan, info = self.plan, self.info
         if fmt == "npz":
             dest = plan.dest(self.stem, fmt) if plan.output_dir else plan.output
-            sink = NpzSink(dest, info.labels, source=self.path, hop_s=info.window.hop_s)
+            head = {} if plan.head is None else {"head_sha256": plan.head["sha256"], "head_path": plan.head["path"]}
+            sink = NpzSink(dest, info.labels, source=self.path, hop_s=info.window.hop_s, extra=head)
             self.sinks.append(sink)
             self._dest[id(sink)] = str(dest)
             return
@@ -292,7 +296,7 @@ class RecordingOutputs:
 
     def _sidecar(self) -> None:
         w = self.info.window
-        meta = {"source": self.path, "model": self.info.model_name, "weights": self.plan.weights,
+        meta = {"source": self.path, "model": self.info.model_name, "weights": self.plan.weights, "head": self.plan.head,
                 "window_s": w.window_s, "hop_s": w.hop_s,
                 "streamtag_version": __version__, "formats": list(self.plan.formats),
                 "events": dataclasses.asdict(self.plan.settings) | {"labels": None, "per_class": None},

@@ -222,9 +222,11 @@ class NpzSink:
 
     ARRAYS = ("scores", "embeddings", "frame_embeddings", "frame_times")
 
-    def __init__(self, path: str | os.PathLike, labels: Labels, source: str = "", hop_s: float | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, labels: Labels, source: str = "", hop_s: float | None = None,
+                 extra: dict[str, str] | None = None) -> None:
         self.path = Path(path)
         self.labels, self.source, self.hop_s = labels, source, hop_s
+        self.extra = dict(extra or {})  # more string fields to store (e.g. the head file's sha256)
         self._spool = {k: tempfile.TemporaryFile() for k in self.ARRAYS}
         self._times: list[tuple[float, float]] = []
         self._lost: list[int] = []
@@ -259,6 +261,7 @@ class NpzSink:
             "window_s": np.asarray((times[0, 1] - times[0, 0]) if k else np.nan),
             "hop_s": np.asarray(self.hop_s if self.hop_s is not None else np.nan),
             "streamtag_version": np.asarray(__version__),
+            **{k: np.asarray(v) for k, v in self.extra.items()},
         }
         out = AtomicFile(self.path, binary=True)
         try:

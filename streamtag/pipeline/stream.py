@@ -4,6 +4,7 @@ from __future__ import annotations
 import atexit
 import bisect
 import queue
+import signal
 import threading
 import time
 import weakref
@@ -39,6 +40,20 @@ def _stop_running_streams() -> None:
     deadline = time.monotonic() + EXIT_WAIT_S
     for stream in streams:
         stream.wait(max(0.0, deadline - time.monotonic()))
+
+
+def _main_thread_takes_signals() -> None:
+    """Block Ctrl-C and termination signals in this pipeline thread (and the native threads torch and
+    OpenVINO start from it), so the kernel delivers them to the main thread, where Python handles them; a
+    signal landing in a native worker's wait could abort the process at exit."""
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, PIPELINE_BLOCKED_SIGNALS)
+    except (AttributeError, OSError, ValueError):
+        pass  # no POSIX signal masks (Windows)
+
+
+PIPELINE_BLOCKED_SIGNALS = {s for s in (signal.Signals.__members__.get(n) for n in ("SIGINT", "SIGTERM", "SIGHUP"))
+                            if s is not None}
 
 
 def _track(stream: "Stream") -> None:
@@ -147,6 +162,7 @@ class Stream:
     # -- threads -----------------------------------------------------------------------
     def _guard(self, body: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
+            _main_thread_takes_signals()
             try:
                 body()
             except RingClosed:
@@ -236,6 +252,7 @@ class Stream:
                         pass
 
     def _dispatch(self) -> None:
+        _main_thread_takes_signals()
         try:
             while True:
                 try:

@@ -13,6 +13,7 @@ import numpy as np
 from ..audio.sources import ArraySource, AudioSource, FileSource, as_float_samples
 from ..errors import ConfigError
 from ..models import ModelSpec, TaggingModel, load_labels, resolve_model
+from ..models.head import Head, attach_head, load_head
 from ..models.labels import Labels
 from ..windows import WindowSpec
 from .dispatcher import Subscriber, SubscriberList, Subscription
@@ -38,25 +39,39 @@ SHORT_WINDOW_FRACTION = 0.5  # warn below this fraction of the training input le
 class Tagger:
     """Tags audio window by window and publishes a `WindowResult` per window, in order.
 
-    model: a registry name, a `TaggingModel`, or None for the default (mn10_as, falling back
-    to the bundled mn04_as offline with a warning). window/hop in seconds. optimize: freeze
-    the network for CPU inference (identical results within float rounding). precision: fp32, bf16
-    autocast, or fp16 autocast on CUDA. runtime: what runs the network on CPU, "auto" (OpenVINO for
-    the EfficientAT MobileNets when installed, else torch), "torch" or "openvino". frames: results also carry frame-level embeddings and
-    their absolute times (transformer models).
+    model: a registry name, a `TaggingModel`, or None for the default (mn10_as, falling back to the
+    bundled mn04_as offline with a warning). window/hop in seconds (default 10 / 2.5, or the head's).
+    optimize: freeze the network for CPU inference (identical results within float rounding).
+    precision: fp32, bf16 autocast, or fp16 autocast on CUDA. runtime: what runs the network on CPU,
+    "auto" (OpenVINO for the EfficientAT MobileNets when installed, else torch), "torch" or
+    "openvino". frames: results also carry frame-level embeddings and their absolute times
+    (transformer models). head: a head file (`streamtag train`) or `Head`, whose classes replace the
+    model's scores ("replace") or follow them ("append"); the model defaults to the head's backbone.
     """
 
-    def __init__(self, model: str | ModelSpec | TaggingModel | None = None, window: float = 10.0, hop: float = 2.5,
+    def __init__(self, model: str | ModelSpec | TaggingModel | None = None, window: float | None = None,
+                 hop: float | None = None,
                  device: str = "auto", weights: str | os.PathLike | None = None, batch_size: int | None = None,
                  labels: str | os.PathLike | Labels | None = None, ring_seconds: float | None = None,
-                 optimize: bool = True, precision: str = "fp32", frames: bool = False, runtime: str = "auto") -> None:
+                 optimize: bool = True, precision: str = "fp32", frames: bool = False, runtime: str = "auto",
+                 head: str | os.PathLike | Head | None = None, head_mode: str = "replace") -> None:
         self.labels = labels if isinstance(labels, Labels) else load_labels(labels)
+        head = head if head is None or isinstance(head, Head) else load_head(head)
+        if head is not None and model is None:
+            model = head.info.backbone  # a head's default backbone is the one it was trained on
         self.model, notice = resolve_model(model, weights, self.labels)
         if notice:
             warnings.warn(notice, DefaultModelFallback, stacklevel=2)
         self.spec = self.model.spec
         self.model_name = self.spec.name
+        window = window if window is not None else head.info.window_s if head is not None else 10.0
+        hop = hop if hop is not None else head.info.hop_s if head is not None else 2.5
         self.window = WindowSpec.from_seconds(window, hop, self.model.sample_rate, self.model.min_samples)
+        if head is not None:
+            self.model = attach_head(self.model, head, head_mode, self.window.window_s)
+            self.labels = head.info.labels(self.labels, head_mode)
+            self.spec = self.model.spec
+            self.model_name = self.spec.name
         trained = self.spec.trained_window_s
         if trained and self.window.window_s < SHORT_WINDOW_FRACTION * trained:
             warnings.warn(f"{self.model_name} was trained on {trained:g} s inputs; {self.window.window_s:g} s "

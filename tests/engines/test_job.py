@@ -24,7 +24,7 @@ LABELS = load_labels(LABELS_CSV)
     (dict(formats=["raven"], recordings=2), "raven holds one recording"),
     (dict(plot="p.png", recordings=2), "a plot draws one recording"),
     (dict(frames=True), "NPZ output only"),
-    (dict(top_k=0), "top-k must be between 1 and 527"),
+    (dict(top_k=0), "top-k must be at least 1, got 0"),
     (dict(include="Speech,Dgo"), "unknown AudioSet label 'Dgo'"),
     (dict(threshold=0.2, off_threshold=0.5, events=True), "0 <= off <= on <= 1"),
     (dict(median=2), "odd number of windows"),

@@ -1,0 +1,463 @@
+"""`streamtag train`: your own classes as a small head on a frozen backbone's window embeddings.
+
+Data are folders per class (`DATA/<class>/*.wav`, `a,b` for several classes, `_background` or
+`_negative` for none) or recordings with annotations (Raven tables, Audacity tracks, streamtag events,
+or a CSV of file,onset,offset,label). Embeddings come from the normal streaming pipeline and are cached
+under `$STREAMTAG_HOME/embeddings`; the head is trained in torch (BCE, class balancing, a validation
+split by recording, early stopping) and keeps per-class thresholds chosen on validation.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..errors import ConfigError
+from ..models import streamtag_home
+from ..models.head import Head, HeadInfo, backbone_sha256, head_payload
+from ..models.weights import sha256_file
+from ..outputs.evaluation import read_segments
+from ..outputs.sinks import AtomicFile
+from ..pipeline.tagger import Tagger
+from .archive import AUDIO_EXTENSIONS, expand_inputs
+from .job import ModelChoice, Reporter, SilentReporter, build_tagger
+
+NEGATIVE_FOLDERS = ("_background", "_negative")
+EMBEDDING_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One training recording and what it holds: whole-file classes (folders) or timed segments."""
+
+    path: str
+    classes: tuple[str, ...] = ()  # folder mode: every window has these
+    segments: tuple[tuple[float, float, str], ...] = ()  # annotation mode: (onset_s, offset_s, class)
+    annotated: bool = False
+
+
+def find_recordings(data: Sequence[str | os.PathLike], annotations: Sequence[str | os.PathLike] = ()
+                    ) -> list[Recording]:
+    """Recordings from class folders, or (with `annotations`) from files and folders plus annotations."""
+    if not data:
+        raise ConfigError("no training data given")
+    if annotations:
+        return _annotated(data, annotations)
+    out: list[Recording] = []
+    for root in map(Path, data):
+        if not root.is_dir():
+            raise ConfigError(f"{root}: training data without --annotations must be a folder of class folders")
+        folders = sorted(p for p in root.iterdir() if p.is_dir())
+        if not folders:
+            raise ConfigError(f"{root}: no class folders in it (expected {root}/<class>/*.wav)")
+        for folder in folders:
+            classes = () if folder.name in NEGATIVE_FOLDERS else \
+                tuple(c.strip() for c in folder.name.split(",") if c.strip())
+            files = sorted(str(f) for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            out.extend(Recording(f, classes) for f in files)
+    return out
+
+
+def _annotated(data, annotations) -> list[Recording]:
+    paths = expand_inputs(list(data))
+    by_stem: dict[str, list[str]] = {}
+    for p in paths:
+        by_stem.setdefault(Path(p).stem, []).append(p)
+    segments: dict[str, list[tuple[float, float, str]]] = {p: [] for p in paths}
+    for ann in map(os.fspath, annotations):
+        rows = _file_rows(ann, paths)
+        if rows is None:  # no file column: the recording with the annotation file's stem
+            stem = Path(ann).name.split(".")[0]
+            matches = by_stem.get(stem, [])
+            if len(matches) != 1:
+                raise ConfigError(f"{ann}: no single recording named {stem}.* among the inputs to annotate "
+                                  f"(found {len(matches)}); name the file or add a 'file' column")
+            rows = [(matches[0], s.onset_s, s.offset_s, s.label) for s in read_segments(ann)]
+        for path, onset, offset, label in rows:
+            segments[path].append((onset, offset, label))
+    return [Recording(p, segments=tuple(sorted(segments[p])), annotated=True) for p in paths]
+
+
+def _file_rows(ann: str, paths: list[str]) -> list[tuple[str, float, float, str]] | None:
+    """Rows of a CSV with a `file` column, matched to the inputs by path or name; None without that column."""
+    try:
+        with open(ann, newline="", encoding="utf-8") as f:
+            table = list(csv.reader(f))
+    except OSError as e:
+        raise ConfigError(f"{ann}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{ann}: cannot read as text (not UTF-8)") from None
+    if not table or "file" not in [c.strip().lower() for c in table[0]]:
+        return None
+    head = [c.strip().lower() for c in table[0]]
+    segs = read_segments(ann)  # checks onset/offset/label, row by row
+    column = head.index("file")
+    names = {os.path.abspath(p): p for p in paths} | {Path(p).name: p for p in paths}
+    rows = []
+    for seg, row in zip(segs, [r for r in table[1:] if any(c.strip() for c in r)]):
+        given = row[column].strip()
+        path = names.get(os.path.abspath(os.path.join(os.path.dirname(ann), given))) or names.get(Path(given).name)
+        if path is None:
+            raise ConfigError(f"{ann}: {given!r} is not among the recordings given")
+        rows.append((path, seg.onset_s, seg.offset_s, seg.label))
+    return rows
+
+
+def window_targets(rec: Recording, starts: np.ndarray, window_s: float, classes: list[str],
+                   min_overlap: float) -> np.ndarray:
+    """[K, C] 0/1 targets: a folder's classes for every window, or the classes whose segments overlap a
+    window by at least `min_overlap` of the shorter of the two."""
+    y = np.zeros((len(starts), len(classes)), np.float32)
+    index = {c: i for i, c in enumerate(classes)}
+    if not rec.annotated:
+        for c in rec.classes:
+            y[:, index[c]] = 1
+        return y
+    ends = starts + window_s
+    for onset, offset, label in rec.segments:
+        overlap = np.minimum(ends, offset) - np.maximum(starts, onset)
+        need = min_overlap * min(window_s, max(offset - onset, 1e-9))
+        y[overlap >= need - 1e-9, index[label]] = 1
+    return y
+
+
+@dataclass
+class EmbeddingCache:
+    """Window embeddings on disk, keyed by the file's content, the backbone and its weights, window and hop."""
+
+    folder: Path
+    hits: int = 0
+    misses: int = 0
+
+    def key(self, path: str, tagger: Tagger, weights_sha: str | None) -> str:
+        import hashlib
+        w = tagger.window
+        parts = [sha256_file(path), tagger.model_name, weights_sha or "", str(w.window), str(w.hop), str(w.rate),
+                 str(EMBEDDING_CACHE_VERSION)]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
+
+    def embeddings(self, path: str, tagger: Tagger, weights_sha: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """(start_s [K], embeddings [K, D]) of a recording, from the cache or the pipeline (then cached)."""
+        dest = self.folder / f"{self.key(path, tagger, weights_sha)}.npz"
+        try:
+            with np.load(dest) as z:
+                starts, emb = z["start_s"], z["embeddings"]
+            self.hits += 1
+            return starts, emb
+        except (OSError, ValueError, KeyError):
+            pass
+        rows = [(r.start_s, r.embedding) for r in tagger.tag_file(path)]
+        starts = np.asarray([s for s, _ in rows], np.float64)
+        emb = np.stack([e for _, e in rows]).astype(np.float32)
+        self.misses += 1
+        try:
+            out = AtomicFile(dest, binary=True)
+            buf = io.BytesIO()
+            np.savez(buf, start_s=starts, embeddings=emb)
+            out.file.write(buf.getvalue())
+            out.commit()
+        except OSError:
+            pass  # a read-only home: train without caching
+        return starts, emb
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """What `streamtag train` does, checked: data, backbone, windows, head shape and training settings."""
+
+    recordings: tuple[Recording, ...]
+    classes: tuple[str, ...]
+    output: str
+    model: ModelChoice = ModelChoice()
+    window_s: float = 1.0
+    hop_s: float = 0.5
+    device: str = "auto"
+    hidden: int = 0
+    epochs: int = 300
+    patience: int = 20
+    learning_rate: float = 1e-3
+    seed: int = 0
+    val_share: float = 0.25
+    min_overlap: float = 0.5
+    target_precision: float | None = None
+    plot: str | None = None
+
+    @classmethod
+    def from_options(cls, data: Sequence[str | os.PathLike], *, output: str | os.PathLike,
+                     annotations: Sequence[str | os.PathLike] = (), model: str | None = None,
+                     weights: str | None = None, window: float = 1.0, hop: float = 0.5, device: str = "auto",
+                     hidden: int = 0, epochs: int = 300, patience: int = 20, learning_rate: float = 1e-3,
+                     seed: int = 0, val_share: float = 0.25, min_overlap: float = 0.5,
+                     target_precision: float | None = None, plot: str | None = None) -> "TrainJob":
+        """A job from options as a user gives them; ConfigError naming the first that is wrong."""
+        if hidden < 0 or epochs < 1 or patience < 1:
+            raise ConfigError("hidden must be >= 0, epochs and patience >= 1")
+        if not (0 < learning_rate < 1 and 0 < val_share < 1 and 0 < min_overlap <= 1):
+            raise ConfigError("the learning rate and validation share must be in (0, 1), the overlap in (0, 1]")
+        if target_precision is not None and not 0 < target_precision <= 1:
+            raise ConfigError(f"the target precision must be in (0, 1], got {target_precision}")
+        if not str(output).endswith(".pt"):
+            raise ConfigError(f"the head file must end in .pt, got {output}")
+        recordings = find_recordings(data, annotations)
+        if not recordings:
+            raise ConfigError("no audio files found in the training data")
+        classes = sorted({c for r in recordings for c in r.classes} | {s[2] for r in recordings for s in r.segments})
+        if not classes:
+            raise ConfigError("the training data names no class (only negatives)")
+        counts = {c: sum(1 for r in recordings if c in r.classes or any(s[2] == c for s in r.segments))
+                  for c in classes}
+        few = [c for c, n in counts.items() if n < 2]
+        if few:
+            raise ConfigError(f"each class needs recordings for training and validation (at least 2): "
+                              f"{', '.join(few)} {'has' if len(few) == 1 else 'have'} one")
+        return cls(tuple(recordings), tuple(classes), os.fspath(output), ModelChoice(model, weights), float(window),
+                   float(hop), device, hidden, epochs, patience, learning_rate, seed, val_share, min_overlap,
+                   target_precision, plot)
+
+
+@dataclass
+class TrainReport:
+    """How training went: per-class validation metrics, counts, the split and the embedding cache."""
+
+    head: str
+    classes: list[str]
+    backbone: str
+    window_s: float
+    hop_s: float
+    thresholds: dict[str, float]
+    validation: dict[str, dict]  # class -> precision, recall, f1, average_precision, threshold
+    counts: dict[str, dict]  # class -> train/validation recordings and windows
+    train_recordings: list[str]
+    validation_recordings: list[str]
+    epochs: int
+    cache: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def split_by_recording(targets: list[np.ndarray], share: float, seed: int) -> np.ndarray:
+    """Which recordings validate (True): about `share` of them, each class in both parts where it can be."""
+    rng = np.random.default_rng(seed)
+    n = len(targets)
+    has = np.stack([t.max(axis=0) if len(t) else np.zeros(targets[0].shape[1]) for t in targets]) > 0
+    val = np.zeros(n, bool)
+    order = rng.permutation(n)
+    for c in np.argsort(has.sum(axis=0), kind="stable"):  # rarest class first
+        holders = [i for i in order if has[i, c]]
+        if len(holders) >= 2 and not val[holders].any():
+            train_left = [i for i in holders if not val[i]]
+            if len(train_left) >= 2:
+                val[train_left[-1]] = True
+    for i in order:  # then up to the share, never taking a class's last training recording
+        if val.sum() >= max(1, round(share * n)):
+            break
+        if not val[i] and all((has[:, c] & ~val).sum() > 1 for c in np.flatnonzero(has[i])):
+            val[i] = True
+    return val
+
+
+def _fit(head: Head, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, job: TrainJob) -> int:
+    """Train with BCE (positives weighted by the negatives per positive), Adam, early stopping on validation
+    loss; the best state is kept. Returns the epochs run."""
+    xt, yt, xvt, yvt = map(torch.from_numpy, (x, y, xv, yv))
+    pos = yt.sum(0)
+    pos_weight = ((len(yt) - pos) / pos.clamp(min=1)).clamp(1.0, 100.0)
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    opt = torch.optim.Adam(head.parameters(), lr=job.learning_rate, weight_decay=1e-4)
+    best, best_state, since, epoch = math.inf, None, 0, 0
+    batch = 256
+    gen = torch.Generator().manual_seed(job.seed)
+    for epoch in range(1, job.epochs + 1):
+        head.train()
+        for idx in torch.randperm(len(xt), generator=gen).split(batch):
+            opt.zero_grad()
+            loss_fn(head(xt[idx]), yt[idx]).backward()
+            opt.step()
+        head.eval()
+        with torch.no_grad():
+            val_loss = float(loss_fn(head(xvt), yvt))
+        if val_loss < best - 1e-5:
+            best, since = val_loss, 0
+            best_state = {k: v.clone() for k, v in head.state_dict().items()}
+        else:
+            since += 1
+            if since >= job.patience:
+                break
+    if best_state is not None:
+        head.load_state_dict(best_state)
+    return epoch
+
+
+def choose_threshold(scores: np.ndarray, truth: np.ndarray, target_precision: float | None) -> float:
+    """The threshold with the best F1 on these scores (or the lowest reaching `target_precision`)."""
+    if truth.sum() == 0:
+        return 0.5
+    order = np.argsort(-scores, kind="stable")
+    s, t = scores[order], truth[order]
+    tp = np.cumsum(t)
+    fp = np.cumsum(1 - t)
+    precision = tp / (tp + fp)
+    recall = tp / t.sum()
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    last = np.r_[s[1:] != s[:-1], True]  # cut only between distinct scores
+    ok = np.flatnonzero(last & (precision >= target_precision)) if target_precision is not None else []
+    k = int(ok[-1]) if len(ok) else int(np.flatnonzero(last)[np.argmax(f1[last])])
+    below = float(s[k + 1]) if k + 1 < len(s) else 0.0
+    return (float(s[k]) + below) / 2  # midway to the next score below: a margin for unseen windows
+
+
+def average_precision(scores: np.ndarray, truth: np.ndarray) -> float:
+    """Area under the precision-recall curve as a step function (scikit-learn's definition)."""
+    if truth.sum() == 0:
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    t = truth[order]
+    tp = np.cumsum(t)
+    precision = tp / np.arange(1, len(t) + 1)
+    return float((precision * t).sum() / t.sum())
+
+
+def _metrics(scores: np.ndarray, truth: np.ndarray, threshold: float) -> dict:
+    pred = scores >= threshold
+    tp, fp, fn = int((pred & (truth > 0)).sum()), int((pred & (truth == 0)).sum()), int((~pred & (truth > 0)).sum())
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
+            "average_precision": average_precision(scores, truth), "threshold": threshold,
+            "positives": int(truth.sum()), "windows": int(len(truth))}
+
+
+def save_head(head: Head, path: str | os.PathLike) -> HeadInfo:
+    """Write a head file atomically (plain tensors and values); returns its info with the file's sha256."""
+    out = AtomicFile(path, binary=True)
+    try:
+        torch.save(head_payload(head), out.file)
+        out.commit()
+    except BaseException:
+        out.discard()
+        raise
+    return dataclasses.replace(head.info, sha256=sha256_file(path), path=os.fspath(path))
+
+
+def train_head(data: Sequence[str | os.PathLike], *, output: str | os.PathLike, reporter: Reporter | None = None,
+               **options) -> TrainReport:
+    """Train a head on `data` (class folders, or recordings with `annotations=`) and save it to `output`;
+    `options` are `TrainJob.from_options`'s (model, window, hop, hidden, seed, target_precision, ...)."""
+    return run_train_job(TrainJob.from_options(data, output=output, **options), reporter)
+
+
+def run_train_job(job: TrainJob, reporter: Reporter | None = None) -> TrainReport:
+    """Embed every recording (cached), train the head, choose thresholds, save the head and its report."""
+    reporter = reporter or SilentReporter()
+    torch.manual_seed(job.seed)
+    tagger = build_tagger(job.model, _audioset_labels(), reporter, window=job.window_s, hop=job.hop_s,
+                          device=job.device)
+    backbone = tagger.model
+    weights_sha = backbone_sha256(backbone)
+    cache = EmbeddingCache(streamtag_home() / "embeddings")
+    classes = list(job.classes)
+    xs, ys = [], []
+    reporter.notice(f"embedding {len(job.recordings)} recordings with {backbone.spec.name} "
+                    f"({job.window_s:g} s windows, {job.hop_s:g} s hop; cached in {cache.folder})")
+    for rec in job.recordings:
+        starts, emb = cache.embeddings(rec.path, tagger, weights_sha)
+        xs.append(emb)
+        ys.append(window_targets(rec, starts, tagger.window.window_s, classes, job.min_overlap))
+    val = split_by_recording(ys, job.val_share, job.seed)
+    x, y = np.concatenate([a for a, v in zip(xs, val) if not v]), np.concatenate([b for b, v in zip(ys, val) if not v])
+    xv, yv = np.concatenate([a for a, v in zip(xs, val) if v]), np.concatenate([b for b, v in zip(ys, val) if v])
+    info = HeadInfo(classes=tuple(classes), backbone=backbone.spec.name, backbone_sha256=weights_sha,
+                    window_s=tagger.window.window_s, hop_s=tagger.window.hop_s, embedding_dim=x.shape[1],
+                    hidden=job.hidden, streamtag_version=__version__)
+    head = Head(info)
+    head.mean.copy_(torch.from_numpy(x.mean(axis=0)))
+    head.std.copy_(torch.from_numpy(x.std(axis=0) + 1e-6))
+    epochs = _fit(head, x, y, xv, yv, job)
+    with torch.no_grad():
+        scores = torch.sigmoid(head(torch.from_numpy(xv))).numpy()
+    thresholds = [choose_threshold(scores[:, c], yv[:, c], job.target_precision) for c in range(len(classes))]
+    head.info = dataclasses.replace(info, thresholds=tuple(thresholds))
+    saved = save_head(head, job.output)
+    names = [r.path for r in job.recordings]
+    report = TrainReport(
+        head=saved.path, classes=classes, backbone=info.backbone, window_s=info.window_s, hop_s=info.hop_s,
+        thresholds=dict(zip(classes, thresholds)),
+        validation={c: _metrics(scores[:, i], yv[:, i], thresholds[i]) for i, c in enumerate(classes)},
+        counts={c: {"train_recordings": int(sum(1 for t, v in zip(ys, val) if not v and t[:, i].any())),
+                    "validation_recordings": int(sum(1 for t, v in zip(ys, val) if v and t[:, i].any())),
+                    "train_windows": int(y[:, i].sum()), "validation_windows": int(yv[:, i].sum())}
+                for i, c in enumerate(classes)},
+        train_recordings=[n for n, v in zip(names, val) if not v],
+        validation_recordings=[n for n, v in zip(names, val) if v], epochs=epochs,
+        cache={"hits": cache.hits, "misses": cache.misses})
+    out = AtomicFile(report_path(job.output))
+    try:
+        out.file.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        out.commit()
+    except BaseException:
+        out.discard()
+        raise
+    if job.plot:
+        plot_precision_recall(job.plot, classes, scores, yv)
+    return report
+
+
+def report_path(head_path: str | os.PathLike) -> str:
+    """Where the report of a head is saved: beside it, `<head>.json`."""
+    return str(Path(head_path).with_suffix(".json"))
+
+
+def _audioset_labels():
+    from ..models import load_labels
+    return load_labels()
+
+
+def plot_precision_recall(path: str, classes: list[str], scores: np.ndarray, truth: np.ndarray) -> None:
+    """Precision-recall curves of every class on validation, as a PNG (matplotlib)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("plots need matplotlib: pip install 'streamtag[plot]'") from None
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for i, c in enumerate(classes):
+        if truth[:, i].sum() == 0:
+            continue
+        order = np.argsort(-scores[:, i], kind="stable")
+        t = truth[order, i]
+        tp = np.cumsum(t)
+        ax.plot(tp / t.sum(), tp / np.arange(1, len(t) + 1),
+                label=f"{c} (AP {average_precision(scores[:, i], truth[:, i]):.2f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    ax.set_title("validation precision-recall")
+    fig.tight_layout()
+    out = AtomicFile(path, binary=True)
+    try:
+        fig.savefig(out.file, format="png")
+        out.commit()
+    except BaseException:
+        out.discard()
+        raise
+    finally:
+        plt.close(fig)
+
+
+__all__ = ["EmbeddingCache", "Recording", "TrainJob", "TrainReport", "choose_threshold", "find_recordings",
+           "report_path", "run_train_job", "save_head", "split_by_recording", "train_head", "window_targets"]
