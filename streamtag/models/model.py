@@ -36,7 +36,7 @@ def check_waveforms(wave: object, dims: int, layout: str) -> None:
         raise ConfigError(f"a model takes waveforms {layout}, got shape {tuple(wave.shape)}")
 
 class ModelOutput(NamedTuple):
-    """One model call: logits [B, 527] (None for embedding-only models), embeddings [B, D], frames [B, F, Df] | None."""
+    """One model call: logits [B, C] (None for embedding-only models), embeddings [B, D], frames [B, F, Df] | None."""
 
     logits: Tensor | None
     embedding: Tensor

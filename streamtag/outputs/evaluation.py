@@ -44,7 +44,8 @@ class Scores:
 
 
 def read_segments(path: str | os.PathLike) -> list[Segment]:
-    """Onset, offset, label rows from CSV/TSV (with a header naming onset/offset/label columns),
+    """Onset, offset, label rows from CSV/TSV (with a header naming onset/offset/label columns; Raven's
+    Begin/End Time (s) with Annotation, Class, Species or Common Name),
     streamtag events JSONL, or an Audacity label file (3 tab-separated columns, no header).
     A row that is not a valid event (bad number, offset before onset, no label) raises ConfigError naming it."""
     path = os.fspath(path)
@@ -74,7 +75,7 @@ def read_segments(path: str | os.PathLike) -> list[Segment]:
     head = [c.strip().lower() for c in table[0]]
     pick = {}
     for key, options in (("onset", ("onset_s", "onset", "begin time (s)", "start")),
-                         ("offset", ("offset_s", "offset", "end time (s)", "end")), ("label", ("label", "event_label"))):
+                         ("offset", ("offset_s", "offset", "end time (s)", "end")), ("label", ("label", "event_label", "annotation", "class", "species", "common name"))):
         pick[key] = next((head.index(o) for o in options if o in head), None)
     if None in pick.values():
         try:  # Audacity labels: start, end, label, no header

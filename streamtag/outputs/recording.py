@@ -128,7 +128,7 @@ class OutputPlan:
         """Refuse, before any work, outputs that an embedding-only model cannot feed."""
         wanted = [] if has_scores else self.needs_scores()
         if wanted:
-            raise ConfigError(f"{model_name} gives embeddings only (no AudioSet scores), so {', '.join(wanted)} "
+            raise ConfigError(f"{model_name} gives embeddings only (no scores), so {', '.join(wanted)} "
                               f"cannot be written: choose npz (text and jsonl list the windows)")
 
     def dest(self, stem: str, fmt: str) -> Path:

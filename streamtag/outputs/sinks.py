@@ -211,7 +211,7 @@ class CsvSink:
 
 
 class NpzSink:
-    """All windows' arrays in one .npz: start_s, end_s [K], scores [K,527], embeddings [K,D], labels [527].
+    """All windows' arrays in one .npz: start_s, end_s [K], scores [K,C], embeddings [K,D], labels [C] (C classes).
 
     Rows are spooled to temporary files as they arrive (memory stays flat however long the
     recording); `close()` assembles the archive under a temporary name and renames it.

@@ -42,7 +42,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 class Inferred(NamedTuple):
-    """Numpy outputs for a batch of windows: scores [B, 527] | None, embeddings [B, D], frames [B, F, Df] | None."""
+    """Numpy outputs for a batch of windows: scores [B, C] | None, embeddings [B, D], frames [B, F, Df] | None."""
 
     scores: np.ndarray | None
     embeddings: np.ndarray

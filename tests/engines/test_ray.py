@@ -115,10 +115,15 @@ def test_sigterm_stops_the_ray_driver_keeping_finished_files(archive, tmp_path, 
     import subprocess
     import sys
     import time
+    folder = tmp_path / "in"
+    folder.mkdir()
+    demo, sr = sf.read(DEMO_CLIP, dtype="float32")
+    sf.write(folder / "a_short.wav", demo[: 2 * sr], sr)  # done first (one worker takes shards in order)
+    sf.write(folder / "b_long.wav", np.tile(demo, (24, 1)), sr)  # 5 minutes: still running at the signal
     out = tmp_path / "out"
     env = dict(os.environ, STREAMTAG_HOME=str(isolated_home))
-    proc = subprocess.Popen([sys.executable, "-m", "streamtag", "tag", str(archive), *MODEL, "--output-dir", str(out),
-                             "--engine", "ray", "--shard-windows", "2", "--workers", "1"],
+    proc = subprocess.Popen([sys.executable, "-m", "streamtag", "tag", str(folder), *MODEL, "--output-dir", str(out),
+                             "--engine", "ray", "--shard-windows", "16", "--workers", "1"],
                             stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 240
     while not list(out.glob("*.streamtag.json")) and proc.poll() is None and time.monotonic() < deadline:
@@ -131,7 +136,26 @@ def test_sigterm_stops_the_ray_driver_keeping_finished_files(archive, tmp_path, 
     assert proc.returncode == 143, err[-3000:]
     assert err.strip().splitlines()[-1] == "streamtag: interrupted"
     summary = json.loads((out / SUMMARY_FILE).read_text())
-    assert summary["interrupted"] and summary["completed"] >= 1
+    assert summary["interrupted"] and summary["completed"] == 1
+    assert not (out / "b_long.npz").exists()
     for stem in (p.name.split(".")[0] for p in out.glob("*.streamtag.json")):
         assert (out / f"{stem}.npz").is_file() and (out / f"{stem}.jsonl").is_file()
     assert not list(out.glob("*.partial"))
+
+
+def test_a_head_runs_on_ray_as_on_one_machine(local_ray, archive, tmp_path):
+    import torch
+    from streamtag.models.head import Head, HeadInfo, head_payload
+    torch.manual_seed(0)
+    head = tmp_path / "three.pt"
+    torch.save(head_payload(Head(HeadInfo(classes=("a", "b", "c"), backbone="mn04_as", backbone_sha256=None,
+                                          window_s=1.0, hop_s=0.5, embedding_dim=384, thresholds=(0.5,) * 3))), head)
+    args = [str(archive / "short.flac"), "--head", str(head), "--weights", str(MN04_WEIGHTS), "--labels",
+            str(LABELS_CSV), "--device", "cpu", "--format", "npz", "--quiet"]
+    for engine in ("local", "ray"):
+        res = CliRunner().invoke(main, ["tag", *args, "--output-dir", str(tmp_path / engine), "--engine", engine,
+                                        "--model", "mn04_as"])
+        assert res.exit_code == 0, res.output
+    with np.load(tmp_path / "local" / "short.npz") as a, np.load(tmp_path / "ray" / "short.npz") as b:
+        assert a["labels"].tolist() == b["labels"].tolist() == ["a", "b", "c"]
+        assert np.abs(a["scores"] - b["scores"]).max() <= 1e-4 and str(b["model"]) == "mn04_as+three"

@@ -260,7 +260,8 @@ def test_every_output_events_and_filters_work_with_the_heads_classes(tmp_path, t
     assert res.exit_code == 0, res.stderr
     with np.load(out / "mix.npz") as z:
         assert z["labels"].tolist() == CLASSES and z["scores"].shape == (23, 3)
-        assert str(z["head_sha256"]) == load_head(trained["head"]).info.sha256
+        head_sha = str(z["head_sha256"])
+        assert head_sha == load_head(trained["head"]).info.sha256
         assert str(z["model"]) == "mn04_as+head"
     rows = [json.loads(ln) for ln in (out / "mix.jsonl").read_text().splitlines()]
     shown = {t["label"] for r in rows for t in r["top"]}
@@ -273,7 +274,7 @@ def test_every_output_events_and_filters_work_with_the_heads_classes(tmp_path, t
     beep = [a for a in audacity if a[2].startswith("beep")]
     assert float(beep[0][0]) == 0.0 and float(beep[0][1]) == pytest.approx(3.0, abs=0.5)
     meta = json.loads((out / "mix.streamtag.json").read_text())
-    assert meta["head"]["classes"] == CLASSES and meta["head"]["sha256"] == str(z["head_sha256"])
+    assert meta["head"]["classes"] == CLASSES and meta["head"]["sha256"] == head_sha
     assert meta["thresholds"]["classes"].keys() == set(CLASSES)  # the head's own thresholds
 
     events = tmp_path / "events"
