@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import math
 import os
@@ -28,6 +27,7 @@ from ..models import streamtag_home
 from ..models.head import Head, HeadInfo, backbone_sha256, head_payload
 from ..models.weights import sha256_file
 from ..outputs.evaluation import read_segments
+from ..outputs.plot import pyplot, save_figure
 from ..outputs.sinks import AtomicFile
 from ..pipeline.tagger import Tagger
 from .archive import AUDIO_EXTENSIONS, expand_inputs
@@ -162,11 +162,8 @@ class EmbeddingCache:
         emb = np.stack([e for _, e in rows]).astype(np.float32)
         self.misses += 1
         try:
-            out = AtomicFile(dest, binary=True)
-            buf = io.BytesIO()
-            np.savez(buf, start_s=starts, embeddings=emb)
-            out.file.write(buf.getvalue())
-            out.commit()
+            with AtomicFile(dest, binary=True) as out:
+                np.savez(out, start_s=starts, embeddings=emb)
         except OSError:
             pass  # a read-only home: train without caching
         return starts, emb
@@ -341,13 +338,8 @@ def _metrics(scores: np.ndarray, truth: np.ndarray, threshold: float) -> dict:
 
 def save_head(head: Head, path: str | os.PathLike) -> HeadInfo:
     """Write a head file atomically (plain tensors and values); returns its info with the file's sha256."""
-    out = AtomicFile(path, binary=True)
-    try:
-        torch.save(head_payload(head), out.file)
-        out.commit()
-    except BaseException:
-        out.discard()
-        raise
+    with AtomicFile(path, binary=True) as out:
+        torch.save(head_payload(head), out)
     return dataclasses.replace(head.info, sha256=sha256_file(path), path=os.fspath(path))
 
 
@@ -402,13 +394,8 @@ def run_train_job(job: TrainJob, reporter: Reporter | None = None) -> TrainRepor
         train_recordings=[n for n, v in zip(names, val) if not v],
         validation_recordings=[n for n, v in zip(names, val) if v], epochs=epochs,
         cache={"hits": cache.hits, "misses": cache.misses})
-    out = AtomicFile(report_path(job.output))
-    try:
-        out.file.write(json.dumps(report.as_dict(), indent=2) + "\n")
-        out.commit()
-    except BaseException:
-        out.discard()
-        raise
+    with AtomicFile(report_path(job.output)) as out:
+        out.write(json.dumps(report.as_dict(), indent=2) + "\n")
     if job.plot:
         plot_precision_recall(job.plot, classes, scores, yv)
     return report
@@ -426,12 +413,7 @@ def _audioset_labels():
 
 def plot_precision_recall(path: str, classes: list[str], scores: np.ndarray, truth: np.ndarray) -> None:
     """Precision-recall curves of every class on validation, as a PNG (matplotlib)."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ConfigError("plots need matplotlib: pip install 'streamtag[plot]'") from None
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     for i, c in enumerate(classes):
         if truth[:, i].sum() == 0:
@@ -448,15 +430,7 @@ def plot_precision_recall(path: str, classes: list[str], scores: np.ndarray, tru
     ax.legend(fontsize=8)
     ax.set_title("validation precision-recall")
     fig.tight_layout()
-    out = AtomicFile(path, binary=True)
-    try:
-        fig.savefig(out.file, format="png")
-        out.commit()
-    except BaseException:
-        out.discard()
-        raise
-    finally:
-        plt.close(fig)
+    save_figure(fig, path)
 
 
 __all__ = ["EmbeddingCache", "Recording", "TrainJob", "TrainReport", "choose_threshold", "find_recordings",

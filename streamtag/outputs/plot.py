@@ -23,6 +23,17 @@ def window_tiles(start_s: np.ndarray, end_s: np.ndarray, audio_s: float | None =
     return edges
 
 
+def pyplot():
+    """matplotlib's pyplot on the Agg backend, or ConfigError naming the extra to install."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("plots need matplotlib: pip install 'streamtag[plot]'") from None
+    return plt
+
+
 def plot_scores(path: str | os.PathLike, start_s: np.ndarray, end_s: np.ndarray, scores: np.ndarray,
                 names: tuple[str, ...], events: list[Event] = (), top: int = 24, title: str = "",
                 audio_s: float | None = None) -> None:
@@ -31,13 +42,8 @@ def plot_scores(path: str | os.PathLike, start_s: np.ndarray, end_s: np.ndarray,
     Each window is drawn over the time it stands for (`window_tiles`, the same slices as the events),
     as one mesh, so an hour renders in seconds.
     """
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.patches import Rectangle
-    except ImportError:
-        raise ConfigError("plots need matplotlib: pip install 'streamtag[plot]'") from None
+    plt = pyplot()
+    from matplotlib.patches import Rectangle
     if len(scores) == 0:
         raise ConfigError("nothing to plot: no windows")
     event_labels = [e.label for e in events]
@@ -65,12 +71,14 @@ def plot_scores(path: str | os.PathLike, start_s: np.ndarray, end_s: np.ndarray,
     fig.colorbar(im, ax=ax, pad=0.01, label="score")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    out = AtomicFile(path, binary=True)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: str | os.PathLike) -> None:
+    """Write a matplotlib figure atomically, in the format its extension names (PNG by default), and close it."""
+    import matplotlib.pyplot as plt
     try:
-        fig.savefig(out.file, format=Path(path).suffix[1:].lower() or "png")
-        out.commit()
-    except BaseException:
-        out.discard()
-        raise
+        with AtomicFile(path, binary=True) as out:
+            fig.savefig(out, format=Path(path).suffix[1:].lower() or "png")
     finally:
         plt.close(fig)

@@ -61,6 +61,16 @@ class AtomicFile:
         self.file: IO = os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": "",
                                                                                     "encoding": "utf-8"}))
 
+    def __enter__(self) -> IO:
+        return self.file
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Commit when the block succeeded, else discard."""
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
     def commit(self) -> None:
         """Flush, close and rename into place; on failure the temporary file is removed and the error raised."""
         try:
@@ -263,19 +273,15 @@ class NpzSink:
             "streamtag_version": np.asarray(__version__),
             **{k: np.asarray(v) for k, v in self.extra.items()},
         }
-        out = AtomicFile(self.path, binary=True)
         try:
-            with zipfile.ZipFile(out.file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            with AtomicFile(self.path, binary=True) as out, \
+                    zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
                 for name, arr in small.items():
                     with zf.open(name + ".npy", "w", force_zip64=True) as f:
                         np.lib.format.write_array(f, arr, allow_pickle=False)
                 for key in self.ARRAYS:
                     if self._rows[key] == k and (k or key == "embeddings"):  # every window has it
                         self._copy_spooled(zf, key, k)
-            out.commit()
-        except BaseException:
-            out.discard()
-            raise
         finally:
             for f in self._spool.values():
                 f.close()

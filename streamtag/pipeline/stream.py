@@ -24,7 +24,7 @@ from .runner import ModelRunner
 
 _END = object()
 POLL_S = 0.1  # how often blocked threads look at the stop flag
-EXIT_WAIT_S = 5.0  # at interpreter exit, how long running streams get to stop
+EXIT_WAIT_S = 30.0  # at exit, how long running streams get to stop (a first-batch export cannot be cut short)
 
 _running: "weakref.WeakSet[Stream]" = weakref.WeakSet()
 _exit_hook = threading.Lock()

@@ -3,6 +3,7 @@ import csv
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -320,3 +321,27 @@ def test_the_demo_trains_a_head_and_tags_pushed_audio(tmp_path):
     assert sum("validation F1" in ln for ln in lines) == 3
     tags = [ln.split("s  ")[1].split()[0] for ln in lines if " s  " in ln]
     assert tags[0] == "beep" and "hiss" in tags and tags[-1] == "click"
+
+
+def test_folder_names_give_several_classes_or_none(tmp_path):
+    for folder in ("beep,click", "hiss", "_negative", "_background"):
+        (tmp_path / folder).mkdir()
+        for i in range(2):
+            sf.write(tmp_path / folder / f"{i}.wav", np.zeros(16000, np.float32), 16000)
+    job = TrainJob.from_options([tmp_path], output=tmp_path / "h.pt")
+    assert job.classes == ("beep", "click", "hiss")
+    by_folder = {os.path.basename(os.path.dirname(r.path)): r.classes for r in job.recordings}
+    assert by_folder == {"beep,click": ("beep", "click"), "hiss": ("hiss",), "_negative": (), "_background": ()}
+
+
+def test_sigterm_during_training_writes_no_head(tmp_path, trained):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), STREAMTAG_HOME=str(tmp_path / "home"))
+    head = tmp_path / "head.pt"
+    proc = subprocess.Popen([sys.executable, "-m", "streamtag", "train", str(trained["data"]), "--model", "mn04_as",
+                             "-o", str(head)], stderr=subprocess.PIPE, text=True, env=env)
+    assert "embedding 24 recordings" in proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "streamtag: interrupted"
+    assert not head.exists() and not list(tmp_path.glob("*.partial"))
