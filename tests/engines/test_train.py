@@ -1,5 +1,6 @@
 """Your own classes: training a head on synthesised sounds, its file, and tagging with it everywhere."""
 import csv
+import dataclasses
 import importlib.util
 import json
 import os
@@ -107,11 +108,14 @@ def test_a_second_run_reads_the_embeddings_from_the_cache(trained, monkeypatch):
                                 seed=3)
     report = run_train_job(job)
     assert report.cache == {"hits": 24, "misses": 0}
+    first = torch.load(trained["root"] / "other.pt", weights_only=True)["state"]
     again = run_train_job(job)  # the same data and seed: the same head
+    second = torch.load(trained["root"] / "other.pt", weights_only=True)["state"]
     assert again.thresholds == report.thresholds
-    first, second = head_payload(load_head(trained["root"] / "other.pt")), torch.load(
-        trained["root"] / "other.pt", weights_only=True)
-    assert all(torch.equal(first["state"][k], second["state"][k]) for k in first["state"])
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    run_train_job(dataclasses.replace(job, seed=4))  # another seed: another initialisation and order
+    third = torch.load(trained["root"] / "other.pt", weights_only=True)["state"]
+    assert not all(torch.equal(first[k], third[k]) for k in first)
 
 
 @pytest.mark.parametrize("scores, truth, target, expected", [
