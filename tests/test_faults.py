@@ -394,7 +394,9 @@ SCENARIOS = {
     "iterator kept, then exit": "it = tagger.tag_file(LONG)\nnext(it)",
     "iterator closed": "it = tagger.tag_file(LONG)\nnext(it)\nit.close()\nassert tagger.join(5)",
     "iterator garbage-collected": "it = tagger.tag_file(LONG)\nnext(it)\ndel it\nimport gc; gc.collect()",
-    "Tagger dropped mid-run": "tagger.start(FileSource(LONG))\ndel tagger\nimport gc; gc.collect()",
+    "Tagger dropped mid-run": ("import threading\nfirst = threading.Event()\ntagger.subscribe(lambda r: first.set())\n"
+                               "tagger.start(FileSource(LONG))\nassert first.wait(60)\ndel tagger\n"
+                               "import gc; gc.collect()"),
     "error in the caller's loop": ("try:\n    for r in tagger.tag_file(LONG):\n        raise ValueError('caller')\n"
                                    "except ValueError:\n    pass"),
     "stop() without join": "it = tagger.tag_file(LONG)\nnext(it)\ntagger.stop()",
