@@ -243,7 +243,8 @@ def tag(files, model_name, window, hop, head_path, head_mode, weights, labels_pa
     if engine == "local" and reporter.show_progress:
         dest = job.plan.output_dir or (job.plan.output if job.plan.output not in (None, "-") else "stdout")
         speed = f" ({summary.audio_s / summary.elapsed_s:.0f}x real time)" if summary.elapsed_s > 0 else ""
-        click.echo(f"streamtag: {summary.completed} of {summary.files} files, {summary.windows} windows, "
+        skipped = f" ({len(summary.skipped)} already complete)" if summary.skipped else ""
+        click.echo(f"streamtag: {summary.completed} of {summary.files} files{skipped}, {summary.windows} windows, "
                    f"{summary.audio_s:.1f} s of audio in {summary.elapsed_s:.1f} s{speed} -> {dest}", err=True)
     if summary.failed:
         raise click.exceptions.Exit(1)

@@ -201,6 +201,7 @@ def test_termination_signals_keep_finished_recordings_and_resume_completes(tmp_p
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert len(list(out.glob("*.streamtag.json"))) == len(files)
+    assert res.stderr.count("are complete (same settings); skipped") == len(done)  # resumed, not redone
 
 
 def test_sigterm_commits_the_complete_lines_of_a_single_output_file(tmp_path, isolated_home):

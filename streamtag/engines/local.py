@@ -44,6 +44,7 @@ def run_locally(job: TagJob, tagger: Tagger, reporter: Reporter) -> RunSummary:
         for i, (path, stem) in enumerate(zip(job.inputs, recording_stems(list(job.inputs)))):
             if plan.output_dir and plan.is_complete(stem, tagger):
                 summary.skipped.append(path)
+                reporter.notice(f"{path}: its outputs in {plan.output_dir} are complete (same settings); skipped")
                 continue
             try:
                 label = os.path.basename(path) if len(job.inputs) == 1 else \
