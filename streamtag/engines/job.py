@@ -14,7 +14,7 @@ from typing import IO, Protocol, Sequence
 
 from ..errors import ConfigError
 from ..models import Labels, ModelSpec, TaggingModel, load_labels, require_model_name, resolve_model
-from ..models.head import HeadedModel, HeadInfo, check_head_mode, read_head_info
+from ..models.head import HeadedModel, HeadInfo, check_head_mode, head_windows, read_head_info
 from ..models.runtimes import check_runtime
 from ..outputs.recording import OutputPlan
 from ..outputs.thresholds import ClassThreshold, Thresholds
@@ -200,8 +200,7 @@ class TagJob:
         choice = ModelChoice(model, None if weights is None else os.fspath(weights),
                              None if head is None else os.path.abspath(head), head_mode)
         info = choice.head_info()
-        window = window if window is not None else info.window_s if info else 10.0
-        hop = hop if hop is not None else info.hop_s if info else 2.5
+        window, hop = head_windows(info, window, hop, (10.0, 2.5))
         check_runtime(runtime)
         WindowSpec.from_seconds(window, hop, 1_000_000)  # finite and positive; the model minimum is checked at load
         label_set = load_labels(labels)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import ConfigError, StreamtagError
 from ..models import Labels, ModelSpec, TaggingModel, load_labels
+from ..models.head import head_windows
 from ..outputs import LiveView, NpzSink, TagFilter, open_text
 from ..outputs.recording import choose_formats, text_sink
 from ..outputs.thresholds import given_thresholds
@@ -55,8 +56,7 @@ class ListenJob:
             raise ConfigError(f"the buffer must be positive, got {buffer_seconds} s")
         choice = ModelChoice(model, weights, None if head is None else os.path.abspath(head), head_mode)
         info = choice.head_info()
-        window = window if window is not None else info.window_s if info else 1.0
-        hop = hop if hop is not None else info.hop_s if info else 0.5
+        window, hop = head_windows(info, window, hop, (1.0, 0.5))
         label_set = load_labels(labels)
         shown = output_labels(label_set, info, head_mode)
         if top_k < 1:

@@ -23,7 +23,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import ConfigError
-from ..models import streamtag_home
+from ..models import load_labels, streamtag_home
 from ..models.head import Head, HeadInfo, backbone_sha256, head_payload
 from ..models.weights import sha256_file
 from ..outputs.evaluation import read_segments
@@ -354,7 +354,7 @@ def run_train_job(job: TrainJob, reporter: Reporter | None = None) -> TrainRepor
     """Embed every recording (cached), train the head, choose thresholds, save the head and its report."""
     reporter = reporter or SilentReporter()
     torch.manual_seed(job.seed)
-    tagger = build_tagger(job.model, _audioset_labels(), reporter, window=job.window_s, hop=job.hop_s,
+    tagger = build_tagger(job.model, load_labels(), reporter, window=job.window_s, hop=job.hop_s,
                           device=job.device)
     backbone = tagger.model
     weights_sha = backbone_sha256(backbone)
@@ -404,11 +404,6 @@ def run_train_job(job: TrainJob, reporter: Reporter | None = None) -> TrainRepor
 def report_path(head_path: str | os.PathLike) -> str:
     """Where the report of a head is saved: beside it, `<head>.json`."""
     return str(Path(head_path).with_suffix(".json"))
-
-
-def _audioset_labels():
-    from ..models import load_labels
-    return load_labels()
 
 
 def plot_precision_recall(path: str, classes: list[str], scores: np.ndarray, truth: np.ndarray) -> None:

@@ -54,6 +54,13 @@ class HeadInfo:
         return Labels(base.mids + own.mids, base.names + own.names)
 
 
+def head_windows(head: HeadInfo | None, window: float | None, hop: float | None,
+                 defaults: tuple[float, float]) -> tuple[float, float]:
+    """Window and hop (s) as given, else the head's, else `defaults`."""
+    base = (head.window_s, head.hop_s) if head is not None else defaults
+    return (base[0] if window is None else window), (base[1] if hop is None else hop)
+
+
 def check_head_mode(mode: str) -> None:
     if mode not in HEAD_MODES:
         raise ConfigError(f"unknown head mode {mode!r} (use {' or '.join(HEAD_MODES)})")
@@ -220,4 +227,4 @@ def attach_head(model: TaggingModel, head: str | os.PathLike | Head, mode: str =
 
 
 __all__ = ["HEAD_MODES", "Head", "HeadInfo", "HeadedModel", "attach_head", "backbone_sha256", "check_backbone",
-           "head_payload", "load_head", "read_head_info"]
+           "head_payload", "head_windows", "load_head", "read_head_info"]

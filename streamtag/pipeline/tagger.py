@@ -13,7 +13,7 @@ import numpy as np
 from ..audio.sources import ArraySource, AudioSource, FileSource, as_float_samples
 from ..errors import ConfigError
 from ..models import ModelSpec, TaggingModel, load_labels, resolve_model
-from ..models.head import Head, attach_head, load_head
+from ..models.head import Head, attach_head, head_windows, load_head
 from ..models.labels import Labels
 from ..windows import WindowSpec
 from .dispatcher import Subscriber, SubscriberList, Subscription
@@ -64,8 +64,7 @@ class Tagger:
             warnings.warn(notice, DefaultModelFallback, stacklevel=2)
         self.spec = self.model.spec
         self.model_name = self.spec.name
-        window = window if window is not None else head.info.window_s if head is not None else 10.0
-        hop = hop if hop is not None else head.info.hop_s if head is not None else 2.5
+        window, hop = head_windows(None if head is None else head.info, window, hop, (10.0, 2.5))
         self.window = WindowSpec.from_seconds(window, hop, self.model.sample_rate, self.model.min_samples)
         if head is not None:
             self.model = attach_head(self.model, head, head_mode, self.window.window_s)
