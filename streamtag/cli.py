@@ -208,13 +208,23 @@ def main() -> None:
               help="What runs the network on CPU: auto (OpenVINO for MobileNets when installed), torch, openvino.")
 @click.option("--precision", type=click.Choice(PRECISION_NAMES, case_sensitive=False), default="fp32", show_default=True,
               help="fp32 (exact); bf16 autocast (CPU with bf16 units, or CUDA; scores move, see README); fp16 (CUDA).")
+@click.option("--stream", "stream_index", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Which audio stream of a container to tag (0 = the first; needs streamtag[ffmpeg]).")
+@click.option("--reconnect", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
+              help="Network streams: reconnect attempts in a row after a drop (the missing time is a counted gap).")
+@click.option("--start-time", default=None, metavar="ISO8601",
+              help="Wall-clock start of the recording (e.g. 2026-05-01T05:30:00Z): outputs get UTC times.")
+@click.option("--start-time-from", default=None, metavar="name:PATTERN|metadata",
+              help="Each recording's start from its file name (name:%Y%m%d_%H%M%S, UTC unless %z) or its "
+                   "container's creation_time (metadata).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line, summary or notices.")
 @click.option("--progress/--no-progress", default=None,
               help="Show the progress line and the summary (default: when stderr is a terminal, without --quiet).")
 def tag(files, model_name, window, hop, head_path, head_mode, weights, labels_path, device, batch_size, fmts, output,
         output_dir, top_k, as_events, include, exclude, threshold, thresholds_path, off_threshold, min_duration, max_gap, median,
-        plot_path, frames, engine, address, shard_windows, workers, runtime, precision, quiet, progress) -> None:
-    """Tag audio FILES (files, folders, or .txt lists of paths) window by window.
+        plot_path, frames, engine, address, shard_windows, workers, runtime, precision, stream_index, reconnect,
+        start_time, start_time_from, quiet, progress) -> None:
+    """Tag audio FILES (files, folders, .txt lists of paths, http(s)/rtsp URLs, or - for stdin) window by window.
 
     Writes the top tags per window, all scores (NPZ) or detected events.
     """
@@ -228,7 +238,8 @@ def tag(files, model_name, window, hop, head_path, head_mode, weights, labels_pa
             off_threshold=off_threshold,
             min_duration_s=min_duration, max_gap_s=max_gap, median=median, plot=plot_path, frames=frames,
             engine=engine, address=address, shard_windows=shard_windows, workers=workers, runtime=runtime,
-            precision=precision)
+            precision=precision, stream=stream_index, reconnect=reconnect, start_time=start_time,
+            start_time_from=start_time_from)
         summary = run_tag_job(job, reporter)
     if summary.interrupted:
         exit_interrupted(summary.exit_code, at_once=engine != "ray")
@@ -369,7 +380,11 @@ def devices(as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--input", "input_", default=None, help="Input device: index or name substring (see `streamtag devices`).")
+@click.option("--input", "input_", default=None,
+              help="Input device (index or name substring, see `streamtag devices`), a network stream URL "
+                   "(http(s), rtsp), or - for audio piped to stdin.")
+@click.option("--reconnect", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
+              help="Network streams: reconnect attempts in a row after a drop (the missing time is a counted gap).")
 @click.option("--device", default="auto", show_default=True, help="Compute device: auto, cpu or cuda.")
 @click.option("--model", "model_name", default=None, metavar="NAME", help="Registry name (default: mn10_as, or bundled mn04_as).")
 @click.option("--weights", type=click.Path(), default=None, help="Checkpoint file to load instead of the official one.")
@@ -393,16 +408,16 @@ def devices(as_json: bool) -> None:
 @click.option("--runtime", type=click.Choice(RUNTIMES, case_sensitive=False), default="auto", show_default=True,
               help="What runs the network on CPU: auto, torch, openvino.")
 @click.option("--quiet", "-q", is_flag=True, help="No notices or latency summary.")
-def listen(input_, device, model_name, weights, labels_path, window, hop, head_path, head_mode, duration, top_k,
-           threshold, thresholds_path, fmt, output, buffer_seconds, runtime, quiet) -> None:
-    """Tag what an input device hears, live. Ctrl-C stops cleanly and flushes outputs."""
+def listen(input_, reconnect, device, model_name, weights, labels_path, window, hop, head_path, head_mode, duration,
+           top_k, threshold, thresholds_path, fmt, output, buffer_seconds, runtime, quiet) -> None:
+    """Tag what an input device (or a network stream) hears, live. Ctrl-C stops cleanly and flushes outputs."""
     from .engines.live import ListenJob, run_listen
     with user_errors():
         job = ListenJob.from_options(input=input_, model=model_name, weights=weights, labels=labels_path,
                                      window=window, hop=hop, device=device, duration=duration, top_k=top_k,
                                      threshold=threshold, thresholds=thresholds_path, format=fmt, output=output,
                                      buffer_seconds=buffer_seconds, runtime=runtime, head=head_path,
-                                     head_mode=head_mode)
+                                     head_mode=head_mode, reconnect=reconnect)
         summary = run_listen(job, CliReporter(quiet))
     stats = summary.stats
     if stats.lost_samples or stats.device_overflows:

@@ -450,13 +450,25 @@ def test_dash_reads_audio_from_standard_input(tmp_path, isolated_home):
     assert empty.returncode == 1 and "standard input held no audio" in empty.stderr
 
 
-def test_an_m4a_says_how_to_convert_it(tmp_path, isolated_home):
+def test_an_m4a_without_ffmpeg_names_the_extra_and_how_to_convert(tmp_path, isolated_home, monkeypatch):
+    import streamtag.audio.inputs as inputs
+    monkeypatch.setattr(inputs, "ffmpeg_available", lambda: False)  # as without the [ffmpeg] extra
     clip = tmp_path / "voice memo.m4a"
     clip.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(200))
     res = CliRunner().invoke(main, ["tag", str(clip), *FAST])
     assert res.exit_code == 1
     assert "not AAC or ALAC in MP4: convert it first, e.g. ffmpeg -i 'voice memo.m4a' 'voice memo.flac'" in res.stderr
+    assert "pip install 'streamtag[ffmpeg]'" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_broken_m4a_gives_both_readers_reasons(tmp_path, isolated_home):
+    clip = tmp_path / "voice memo.m4a"
+    clip.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(200))
+    res = CliRunner().invoke(main, ["tag", str(clip), *FAST])
+    assert res.exit_code == 1
+    line = res.stderr.strip()
+    assert "neither libsndfile (" in line and ") nor FFmpeg (" in line and len(line.splitlines()) == 1
 
 
 # -- the umask ---------------------------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ class SimulatedLiveSource:
 
     live = True
     overflows = nonfinite = 0  # a simulated device never overflows; noise is finite
+    start_utc = None
 
     def __init__(self, seconds: float, speed: float, rate: int = 32000) -> None:
         self.seconds, self.speed, self.rate = seconds, speed, rate

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import threading
-from collections import deque
+from datetime import datetime
 from typing import Iterator
 
 import numpy as np
 
 from ..errors import AudioDeviceError, ConfigError
+from .capture import CaptureBuffer, capture_start, captured_blocks
 from .resample import StreamResampler
-from .sources import Gap, downmix, replace_nonfinite
+from .sources import Gap
 
 
 def _sounddevice():
@@ -69,60 +70,29 @@ class MicrophoneSource:
         self.sample_rate = int(sample_rate or info["default_samplerate"])
         self.channels = int(channels or min(2, info["channels"]))
         self.block_frames = max(1, int(block_s * self.sample_rate))
-        self.max_frames = int(buffer_s * self.sample_rate)
         self.overflows = 0  # device-reported input overflows
         self.nonfinite = 0  # NaN/Inf samples replaced by 0 (a float device can deliver them)
-        self.dropped_frames = 0  # frames lost to overflows or a full queue (device rate)
-        self._items: deque = deque()  # np.ndarray blocks, or int = lost frames
-        self._queued = 0
-        self._lock = threading.Lock()
-        self._ready = threading.Event()
+        self.start_utc: datetime | None = None  # the capture clock at the first sample, set when it arrives
+        self._buffer = CaptureBuffer(int(buffer_s * self.sample_rate))
         self._closed = threading.Event()
         self._next_adc: float | None = None
 
+    @property
+    def dropped_frames(self) -> int:
+        """Frames lost to overflows or a full buffer (device rate)."""
+        return self._buffer.dropped_frames
+
     def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread: copy only
         block = indata.copy()
-        lost = 0
+        if self.start_utc is None:
+            self.start_utc = capture_start(frames, self.sample_rate)
         adc = getattr(time_info, "inputBufferAdcTime", 0.0) or 0.0
         if status.input_overflow:
             self.overflows += 1
             if self._next_adc is not None and adc > self._next_adc:
-                lost = int(round((adc - self._next_adc) * self.sample_rate))
+                self._buffer.lose(int(round((adc - self._next_adc) * self.sample_rate)))
         self._next_adc = adc + frames / self.sample_rate if adc else None
-        with self._lock:
-            if lost:
-                self._items.append(lost)
-                self.dropped_frames += lost
-            while self._queued + frames > self.max_frames:  # full: the oldest audio becomes a gap
-                i = next((j for j, it in enumerate(self._items) if not isinstance(it, int)), None)
-                if i is None:
-                    break
-                old = self._items[i]
-                self._items[i] = len(old)
-                self._queued -= len(old)
-                self.dropped_frames += len(old)
-            self._items.append(block)
-            self._queued += frames
-        self._ready.set()
-
-    def _take(self) -> list:
-        with self._lock:
-            items = list(self._items)
-            self._items.clear()
-            self._queued = 0
-        return items
-
-    def _convert(self, items: list, resampler: StreamResampler, rate: int) -> Iterator[np.ndarray | Gap]:
-        """Captured blocks -> mono blocks at `rate`; lost frames -> a Gap of the same duration."""
-        for item in items:
-            if isinstance(item, int):
-                yield Gap(int(round(item * rate / self.sample_rate)))
-            else:
-                mono, bad = replace_nonfinite(downmix(item))
-                self.nonfinite += bad
-                out = resampler.process(mono)
-                if len(out):
-                    yield out
+        self._buffer.put(block)
 
     def length(self, rate: int) -> None:
         """Unknown: capture runs until stopped."""
@@ -140,13 +110,12 @@ class MicrophoneSource:
             raise AudioDeviceError(f"cannot open input {self.device['name']!r}: {e}") from None
         with stream:
             while not self._closed.is_set():
-                self._ready.wait(0.1)
-                self._ready.clear()
-                yield from self._convert(self._take(), resampler, rate)
+                self._buffer.wait(0.1)
+                yield from captured_blocks(self._buffer.take(), resampler, self.sample_rate, rate, self)
                 if not stream.active and not self._closed.is_set():
                     failed.append("the input device stopped delivering audio (disconnected?)")
                     break
-        yield from self._convert(self._take(), resampler, rate)  # what arrived before the stop
+        yield from captured_blocks(self._buffer.take(), resampler, self.sample_rate, rate, self)  # before the stop
         tail = resampler.process(np.zeros(0, np.float32), last=True)
         if len(tail):
             yield tail
@@ -156,4 +125,4 @@ class MicrophoneSource:
     def close(self) -> None:
         """End the capture; the stream's last windows are still published."""
         self._closed.set()
-        self._ready.set()
+        self._buffer.wake()

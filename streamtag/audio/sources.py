@@ -7,6 +7,7 @@ import queue
 import shlex
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Iterator, Protocol
 
 import numpy as np
@@ -86,6 +87,7 @@ class AudioSource(Protocol):
     live: bool  # True: never waits (overwrites when behind); False: waits, drops nothing
     overflows: int  # input overflows the device reported (0 for files and arrays)
     nonfinite: int  # NaN/Inf input samples replaced by 0
+    start_utc: datetime | None  # wall-clock (UTC) time of the first sample when known: given, read, or captured
 
     def blocks(self, rate: int) -> Iterator[np.ndarray | Gap]:
         """Yield float32 mono blocks resampled to `rate` (or a `Gap` for lost audio), until the stream ends."""
@@ -124,24 +126,133 @@ def _format_hint(path: str) -> str:
 SHARD_LEAD_S = 0.25  # resampler lead-in before a shard's first sample (its transient lasts < 0.1 s)
 
 
-class FileSource:
-    """Reads an audio file block by block (never whole), downmixes and resamples as it goes.
+def check_shard(path: str, start: int, stop: int | None) -> tuple[int, int | None]:
+    """`(start, stop)` as ints, or ConfigError for an empty or negative shard of `path`."""
+    if start < 0 or (stop is not None and stop <= start):
+        raise ConfigError(f"bad shard [{start}, {stop}) of {path}")
+    return int(start), None if stop is None else int(stop)
+
+
+class DecodedSource:
+    """What a finite decoded source shares: its length, and blocks downmixed, resampled and cut to a shard.
+
+    A subclass sets `path`, `sample_rate`, `channels`, `frames` (native frames in the header), `start`,
+    `stop` and `start_utc`, and yields native [n, channels] float32 blocks (or lost native frames as an
+    int) from `_decode(first_frame)`.
+    """
+
+    live = False
+    overflows = 0  # a file never overflows
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    start: int
+    stop: int | None
+    start_utc: datetime | None
+
+    def __init__(self) -> None:
+        self.nonfinite = 0  # NaN/Inf samples replaced by 0
+        self.lost_frames = 0  # native frames the container's timestamps show missing
+        self.closing = False  # close() was asked for: decoding ends early, and that is no error
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+    def expected_samples(self, rate: int) -> int:
+        """Samples the whole stream holds at `rate` (what the resampler's output is fixed to)."""
+        return expected_length(self.frames, self.sample_rate, rate)
+
+    def length(self, rate: int) -> int:
+        """Samples of the selected part at `rate`."""
+        total = self.expected_samples(rate)
+        return max(0, (total if self.stop is None else min(self.stop, total)) - self.start)
+
+    def _decode(self, first_frame: int) -> Iterator[np.ndarray | int]:
+        raise NotImplementedError
+
+    def _check_end(self, frames_read: int) -> None:
+        """Raise AudioReadError when the stream ended before its header said it would."""
+
+    def blocks(self, rate: int) -> Iterator[np.ndarray | Gap]:
+        resampler = StreamResampler(self.sample_rate, rate)
+        g = math.gcd(self.sample_rate, rate)
+        unit_in, unit_out = self.sample_rate // g, rate // g  # input/output samples that align
+        first_in = max(0, self.start - int(SHARD_LEAD_S * rate)) // unit_out * unit_in
+        cut = ShardCut(self.start - first_in // unit_in * unit_out, None if self.stop is None else self.stop - self.start)
+        lost = 0
+        try:
+            for raw in self._decode(first_in):
+                if isinstance(raw, int):
+                    lost += raw
+                    self.lost_frames += raw
+                    gap = cut.gap(int(round(raw * rate / self.sample_rate)))
+                    if gap:
+                        yield Gap(gap)
+                else:
+                    mono, bad = replace_nonfinite(downmix(raw))
+                    self.nonfinite += bad
+                    out = cut.take(resampler.process(mono))
+                    if len(out):
+                        yield out
+                if cut.done:
+                    return
+            if self.closing:
+                return
+            if resampler.n_in == 0 and not lost:
+                raise AudioReadError(f"{self.path}: contains no audio frames")
+            self._check_end(first_in + resampler.n_in + lost)
+            tail = cut.take(resampler.process(np.zeros(0, np.float32), last=True))
+            if len(tail):
+                yield tail
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class ShardCut:
+    """Drops the first `skip` samples of a stream and ends it after `want` more (None: never)."""
+
+    def __init__(self, skip: int, want: int | None) -> None:
+        self.skip, self.want = int(skip), want
+
+    @property
+    def done(self) -> bool:
+        return self.want == 0
+
+    def take(self, out: np.ndarray) -> np.ndarray:
+        """The part of the next block that lies in the shard."""
+        out, self.skip = out[self.skip:], max(0, self.skip - len(out))
+        if self.want is not None:
+            out, self.want = out[:self.want], self.want - min(self.want, len(out))
+        return out
+
+    def gap(self, n: int) -> int:
+        """The part of a gap of `n` samples that lies in the shard."""
+        n, self.skip = max(0, n - self.skip), max(0, self.skip - n)
+        if self.want is not None:
+            n, self.want = min(n, self.want), self.want - min(n, self.want)
+        return n
+
+
+class FileSource(DecodedSource):
+    """Reads an audio file with libsndfile block by block (never whole), downmixes and resamples as it goes.
 
     `start`/`stop` (samples at the rate asked of `blocks`) select a part of the file's stream: a
     shard. Decoding starts a lead-in earlier, at an input sample that maps onto the output grid,
     and the lead-in is dropped, so a shard's samples equal the whole stream's (to ~2e-7).
     """
 
-    live = False
-    overflows = 0  # a file never overflows
-
     def __init__(self, path: str | os.PathLike, block_frames: int = 1 << 16, start: int = 0,
-                 stop: int | None = None) -> None:
+                 stop: int | None = None, start_utc: datetime | None = None) -> None:
+        super().__init__()
         self.path = os.fspath(path)
         self.block_frames = int(block_frames)
-        if start < 0 or (stop is not None and stop <= start):
-            raise ConfigError(f"bad shard [{start}, {stop}) of {self.path}")
-        self.start, self.stop = int(start), stop
+        self.start, self.stop = check_shard(self.path, start, stop)
+        self.start_utc = start_utc
         problem = path_problem(self.path)
         if problem:
             raise AudioReadError(problem)
@@ -156,78 +267,38 @@ class FileSource:
         self.channels = int(info.channels)
         self.frames = int(info.frames)
         self.format = str(info.format)
-        self.nonfinite = 0  # NaN/Inf samples replaced by 0
         self._file: sf.SoundFile | None = None
         self._io = threading.Lock()  # held during each libsndfile call: close() must not free the file under it
-        self._close_requested = False
 
-    @property
-    def duration_s(self) -> float:
-        return self.frames / self.sample_rate
-
-    def expected_samples(self, rate: int) -> int:
-        """Samples the whole file's stream holds at `rate` (what the resampler's output is fixed to)."""
-        return expected_length(self.frames, self.sample_rate, rate)
-
-    def length(self, rate: int) -> int:
-        """Samples of the selected part at `rate`."""
-        total = self.expected_samples(rate)
-        return max(0, (total if self.stop is None else min(self.stop, total)) - self.start)
-
-    def blocks(self, rate: int) -> Iterator[np.ndarray]:
-        resampler = StreamResampler(self.sample_rate, rate)
-        g = math.gcd(self.sample_rate, rate)
-        unit_in, unit_out = self.sample_rate // g, rate // g  # input/output samples that align
-        first_in = max(0, self.start - int(SHARD_LEAD_S * rate)) // unit_out * unit_in
-        skip = self.start - first_in // unit_in * unit_out  # lead-in outputs to drop
-        want = None if self.stop is None else self.stop - self.start
+    def _decode(self, first_frame: int) -> Iterator[np.ndarray]:
         try:
             with self._io:
-                self._close_requested = False
+                self.closing = False
                 self._file = sf.SoundFile(self.path)
-            if first_in:
-                self._seek(first_in)
+            if first_frame:
+                self._seek(first_frame)
         except AudioReadError:
             raise
         except Exception as e:
             raise AudioReadError(f"{self.path}: not a readable audio file ({_one_line(e)})") from None
-        try:
-            while True:
-                try:
-                    raw = self._read(self.block_frames)
-                except Exception as e:
-                    raise AudioReadError(f"{self.path}: read failed ({_one_line(e)})") from None
-                if raw is None:  # closed from another thread: the run is being stopped
-                    return
-                if len(raw) == 0:
-                    break
-                mono, bad = replace_nonfinite(downmix(raw))
-                self.nonfinite += bad
-                out = resampler.process(mono)
-                out, skip = out[skip:], max(0, skip - len(out))
-                if want is not None:
-                    out, want = out[:want], want - min(want, len(out))
-                if len(out):
-                    yield out
-                if want == 0:
-                    return
-            if resampler.n_in == 0:
-                raise AudioReadError(f"{self.path}: contains no audio frames")
-            if first_in + resampler.n_in < self.frames and self.format in EXACT_LENGTH_FORMATS:
-                raise AudioReadError(f"{self.path}: ended after {first_in + resampler.n_in} of {self.frames} "
-                                     f"frames (truncated or changed while being read)")
-            tail = resampler.process(np.zeros(0, np.float32), last=True)[skip:]
-            if want is not None:
-                tail = tail[:want]
-            if len(tail):
-                yield tail
-        finally:
-            self.close()
+        while True:
+            try:
+                raw = self._read(self.block_frames)
+            except Exception as e:
+                raise AudioReadError(f"{self.path}: read failed ({_one_line(e)})") from None
+            if raw is None or len(raw) == 0:  # None: closed from another thread, the run is being stopped
+                return
+            yield raw
+
+    def _check_end(self, frames_read: int) -> None:
+        if frames_read < self.frames and self.format in EXACT_LENGTH_FORMATS:
+            raise AudioReadError(f"{self.path}: ended after {frames_read} of {self.frames} "
+                                 f"frames (truncated or changed while being read)")
 
     def _read(self, frames: int) -> np.ndarray | None:
         """Up to `frames` frames [n, channels], or None once close() was asked for (the file is then closed)."""
         with self._io:
-            if self._close_requested:
+            if self.closing:
                 self._release()
             if self._file is None:
                 return None
@@ -250,7 +321,7 @@ class FileSource:
 
     def close(self) -> None:
         """Release the file; safe from any thread, never waits: a read running in another thread closes it after."""
-        self._close_requested = True
+        self.closing = True
         if self._io.acquire(blocking=False):
             try:
                 self._release()
@@ -273,9 +344,11 @@ class ArraySource:
     `feed` waits while the bounded queue is full (back-pressure) unless the source is live.
     """
 
-    def __init__(self, sample_rate: int | None = None, live: bool = False, max_blocks: int = 64) -> None:
+    def __init__(self, sample_rate: int | None = None, live: bool = False, max_blocks: int = 64,
+                 start_utc: datetime | None = None) -> None:
         self.sample_rate = sample_rate
         self.live = live
+        self.start_utc = start_utc  # the application's clock, when it gives one
         self.overflows = 0  # pushed audio has no device to overflow
         self._queue: queue.Queue = queue.Queue(maxsize=max_blocks)
         self._ended = False

@@ -5,21 +5,23 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from ..audio.resample import expected_length
-from ..audio.sources import FileSource
-from ..errors import ConfigError
+from ..audio.ffmpeg import is_url
+from ..audio.inputs import InputOptions, open_audio
+from ..errors import AudioReadError, ConfigError
 from ..models.labels import Labels
 from ..pipeline.result import WindowResult
 from ..pipeline.tagger import Tagger
 from ..windows import WindowSpec
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".w64", ".rf64",
-                    ".caf", ".au", ".snd"}
+                    ".caf", ".au", ".snd",  # libsndfile's; FFmpeg's (the [ffmpeg] extra):
+                    ".m4a", ".m4b", ".aac", ".alac", ".mp4", ".m4v", ".mov", ".mkv", ".mka", ".webm", ".wma", ".ac3"}
 LIST_EXTENSIONS = {".txt", ".lst", ".list"}
 
 
@@ -27,6 +29,9 @@ def expand_inputs(inputs: list[str | os.PathLike]) -> list[str]:
     """Audio paths from files, folders (recursive, by extension, sorted) and text files listing paths."""
     out: list[str] = []
     for item in inputs:
+        if is_url(item):
+            out.append(str(item))
+            continue
         p = Path(item)
         if p.is_dir():
             out.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
@@ -57,13 +62,16 @@ class Shard:
         return spec.start(self.first_window), spec.end(self.first_window + self.windows - 1)
 
 
-def count_windows(path: str, spec: WindowSpec) -> tuple[int, float]:
+def count_windows(path: str, spec: WindowSpec, options: InputOptions = InputOptions()) -> tuple[int, float]:
     """Windows of a file under the window rule, and its length in seconds, from its header (raises
-    AudioReadError if unreadable)."""
-    source = FileSource(path)
+    AudioReadError if unreadable or of unknown length)."""
+    source = open_audio(path, options)
     try:
-        return spec.total(expected_length(source.frames, source.sample_rate, spec.rate)), \
-            source.frames / source.sample_rate
+        length = source.length(spec.rate)
+        if length is None:
+            raise AudioReadError(f"{path}: its container does not state its length, which sharding needs: "
+                                 f"tag it with the local engine")
+        return spec.total(length), length / spec.rate
     finally:
         source.close()
 
@@ -77,10 +85,11 @@ def plan_shards(file: int, path: str, total_windows: int, shard_windows: int) ->
             for j, k0 in enumerate(starts)]
 
 
-def tag_shard(tagger: Tagger, shard: Shard) -> bytes:
+def tag_shard(tagger: Tagger, shard: Shard, options: InputOptions = InputOptions()) -> bytes:
     """Run the pipeline on one shard; its arrays (window order), packed as an npz."""
     start, stop = shard.samples(tagger.window)
-    results = list(tagger.iter_source(FileSource(shard.path, start=start, stop=None if shard.last else stop)))
+    results = list(tagger.iter_source(open_audio(shard.path, options, start=start,
+                                                 stop=None if shard.last else stop)))
     if len(results) != shard.windows and not (shard.last and results):
         raise ConfigError(f"{shard.path}: shard {shard.index} gave {len(results)} windows, expected {shard.windows}")
     arrays = {"embeddings": np.stack([r.embedding for r in results]),
@@ -96,8 +105,9 @@ def tag_shard(tagger: Tagger, shard: Shard) -> bytes:
 
 
 def shard_results(payloads: list[bytes], shards: list[Shard], spec: WindowSpec, labels: Labels,
-                  model_name: str) -> Iterator[WindowResult]:
-    """A file's WindowResults in order, from its shards' packed arrays (shards in order)."""
+                  model_name: str, start_utc: datetime | None = None) -> Iterator[WindowResult]:
+    """A file's WindowResults in order, from its shards' packed arrays (shards in order); `start_utc`: the
+    file's wall-clock start."""
     k = 0
     for shard, payload in zip(shards, payloads):
         with np.load(io.BytesIO(payload)) as z:
@@ -112,5 +122,5 @@ def shard_results(payloads: list[bytes], shards: list[Shard], spec: WindowSpec, 
                 scores=arrays["scores"][j] if "scores" in arrays else None, embedding=arrays["embeddings"][j],
                 model=model_name, labels=labels, lost_samples=int(arrays["lost_samples"][j]),
                 frames=arrays["frames"][j] if "frames" in arrays else None,
-                frame_times=None if offsets is None else start_s + offsets)
+                frame_times=None if offsets is None else start_s + offsets, stream_start_utc=start_utc)
             k += 1

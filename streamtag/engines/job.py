@@ -10,8 +10,12 @@ import dataclasses
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import IO, Protocol, Sequence
 
+from ..audio.clock import StartClock
+from ..audio.ffmpeg import EXTRA, ffmpeg_available, is_url
+from ..audio.inputs import InputOptions
 from ..errors import ConfigError
 from ..models import Labels, ModelSpec, TaggingModel, load_labels, require_model_name, resolve_model
 from ..models.head import HeadedModel, HeadInfo, check_head_mode, head_windows, read_head_info
@@ -45,7 +49,9 @@ class Reporter(Protocol):
 
     def progress(self, line: str) -> None: ...
 
-    def progress_bar(self, label: str, duration_s: float, windows: int) -> ProgressBar | None: ...
+    def progress_bar(self, label: str, duration_s: float | None, windows: int | None) -> ProgressBar | None:
+        """A progress display for one input (its length and window count None when not known: a stream)."""
+        ...
 
     def text_output(self, stream: IO[str]) -> IO[str]:
         """The stream results are printed to (standard output), wrapped so progress displays stay intact."""
@@ -60,7 +66,7 @@ class SilentReporter:
 
     warning = error = progress = notice
 
-    def progress_bar(self, label: str, duration_s: float, windows: int) -> None:
+    def progress_bar(self, label: str, duration_s: float | None, windows: int | None) -> None:
         return None
 
     def text_output(self, stream: IO[str]) -> IO[str]:
@@ -164,6 +170,8 @@ class TagJob:
     shard_windows: int = DEFAULT_SHARD_WINDOWS
     workers: int | None = None  # Ray model replicas (None: one per GPU, else one per CPU)
     threads_per_worker: int | None = None
+    input_options: InputOptions = InputOptions()  # audio stream choice, network reconnects
+    clock: StartClock | None = None  # where each recording's wall-clock start comes from (None: not asked)
 
     @classmethod
     def from_options(cls, inputs: Sequence[str | os.PathLike], *, model: str | ModelSpec | None = None,
@@ -178,11 +186,15 @@ class TagJob:
                      median: int = 3, plot: str | None = None, frames: bool = False, engine: str = "local",
                      address: str | None = None, shard_windows: int = DEFAULT_SHARD_WINDOWS,
                      workers: int | None = None, threads_per_worker: int | None = None,
-                     runtime: str = "auto", precision: str = "fp32") -> "TagJob":
+                     runtime: str = "auto", precision: str = "fp32", stream: int | None = None,
+                     reconnect: int = 5, start_time: str | None = None,
+                     start_time_from: str | None = None) -> "TagJob":
         """A job from options as a user gives them (files, folders or .txt lists as inputs); ConfigError if any is wrong.
 
         window/hop default to the head's (with `head`), else 10 s / 2.5 s; a head's per-class thresholds
-        apply unless `threshold`/`thresholds` name others.
+        apply unless `threshold`/`thresholds` name others. Inputs may be URLs (http(s), rtsp); `stream`
+        picks a container's audio stream; `start_time` (ISO 8601) or `start_time_from` (name:PATTERN or
+        metadata) give outputs UTC times.
         """
         paths = tuple(expand_inputs(list(inputs)))
         if not paths:
@@ -191,6 +203,15 @@ class TagJob:
             raise ConfigError(f"unknown engine {engine!r} (use {' or '.join(ENGINES)})")
         if engine == "ray" and not output_dir:
             raise ConfigError("the ray engine writes one set of files per input: give an output folder")
+        urls = [p for p in paths if is_url(p)]
+        if urls and engine == "ray":
+            raise ConfigError(f"the ray engine reads files its workers can open, not {urls[0]}: use the local engine")
+        input_options = InputOptions(stream, reconnect)
+        clock = StartClock.from_options(start_time, start_time_from)
+        if clock is not None and clock.kind == "given" and len(paths) > 1:
+            raise ConfigError("--start-time gives one recording's start: for several, use --start-time-from")
+        if clock is not None and clock.kind == "metadata" and not ffmpeg_available():
+            raise ConfigError(f"--start-time-from metadata reads container tags with FFmpeg: {EXTRA}")
         if shard_windows < 1:
             raise ConfigError(f"a shard needs at least 1 window, got {shard_windows}")
         if workers is not None and workers < 1:
@@ -212,12 +233,18 @@ class TagJob:
             frames=frames, base_thresholds=head_thresholds(info, head_mode, len(label_set)))
         plan = dataclasses.replace(plan, weights=None if weights is None else os.path.abspath(weights),
                                    head=None if info is None else {"path": info.path, "sha256": info.sha256,
-                                                                  "classes": list(info.classes), "mode": head_mode})
+                                                                  "classes": list(info.classes), "mode": head_mode},
+                                   utc=clock is not None or bool(urls), clock=None if clock is None else clock.as_dict())
         return cls(paths, plan, label_set, choice, float(window), float(hop), device, batch_size, frames, runtime,
-                   precision, engine, address, shard_windows, workers, threads_per_worker)
+                   precision, engine, address, shard_windows, workers, threads_per_worker, input_options, clock)
 
     def replace(self, **changes) -> "TagJob":
         return dataclasses.replace(self, **changes)
+
+    def start_of(self, path: str) -> datetime | None:
+        """The UTC start of recording `path` under this job's clock (None without one; live inputs use the
+        capture clock); AudioReadError when its name or metadata does not say."""
+        return None if self.clock is None or is_url(path) else self.clock.start_of(path)
 
     @property
     def output_labels(self) -> Labels:

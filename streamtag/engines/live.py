@@ -1,4 +1,5 @@
-"""Live tagging of an input device: a checked `ListenJob`, then `run_listen` until the duration, the end, or Ctrl-C."""
+"""Live tagging of an input device or a network stream: a checked `ListenJob`, then `run_listen` until the duration,
+the end, or Ctrl-C."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..audio.ffmpeg import EXTRA, ffmpeg_available, is_url
+from ..audio.inputs import InputOptions, open_audio
+from ..audio.microphone import MicrophoneSource
 from ..errors import ConfigError, StreamtagError
 from ..models import Labels, ModelSpec, TaggingModel, load_labels
 from ..models.head import head_windows
@@ -17,13 +21,15 @@ from ..pipeline.result import TaggerStats
 from .job import ModelChoice, Reporter, SilentReporter, build_tagger, head_thresholds, output_labels
 from .signals import exit_code
 
+STDIN = "-"
+
 
 @dataclass(frozen=True)
 class ListenJob:
     """What `streamtag listen` does, checked: device, model, windows, how long, and one output."""
 
     labels: Labels = field(repr=False)
-    input: int | str | None = None  # device index or name substring (None: the default input)
+    input: int | str | None = None  # device index or name substring (None: the default input), a URL, or "-"
     model: ModelChoice = ModelChoice()
     window_s: float = 1.0
     hop_s: float = 0.5
@@ -34,6 +40,7 @@ class ListenJob:
     output: str | None = None  # None or "-": stdout
     buffer_s: float = 10.0  # audio kept while inference catches up; older unread audio is lost (counted)
     runtime: str = "auto"  # what runs the network on CPU: auto | torch | openvino
+    reconnect: int = 5  # network streams: reconnect attempts in a row after a drop
 
     @classmethod
     def from_options(cls, *, input: int | str | None = None, model: str | ModelSpec | None = None,
@@ -42,7 +49,7 @@ class ListenJob:
                      threshold: float | str | None = None, thresholds: str | os.PathLike | None = None,
                      format: str | None = None, output: str | None = None,
                      buffer_seconds: float = 10.0, runtime: str = "auto", head: str | os.PathLike | None = None,
-                     head_mode: str = "replace") -> "ListenJob":
+                     head_mode: str = "replace", reconnect: int = 5) -> "ListenJob":
         """A job from options as a user gives them; ConfigError if any is wrong. window/hop default to the
         head's (with `head`), else 1 s / 0.5 s."""
         fmt = choose_formats((format,) if format else (), output)[0]
@@ -54,6 +61,10 @@ class ListenJob:
             raise ConfigError(f"duration must be positive, got {duration}")
         if not buffer_seconds > 0:
             raise ConfigError(f"the buffer must be positive, got {buffer_seconds} s")
+        if reconnect < 0:
+            raise ConfigError(f"reconnect takes 0 or more attempts, got {reconnect}")
+        if input is not None and (is_url(str(input)) or input == STDIN) and not ffmpeg_available():
+            raise ConfigError(f"network and piped inputs are read with FFmpeg: {EXTRA}")
         choice = ModelChoice(model, weights, None if head is None else os.path.abspath(head), head_mode)
         info = choice.head_info()
         window, hop = head_windows(info, window, hop, (1.0, 0.5))
@@ -65,7 +76,18 @@ class ListenJob:
         given = head_thresholds(info, head_mode, len(label_set)).merged(given_thresholds(shown, threshold, thresholds))
         tags = TagFilter(top_k, given.default or 0.0, None, given.per_class_windows())
         return cls(label_set, input, choice, float(window), float(hop), device, duration, tags, fmt, output,
-                   buffer_seconds, runtime)
+                   buffer_seconds, runtime, reconnect)
+
+    def open_input(self):
+        """The live source: the input device, a network stream (a URL of known length is read like a file), or
+        audio piped to standard input."""
+        if self.input is not None and (is_url(str(self.input)) or self.input == STDIN):
+            from ..audio.ffmpeg import NetworkStream
+            if self.input == STDIN:
+                return NetworkStream("pipe:0", reconnect=0, buffer_s=self.buffer_s)
+            return open_audio(str(self.input), InputOptions(reconnect=self.reconnect, buffer_s=self.buffer_s))
+        from ..audio.microphone import MicrophoneSource
+        return MicrophoneSource(self.input, buffer_s=self.buffer_s)
 
 
 @dataclass(frozen=True)
@@ -93,12 +115,12 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None, model: TaggingM
     `model` replaces the job's model choice (an already built model). A device or pipeline failure
     raises after the outputs are closed.
     """
-    from ..audio.microphone import MicrophoneSource
     reporter = reporter or SilentReporter()
     tagger = build_tagger(job.model, job.labels, reporter, model, window=job.window_s, hop=job.hop_s,
                           device=job.device, ring_seconds=job.buffer_s, runtime=job.runtime)
-    source = MicrophoneSource(job.input, buffer_s=job.buffer_s)
-    title = f"{source.device['name']} -> {tagger.model_name}"
+    source = job.open_input()
+    name = source.device["name"] if isinstance(source, MicrophoneSource) else source.path
+    title = f"{name} -> {tagger.model_name}"
     own = None
     if job.format == "npz":
         sink = NpzSink(job.output, tagger.labels, source=title, hop_s=tagger.window.hop_s)
@@ -107,7 +129,7 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None, model: TaggingM
         if job.format == "text" and out is sys.stdout and sys.stdout.isatty():
             sink = LiveView(out, job.tags, title)
         else:
-            sink = text_sink(job.format, out, title, job.tags, header=True)
+            sink = text_sink(job.format, out, title, job.tags, header=True, utc=True)
     latencies: list[float] = []
     tagger.subscribe(sink)
     tagger.subscribe(lambda r: latencies.append(r.latency_s) if r.latency_s is not None else None)
@@ -116,7 +138,7 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None, model: TaggingM
     try:
         tagger.warm_up()
         tagger.start(source)
-        reporter.notice(f"listening on {source.device['name']} ({source.sample_rate} Hz) with {tagger.model_name}, "
+        reporter.notice(f"listening on {name} ({source.sample_rate} Hz) with {tagger.model_name}, "
                         f"window {job.window_s:g} s, hop {job.hop_s:g} s")
         try:
             if not tagger.join(timeout=job.duration_s):

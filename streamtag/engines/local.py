@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 
-from ..audio.sources import FileSource
+from ..audio.inputs import open_audio
 from ..errors import OutputError, StreamtagError
 from ..outputs.recording import RecordingOutputs, recording_stems
 from ..outputs.sinks import open_text, remove_stale_partials
@@ -81,21 +81,30 @@ def _close_shared(plan, shared_out, shared_file) -> None:
 
 def tag_recording(tagger: Tagger, job: TagJob, path: str, stem: str, shared_out, first: bool,
                   reporter: Reporter, label: str | None = None) -> int:
-    """Tag one file and write every planned output of it (all or none); returns its window count."""
-    source = FileSource(path)
+    """Tag one input and write every planned output of it; returns its window count.
+
+    A file's outputs are all written or none. A live input (a network stream) has no end to wait
+    for: its outputs so far are kept when Ctrl-C or a lost connection ends it.
+    """
+    source = open_audio(path, job.input_options, start_utc=job.start_of(path))
     outputs = RecordingOutputs(job.plan, tagger, path, stem, shared_out, first)
     outputs.on_error = tagger.stop  # an output that cannot be written: stop tagging this file
     subscribers: list = [outputs]
-    bar = reporter.progress_bar(label or os.path.basename(path), source.duration_s,
-                                tagger.window.total(source.expected_samples(tagger.sample_rate)))
+    length = source.length(tagger.sample_rate)
+    bar = reporter.progress_bar(label or os.path.basename(path),
+                                None if length is None else length / tagger.sample_rate,
+                                None if length is None else tagger.window.total(length))
     if bar is not None:
         subscribers.append(lambda r: bar.update(1))
     try:
         for cb in subscribers:
             tagger.subscribe(cb)
-        stats = tagger.run(source)
+        stats = _run_source(tagger, source, outputs)
         if stats.nonfinite_samples:
             reporter.warning(f"{path}: {stats.nonfinite_samples} NaN/Inf samples were replaced by 0")
+        if stats.lost_samples:
+            reporter.warning(f"{path}: {stats.lost_samples / tagger.sample_rate:.2f} s of audio lost "
+                             f"({stats.lossy_windows} windows marked)")
     except BaseException:
         outputs.discard()
         raise
@@ -106,3 +115,27 @@ def tag_recording(tagger: Tagger, job: TagJob, path: str, stem: str, shared_out,
             tagger.unsubscribe(cb)
     outputs.finish(stats.audio_s)
     return stats.windows
+
+
+def _run_source(tagger: Tagger, source, outputs: RecordingOutputs):
+    """Run `source` to its end. A live one ended by Ctrl-C or a failure (a connection lost for good) still
+    publishes what it captured, and its outputs so far are committed before the interrupt or error goes on."""
+    if not source.live:
+        return tagger.run(source)
+    tagger.start(source)
+    try:
+        try:
+            tagger.join()
+        except KeyboardInterrupt:
+            source.close()  # end of capture: the windows of what arrived are still published
+            try:
+                tagger.join(timeout=10.0)
+            finally:
+                outputs.finish(tagger.stats.audio_s)
+            raise
+        except StreamtagError:
+            outputs.finish(tagger.stats.audio_s)
+            raise
+    finally:
+        tagger.stop(wait=10.0)
+    return tagger.stats

@@ -1,6 +1,6 @@
 """Tag archives on a Ray cluster with Ray Data: shards of whole windows through an actor pool, one model per actor.
 
-Each actor holds one `Tagger` and runs the ordinary pipeline on a shard (a `FileSource` that
+Each actor holds one `Tagger` and runs the ordinary pipeline on a shard (a file source that
 starts a resampler lead-in early); the driver reassembles each file's shards in window order
 and writes the same outputs as `streamtag tag`, plus `run_summary.json`. Files whose outputs
 are already complete are skipped (resume); a file that fails is reported and skipped.
@@ -12,8 +12,10 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Callable
 
+from ..audio.inputs import InputOptions
 from ..errors import ConfigError, StreamtagError
 from ..models import Labels, TaggingModel, create_model
 from ..outputs.recording import OutputPlan, RecordingOutputs, recording_stems
@@ -50,7 +52,7 @@ class ShardWorker:
 
     def __init__(self, model: ModelChoice, window: float, hop: float, device: str, batch_size: int | None,
                  frames: bool, threads: int | None, labels: Labels, runtime: str = "auto",
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", input_options: InputOptions = InputOptions()) -> None:
         import torch
         from ..pipeline.tagger import Tagger
         if threads:
@@ -58,6 +60,7 @@ class ShardWorker:
         self.tagger = Tagger(create_model(model.name, weights=model.weights, labels=labels), window=window, hop=hop,
                              device=device, batch_size=batch_size, labels=labels, frames=frames, runtime=runtime,
                              precision=precision, head=model.head, head_mode=model.head_mode)
+        self.input_options = input_options
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -66,7 +69,7 @@ class ShardWorker:
             shard = Shard(int(batch["file"][i]), str(batch["path"][i]), int(batch["index"][i]),
                           int(batch["first_window"][i]), int(batch["windows"][i]), bool(batch["last"][i]))
             try:
-                payloads.append(tag_shard(self.tagger, shard))
+                payloads.append(tag_shard(self.tagger, shard, self.input_options))
                 errors.append("")
             except StreamtagError as e:
                 payloads.append(b"")
@@ -130,12 +133,14 @@ def run_on_ray(job: TagJob, model: TaggingModel, reporter: Reporter) -> RunSumma
     stems = recording_stems(paths)
     shards: dict[int, list[Shard]] = {}
     seconds: dict[int, float] = {}  # each file's length, where its events and plot end
+    starts: dict[int, datetime | None] = {}  # each file's wall-clock start (with a job clock)
     for i, (path, stem) in enumerate(zip(paths, stems)):
         if plan.is_complete(stem, run):
             summary.skipped.append(path)
             continue
         try:
-            windows, seconds[i] = count_windows(path, win)
+            starts[i] = job.start_of(path)
+            windows, seconds[i] = count_windows(path, win, job.input_options)
             shards[i] = plan_shards(i, path, windows, job.shard_windows)
         except StreamtagError as e:
             summary.failed.append({"path": path, "error": str(e)})
@@ -158,7 +163,7 @@ def run_on_ray(job: TagJob, model: TaggingModel, reporter: Reporter) -> RunSumma
             fn_constructor_kwargs={"model": ModelChoice.of(model), "window": job.window_s, "hop": job.hop_s,
                                    "device": "cuda" if gpus else "cpu", "batch_size": job.batch_size,
                                    "frames": job.frames, "labels": job.labels, "runtime": job.runtime,
-                                   "precision": job.precision,
+                                   "precision": job.precision, "input_options": job.input_options,
                                    "threads": job.threads_per_worker or (None if gpus else 1)})
         # Ray Data restarts a dead actor and retries its shard (actor max_restarts/max_task_retries default -1)
         done: dict[int, dict[int, bytes]] = {i: {} for i in shards}
@@ -177,7 +182,8 @@ def run_on_ray(job: TagJob, model: TaggingModel, reporter: Reporter) -> RunSumma
                 done[i][j] = row["payload"]
                 windows_done += shards[i][j].windows
                 if len(done[i]) == len(shards[i]):
-                    n_windows = _write_file(plan, run, paths[i], stems[i], shards[i], done.pop(i), seconds[i])
+                    n_windows = _write_file(plan, run, paths[i], stems[i], shards[i], done.pop(i), seconds[i],
+                                            starts[i])
                     summary.windows += n_windows
                     summary.audio_s += seconds[i]
                     summary.completed += 1
@@ -195,13 +201,14 @@ def run_on_ray(job: TagJob, model: TaggingModel, reporter: Reporter) -> RunSumma
 
 
 def _write_file(plan: OutputPlan, run: _Run, path: str, stem: str, shards: list[Shard], payloads: dict[int, bytes],
-                audio_s: float) -> int:
-    """Reassemble one file's shards in window order and write its outputs (`audio_s` long); returns its
-    window count."""
+                audio_s: float, start_utc: datetime | None = None) -> int:
+    """Reassemble one file's shards in window order and write its outputs (`audio_s` long, starting at
+    `start_utc` when known); returns its window count."""
     outputs = RecordingOutputs(plan, run, path, stem, None, first=True)
     n = 0
     try:
-        for r in shard_results([payloads[s.index] for s in shards], shards, run.window, run.labels, run.model_name):
+        for r in shard_results([payloads[s.index] for s in shards], shards, run.window, run.labels, run.model_name,
+                               start_utc):
             outputs(r)
             n += 1
     except BaseException:

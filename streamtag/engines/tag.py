@@ -8,6 +8,7 @@ import sys
 import tempfile
 from typing import Iterator
 
+from ..audio.ffmpeg import is_url
 from ..audio.sources import path_problem
 from ..errors import ConfigError
 from .job import Reporter, RunSummary, SilentReporter, TagJob
@@ -22,7 +23,8 @@ def run_tag_job(job: TagJob, reporter: Reporter | None = None) -> RunSummary:
     """Load the model once, check the outputs against it, and run `job` on its engine.
 
     Per-file failures are reported and listed in the summary, never raised; a bad option or model raises.
-    An input `-` is audio piped to standard input (any format soundfile reads), spooled to a temporary file.
+    An input `-` is audio piped to standard input (any format libsndfile or FFmpeg reads), spooled to a
+    temporary file.
     """
     with _stdin_spooled(job) as spooled:
         return _run(spooled, reporter or SilentReporter())
@@ -47,7 +49,7 @@ def _stdin_spooled(job: TagJob) -> Iterator[TagJob]:
 
 
 def _run(job: TagJob, reporter: Reporter) -> RunSummary:
-    missing = {p: problem for p in job.inputs if (problem := path_problem(p))}
+    missing = {p: problem for p in job.inputs if not is_url(p) and (problem := path_problem(p))}
     for message in missing.values():  # before any model notice: these fail whatever the model
         reporter.error(message)
     present = job.replace(inputs=tuple(p for p in job.inputs if p not in missing))

@@ -4,7 +4,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import IO, Callable, Protocol, Sequence
 
 import numpy as np
@@ -16,7 +18,7 @@ from ..pipeline.result import WindowResult
 from ..windows import WindowSpec
 from .detections import write_audacity, write_events_csv, write_events_jsonl, write_raven
 from .events import EventDetector, EventSettings, EventSubscriber
-from .sinks import AtomicFile, CsvSink, JsonlSink, NpzSink, TagFilter, TextSink, open_text
+from .sinks import AtomicFile, CsvSink, JsonlSink, NpzSink, TagFilter, TextSink, open_text, utc_text
 from .thresholds import Thresholds, given_thresholds
 
 FORMATS = ("text", "jsonl", "csv", "npz")
@@ -74,6 +76,8 @@ class OutputPlan:
     plot_path: str | None = None
     weights: str | None = None  # the checkpoint given instead of the official one (recorded; part of resume)
     head: dict | None = None  # the head file used (path, sha256, classes, mode): recorded; part of resume
+    utc: bool = False  # tables get wall-clock (UTC) columns: the recordings have a start time, or are live
+    clock: dict | None = None  # where the start times come from (recorded; part of resume)
 
     @classmethod
     def from_options(cls, labels: Labels, *, formats: Sequence[str] = (), output: str | None = None,
@@ -150,7 +154,8 @@ class OutputPlan:
         same = (meta.get("model") == info.model_name and meta.get("window_s") == info.window.window_s
                 and meta.get("hop_s") == info.window.hop_s and meta.get("formats") == list(self.formats)
                 and meta.get("thresholds") == self.thresholds_record(info.labels)
-                and meta.get("weights") == self.weights and meta.get("head") == self.head)
+                and meta.get("weights") == self.weights and meta.get("head") == self.head
+                and meta.get("clock") == self.clock)
         return same and all(self.dest(stem, f).is_file() for f in self.formats)
 
     def thresholds_record(self, labels: Labels) -> dict:
@@ -189,6 +194,7 @@ class RecordingOutputs:
             self.sinks.append(self.detector)
         self.plot_rows: list[tuple[float, float, np.ndarray]] = []
         self.audio_s: float | None = None  # the recording's length, given to finish()
+        self.start_utc = None  # the recording's wall-clock start, from its first window
 
     def _open(self, fmt: str, shared_out: IO[str] | None) -> None:
         plan, info = self.plan, self.info
@@ -209,7 +215,7 @@ class RecordingOutputs:
         if fmt in EVENT_FORMATS or plan.as_events:
             self.event_writers.append((fmt, out))
         else:
-            sink = text_sink(fmt, out, self.path, plan.tags, header=self.first or bool(plan.output_dir))
+            sink = text_sink(fmt, out, self.path, plan.tags, header=self.first or bool(plan.output_dir), utc=plan.utc)
             self.sinks.append(sink)
             self._dest[id(sink)] = where
 
@@ -219,6 +225,8 @@ class RecordingOutputs:
     def __call__(self, r: WindowResult) -> None:
         if self.error is not None:
             return  # this recording's outputs are lost already; finish() says why
+        if self.start_utc is None:
+            self.start_utc = r.stream_start_utc
         for sink in self.sinks:
             try:
                 sink(r)
@@ -270,18 +278,20 @@ class RecordingOutputs:
 
     def _write_events(self, fmt: str, out: IO[str], events) -> None:
         model, path, first = self.info.model_name, self.path, self.first or bool(self.plan.output_dir)
+        start = self.start_utc
         if fmt == "audacity":
             write_audacity(out, events)
         elif fmt == "raven":
-            write_raven(out, events, path, self.info.sample_rate / 2)
+            write_raven(out, events, path, self.info.sample_rate / 2, start)
         elif fmt == "jsonl":
-            write_events_jsonl(out, events, path, model)
+            write_events_jsonl(out, events, path, model, start)
         elif fmt == "csv":
-            write_events_csv(out, events, path, model, header=first)
+            write_events_csv(out, events, path, model, header=first, utc=self.plan.utc, start_utc=start)
         else:
             out.write(f"# {path}  (model {model}, {len(events)} events)\n")
             for e in events:
-                out.write(f"{e.onset_s:8.2f}-{e.offset_s:8.2f} s  {e.label}  peak {e.peak:.2f}\n")
+                when = "" if start is None else f"  {utc_text(start + timedelta(seconds=e.onset_s))}"
+                out.write(f"{e.onset_s:8.2f}-{e.offset_s:8.2f} s{when}  {e.label}  peak {e.peak:.2f}\n")
 
     def _plot(self, events) -> None:
         from .plot import plot_scores  # matplotlib only when a plot is asked for
@@ -300,27 +310,30 @@ class RecordingOutputs:
                 "window_s": w.window_s, "hop_s": w.hop_s,
                 "streamtag_version": __version__, "formats": list(self.plan.formats),
                 "events": dataclasses.asdict(self.plan.settings) | {"labels": None, "per_class": None},
-                "thresholds": self.plan.thresholds_record(self.info.labels)}
+                "thresholds": self.plan.thresholds_record(self.info.labels), "clock": self.plan.clock,
+                "start_utc": None if self.start_utc is None else utc_text(self.start_utc)}
         out, own = open_text(self.plan.sidecar(self.stem))
         out.write(json.dumps(meta, indent=2) + "\n")
         own.commit()
 
 
-def text_sink(fmt: str, out: IO[str], path: str, tags: TagFilter, header: bool):
-    """The JSONL, CSV or text sink writing windows to `out`."""
+def text_sink(fmt: str, out: IO[str], path: str, tags: TagFilter, header: bool, utc: bool = False):
+    """The JSONL, CSV or text sink writing windows to `out` (`utc`: CSV has the wall-clock columns)."""
     if fmt == "jsonl":
         return JsonlSink(out, path, tags)
     if fmt == "csv":
-        return CsvSink(out, path, tags, header=header)
+        return CsvSink(out, path, tags, header=header, utc=utc)
     return TextSink(out, path, tags)
 
 
 def recording_stems(paths: list[str]) -> list[str]:
-    """Output name stems, one per input path, made unique in order (x, x-1, x-2 ...)."""
+    """Output name stems, one per input path or URL (its last path part, else its host), made unique in order
+    (x, x-1, x-2 ...)."""
     seen: dict[str, int] = {}
     out = []
     for f in paths:
-        stem = Path(f).stem
+        url = urlsplit(f) if "://" in f else None
+        stem = Path(f).stem if url is None else (Path(url.path).stem or url.hostname or "stream").replace(":", "_")
         n = seen.get(stem, 0)
         seen[stem] = n + 1
         out.append(stem if n == 0 else f"{stem}-{n}")

@@ -10,6 +10,7 @@ import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
@@ -169,7 +170,8 @@ class TextSink:
         shown = self.tags.pick(r.scores) if r.scores is not None else []
         tags = "  ".join(f"{r.labels.names[i]} {r.scores[i]:.2f}" for i in shown)
         lost = f"  [lost {r.lost_samples} samples]" if r.lost_samples else ""
-        self.out.write(f"{r.start_s:8.2f}-{r.end_s:8.2f} s  {tags}{lost}\n")
+        when = f"  {utc_text(r.start_utc)}" if r.start_utc is not None else ""
+        self.out.write(f"{r.start_s:8.2f}-{r.end_s:8.2f} s{when}  {tags}{lost}\n")
         self.out.flush()
 
     def close(self) -> None:
@@ -188,7 +190,10 @@ class JsonlSink:
             for i in self.tags.pick(r.scores):
                 top.append({"label": r.labels.names[i], "mid": r.labels.mids[i], "score": round(float(r.scores[i]), 6)})
         rec = {"file": self.source, "model": r.model, "window": r.index, "start_s": round(r.start_s, 6),
-               "end_s": round(r.end_s, 6), "top": top}
+               "end_s": round(r.end_s, 6)}
+        if r.start_utc is not None:
+            rec |= {"start_utc": utc_text(r.start_utc), "end_utc": utc_text(r.end_utc)}
+        rec["top"] = top
         if r.lost_samples:
             rec["lost_samples"] = r.lost_samples
         self.out.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -198,22 +203,34 @@ class JsonlSink:
 
 
 CSV_COLUMNS = ["file", "model", "window", "start_s", "end_s", "rank", "label", "mid", "score", "lost_samples"]
+UTC_COLUMNS = ["start_utc", "end_utc"]  # after end_s, in tables of recordings with a wall-clock start
+
+
+def utc_text(t: datetime) -> str:
+    """A UTC time as ISO 8601 with milliseconds and a Z: 2026-05-01T05:30:12.500Z."""
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class CsvSink:
-    """One row per (window, rank) for the top-k tags; `header=False` to append to an existing table."""
+    """One row per (window, rank) for the top-k tags; `header=False` to append to an existing table.
 
-    def __init__(self, out: IO[str], source: str, tags: TagFilter | None = None, header: bool = True) -> None:
+    `utc`: the table has start_utc/end_utc columns (empty for windows without a wall-clock start)."""
+
+    def __init__(self, out: IO[str], source: str, tags: TagFilter | None = None, header: bool = True,
+                 utc: bool = False) -> None:
         self.writer = csv.writer(out, lineterminator="\n")
-        self.out, self.source, self.tags = out, source, tags or TagFilter()
+        self.out, self.source, self.tags, self.utc = out, source, tags or TagFilter(), utc
         if header:
-            self.writer.writerow(CSV_COLUMNS)
+            self.writer.writerow(CSV_COLUMNS[:5] + UTC_COLUMNS + CSV_COLUMNS[5:] if utc else CSV_COLUMNS)
 
     def __call__(self, r: WindowResult) -> None:
         if r.scores is None:
             return
+        times = [f"{r.start_s:.6f}", f"{r.end_s:.6f}"]
+        if self.utc:
+            times += ["", ""] if r.start_utc is None else [utc_text(r.start_utc), utc_text(r.end_utc)]
         for rank, i in enumerate(self.tags.pick(r.scores), 1):
-            self.writer.writerow([self.source, r.model, r.index, f"{r.start_s:.6f}", f"{r.end_s:.6f}", rank,
+            self.writer.writerow([self.source, r.model, r.index, *times, rank,
                                   r.labels.names[i], r.labels.mids[i], f"{float(r.scores[i]):.6f}", r.lost_samples])
 
     def close(self) -> None:
@@ -225,7 +242,8 @@ class NpzSink:
 
     Rows are spooled to temporary files as they arrive (memory stays flat however long the
     recording); `close()` assembles the archive under a temporary name and renames it.
-    Also stores `model`, `window_s`, `hop_s`, `source` and `streamtag_version`; `scores` is left
+    Also stores `model`, `window_s`, `hop_s`, `source` and `streamtag_version`, and `start_utc`/`end_utc`
+    (datetime64[us], UTC) when the recording has a wall-clock start; `scores` is left
     out for embedding-only models. Results that carry frame embeddings (`frames=True`) add
     `frame_embeddings` [K,F,Df] and `frame_times` [K,F] (absolute frame starts, s).
     """
@@ -239,6 +257,7 @@ class NpzSink:
         self.extra = dict(extra or {})  # more string fields to store (e.g. the head file's sha256)
         self._spool = {k: tempfile.TemporaryFile() for k in self.ARRAYS}
         self._times: list[tuple[float, float]] = []
+        self._origins: list[datetime | None] = []
         self._lost: list[int] = []
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._rows: dict[str, int] = dict.fromkeys(self.ARRAYS, 0)
@@ -247,6 +266,7 @@ class NpzSink:
     def __call__(self, r: WindowResult) -> None:
         self._model = r.model
         self._times.append((r.start_s, r.end_s))
+        self._origins.append(r.stream_start_utc)
         self._lost.append(r.lost_samples)
         for key, row, dtype in (("scores", r.scores, "<f4"), ("embeddings", r.embedding, "<f4"),
                                 ("frame_embeddings", r.frames, "<f4"), ("frame_times", r.frame_times, "<f8")):
@@ -272,6 +292,7 @@ class NpzSink:
             "hop_s": np.asarray(self.hop_s if self.hop_s is not None else np.nan),
             "streamtag_version": np.asarray(__version__),
             **{k: np.asarray(v) for k, v in self.extra.items()},
+            **self._utc_arrays(times),
         }
         try:
             with AtomicFile(self.path, binary=True) as out, \
@@ -285,6 +306,15 @@ class NpzSink:
         finally:
             for f in self._spool.values():
                 f.close()
+
+    def _utc_arrays(self, times: np.ndarray) -> dict[str, np.ndarray]:
+        """start_utc/end_utc as datetime64[us] (UTC) when every window has a wall-clock start, else nothing."""
+        if not self._origins or any(t is None for t in self._origins):
+            return {}
+        origin = np.array([np.datetime64(t.astimezone(timezone.utc).replace(tzinfo=None), "us")
+                           for t in self._origins])
+        offsets = [np.round(times[:, j] * 1e6).astype(np.int64).astype("timedelta64[us]") for j in (0, 1)]
+        return {"start_utc": origin + offsets[0], "end_utc": origin + offsets[1]}
 
     def _copy_spooled(self, zf: zipfile.ZipFile, key: str, k: int) -> None:
         spool = self._spool[key]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -25,6 +26,17 @@ class WindowResult:
     latency_s: float | None = None  # last sample's arrival -> result ready (live sources)
     frames: np.ndarray | None = field(default=None, repr=False)  # float32 [F, Df] frame embeddings, if asked
     frame_times: np.ndarray | None = field(default=None, repr=False)  # float64 [F] absolute frame starts (s)
+    stream_start_utc: datetime | None = None  # wall-clock (UTC) time of the stream's first sample, when known
+
+    @property
+    def start_utc(self) -> datetime | None:
+        """The window's start as a UTC time (None without a known stream start)."""
+        return None if self.stream_start_utc is None else self.stream_start_utc + timedelta(seconds=self.start_s)
+
+    @property
+    def end_utc(self) -> datetime | None:
+        """The window's nominal end as a UTC time (None without a known stream start)."""
+        return None if self.stream_start_utc is None else self.stream_start_utc + timedelta(seconds=self.end_s)
 
     @property
     def lossy(self) -> bool:

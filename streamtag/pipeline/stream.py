@@ -94,6 +94,7 @@ class Stream:
         self._done = threading.Event()
         self._error: BaseException | None = None
         self._error_lock = threading.Lock()
+        self._source_error: Exception | None = None  # the source failed: raised once its windows are out
         self._on_finish = on_finish
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=4096)  # (samples written, time)
         # frame starts within a window (s): the same for every window
@@ -175,6 +176,8 @@ class Stream:
         return run
 
     def _read_source(self) -> None:
+        """Move the source's blocks into the ring. A source that fails ends the stream like its end, except that
+        no zero-padded window follows: the windows before the failure are published, then `join` raises it."""
         try:
             for block in self.source.blocks(self.spec.rate):
                 if self._stop.is_set():
@@ -185,6 +188,11 @@ class Stream:
                     self.ring.write(block, block=not self.live)
                 if self.live:  # for latency_s
                     self._arrivals.append((self.ring.written, time.monotonic()))
+        except RingClosed:
+            raise
+        except Exception as e:  # noqa: BLE001 - reaches the caller after the windows before it
+            if not self._stop.is_set():
+                self._source_error = e
         finally:
             self.ring.close()
 
@@ -202,11 +210,12 @@ class Stream:
                         return
                 if self._stop.is_set():
                     return
-                ended = ring.closed and ring.written < sched.needed()
+                failed = ring.closed and self._source_error is not None
+                ended = ring.closed and ring.written < sched.needed() and not failed
                 available = ring.written
                 ks = sched.take(available, ended)
                 if len(ks) == 0:
-                    if ended:
+                    if ended or failed:
                         return
                     continue
                 span_start, span_len = spec.start(ks[0]), spec.end(ks[-1]) - spec.start(ks[0])
@@ -232,7 +241,8 @@ class Stream:
                         model=self.model_name, labels=self.labels, lost_samples=lost[j],
                         latency_s=None if arrived is None else now - arrived,
                         frames=None if frames is None else frames[j],
-                        frame_times=None if frames is None else start_s + self._frame_offsets))
+                        frame_times=None if frames is None else start_s + self._frame_offsets,
+                        stream_start_utc=self.source.start_utc))
                 self._put(results)
         finally:
             self._put(_END, force=True)
@@ -269,6 +279,9 @@ class Stream:
                     self.subscribers.publish(r)
         finally:
             self._t1 = time.monotonic()
+            with self._error_lock:
+                if self._error is None and self._source_error is not None:
+                    self._error = self._source_error
             self._done.set()
             if self._on_finish is not None:
                 self._on_finish()

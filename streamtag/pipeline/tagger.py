@@ -6,11 +6,13 @@ import queue
 import threading
 import warnings
 import weakref
+from datetime import datetime
 from typing import Iterator
 
 import numpy as np
 
-from ..audio.sources import ArraySource, AudioSource, FileSource, as_float_samples
+from ..audio.inputs import InputOptions, open_audio
+from ..audio.sources import ArraySource, AudioSource, as_float_samples
 from ..errors import ConfigError
 from ..models import ModelSpec, TaggingModel, load_labels, resolve_model
 from ..models.head import Head, attach_head, head_windows, load_head
@@ -209,9 +211,11 @@ class Tagger:
             self.stop()
 
     # -- iterators ---------------------------------------------------------------------
-    def tag_file(self, path: str | os.PathLike) -> Iterator[WindowResult]:
-        """Results of every window of an audio file, in order (the file is opened and checked now)."""
-        return self.iter_source(FileSource(path))
+    def tag_file(self, path: str | os.PathLike, options: InputOptions = InputOptions(),
+                 start_utc: datetime | None = None) -> Iterator[WindowResult]:
+        """Results of every window of an audio file or URL, in order (opened and checked now; libsndfile reads
+        what it can, FFmpeg the rest). `start_utc`: the recording's wall-clock start, for `WindowResult.start_utc`."""
+        return self.iter_source(open_audio(path, options, start_utc=start_utc))
 
     def tag_array(self, samples: np.ndarray, sample_rate: int) -> Iterator[WindowResult]:
         """Results of every window of an in-memory signal ([frames] or [frames, channels]; float or integer PCM)."""
