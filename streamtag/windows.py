@@ -96,11 +96,12 @@ class WindowScheduler:
         count = self.batch_size if self.grid else 1
         return self.spec.end(self.next_window + count - 1)
 
-    def take(self, available: int, ended: bool) -> range:
-        """Windows to process now, given `available` samples and whether the stream ended."""
+    def take(self, available: int, ended: bool, cut: bool = False) -> range:
+        """Windows to process now, given `available` samples and whether the stream ended; `cut`: it stopped
+        short (its source failed), so the windows complete so far, none zero-padded, up to a batch."""
         k = self.next_window
         last = self.spec.total(available) if ended else self.spec.due(available)
-        if ended or not self.grid:
+        if ended or cut or not self.grid:
             stop = min(last, k + self.batch_size)
         else:
             stop = k + self.batch_size if last >= k + self.batch_size else k

@@ -128,6 +128,7 @@ class FramePositions:
         self.rate = rate
         self.origin: int | None = None  # the first frame's timestamp, in samples: the stream's sample 0
         self.position = 0  # frames placed so far, audio and lost
+        self._frame = 0  # the last frame's length: missing packets are whole frames of the codec
 
     def place(self, frame) -> Iterator[np.ndarray | int]:
         samples = frame_array(frame)
@@ -138,9 +139,12 @@ class FramePositions:
                 self.origin = at
             missing = at - (self.origin + self.position)
             if missing > slack:
+                whole = round(missing / self._frame) * self._frame if self._frame else missing
+                missing = whole if whole and abs(whole - missing) <= slack else missing
                 self.position += missing
                 yield int(missing)
         if len(samples):
+            self._frame = len(samples)
             self.position += len(samples)
             yield samples
 

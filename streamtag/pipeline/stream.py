@@ -213,7 +213,7 @@ class Stream:
                 failed = ring.closed and self._source_error is not None
                 ended = ring.closed and ring.written < sched.needed() and not failed
                 available = ring.written
-                ks = sched.take(available, ended)
+                ks = sched.take(available, ended, cut=failed)
                 if len(ks) == 0:
                     if ended or failed:
                         return
