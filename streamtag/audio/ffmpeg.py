@@ -248,14 +248,15 @@ class NetworkStream:
     to `reconnect` times in a row with backoff; the time without audio is a gap. A server that answers
     a reconnect with 404/410 has ended the stream (a clean end), as has any end with `reconnect=0`
     (standard input); after `reconnect` failed attempts
-    `blocks` raises AudioReadError, after every window before it was published.
+    `blocks` raises AudioReadError, after every window before it was published. `container`: the first
+    connection, already open (a probe's).
     """
 
     live = True
     overflows = 0
 
     def __init__(self, url: str, stream: int | None = None, reconnect: int = 5, buffer_s: float = 10.0,
-                 timeout_s: float = 10.0) -> None:
+                 timeout_s: float = 10.0, container=None) -> None:
         if reconnect < 0:
             raise ConfigError(f"reconnect must be 0 or more attempts, got {reconnect}")
         self.path = url
@@ -265,7 +266,7 @@ class NetworkStream:
         self.nonfinite = 0
         self.start_utc: datetime | None = None  # the capture clock at the first sample
         self.reconnects = 0  # connections re-made after a drop
-        self._container = open_container(url, timeout_s)
+        self._container = container if container is not None else open_container(url, timeout_s)  # the 1st connection
         try:
             self.info = probe(self._container, audio_stream(self._container, url, stream))
         except BaseException:

@@ -71,15 +71,11 @@ def _open_url(url: str, options: InputOptions, start: int, stop: int | None,
               start_utc: datetime | None) -> AudioSource:
     if not ffmpeg_available():
         raise AudioReadError(f"{url}: network inputs need FFmpeg support: {EXTRA}")
-    scheme = url.partition("://")[0].lower()
-    if scheme in ("http", "https"):
-        container = open_container(url, options.timeout_s)
-        try:
-            finite = container.duration is not None
-        finally:
-            container.close()
-        if finite:
-            return FFmpegSource(url, options.stream, start, stop, start_utc, options.timeout_s)
+    container = open_container(url, options.timeout_s)  # a stream's first connection: kept, not made twice
+    if url.partition("://")[0].lower() in ("http", "https") and container.duration is not None:
+        container.close()
+        return FFmpegSource(url, options.stream, start, stop, start_utc, options.timeout_s)
     if start or stop is not None:
+        container.close()
         raise ConfigError(f"{url}: a live stream cannot be split into shards")
-    return NetworkStream(url, options.stream, options.reconnect, options.buffer_s, options.timeout_s)
+    return NetworkStream(url, options.stream, options.reconnect, options.buffer_s, options.timeout_s, container)
