@@ -46,3 +46,36 @@ def test_peak_memory_does_not_grow_with_file_length(tmp_path):
     with np.load(tmp_path / "b.npz") as z:
         assert z["scores"].shape == (360, 527)
     assert long - short < 50, f"10 min: {short:.0f} MB, 1 h: {long:.0f} MB"
+
+
+def write_noise_m4a(path, seconds, rate=16000):
+    """Noise as AAC in MP4, encoded a minute at a time (never whole)."""
+    import av
+    from fractions import Fraction
+    rng = np.random.default_rng(0)
+    out = av.open(str(path), "w")
+    stream = out.add_stream("aac", rate=rate, layout="mono")
+    stream.bit_rate = 32000
+    size = 1024  # AAC-LC samples per frame
+    pts = 0
+    for _ in range(seconds // 60):
+        minute = (rng.standard_normal(rate * 60) * 0.05).astype(np.float32)
+        for i in range(0, len(minute), size):
+            frame = av.AudioFrame.from_ndarray(minute[None, i:i + size].copy(), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, pts, Fraction(1, rate)
+            pts += frame.samples
+            out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+    out.close()
+
+
+@pytest.mark.slow
+def test_peak_memory_of_an_m4a_does_not_grow_with_its_length(tmp_path):
+    pytest.importorskip("av", reason="needs PyAV (the [ffmpeg] extra, part of [test])")
+    write_noise_m4a(tmp_path / "ten_min.m4a", 600)
+    write_noise_m4a(tmp_path / "one_hour.m4a", 3600)
+    short = min(peak_rss_mb(tmp_path / "ten_min.m4a", tmp_path / "a.npz") for _ in range(2))
+    long = min(peak_rss_mb(tmp_path / "one_hour.m4a", tmp_path / "b.npz") for _ in range(2))
+    with np.load(tmp_path / "b.npz") as z:
+        assert z["scores"].shape == (360, 527)
+    assert long - short < 50, f"10 min: {short:.0f} MB, 1 h: {long:.0f} MB"
