@@ -86,8 +86,12 @@ class StartClock:
             return self.time
         if self.kind == "name":
             return self._from_name(path)
-        from .ffmpeg import creation_time
-        return creation_time(path)
+        from .ffmpeg import creation_time  # PyAV only when metadata is asked for
+        text = creation_time(path)
+        try:
+            return parse_utc(text)
+        except ConfigError:
+            raise AudioReadError(f"{path}: its creation time {text!r} is not a time") from None
 
     def _from_name(self, path: str) -> datetime:
         name = os.path.basename(path.rstrip("/"))

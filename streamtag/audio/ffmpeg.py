@@ -371,10 +371,9 @@ class NetworkStream:
         self._buffer.wake()
 
 
-def creation_time(path: str) -> datetime:
-    """The UTC creation time a container's metadata records (MP4/MOV/MKV `creation_time`, WAV BEXT origination),
-    or AudioReadError naming the file when it records none."""
-    from .clock import parse_utc
+def creation_time(path: str) -> str:
+    """The creation time a container's metadata records, as written (MP4/MOV/MKV `creation_time`, WAV BEXT
+    origination date and time), or AudioReadError naming the file when it records none."""
     container = open_container(path)
     try:
         meta = {k.lower(): v for k, v in {**dict(container.metadata),
@@ -387,7 +386,4 @@ def creation_time(path: str) -> datetime:
     if not text:
         raise AudioReadError(f"{path}: its metadata records no creation time (use --start-time or "
                              f"--start-time-from name:PATTERN)")
-    try:
-        return parse_utc(text)
-    except ConfigError:
-        raise AudioReadError(f"{path}: its creation time {text!r} is not a time") from None
+    return text

@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from streamtag import Tagger
+from streamtag.audio.clock import StartClock
 from streamtag.audio.ffmpeg import FFmpegSource, creation_time
 from streamtag.audio.inputs import InputOptions, open_audio
 from streamtag.audio.sources import FileSource, Gap
@@ -167,7 +168,8 @@ def test_creation_time_is_read_from_the_container(tmp_path):
     x, rate = demo_pcm16()
     path = tmp_path / "memo.m4a"
     encode(path, x[:rate], rate, "aac", metadata={"creation_time": "2026-05-01T05:30:00.000000Z"})
-    assert creation_time(str(path)).isoformat() == "2026-05-01T05:30:00+00:00"
+    assert creation_time(str(path)) == "2026-05-01T05:30:00.000000Z"
+    assert StartClock("metadata").start_of(str(path)).isoformat() == "2026-05-01T05:30:00+00:00"
     bare = tmp_path / "bare.mkv"
     encode(bare, x[:rate], rate, "flac")
     with pytest.raises(AudioReadError, match="records no creation time"):
