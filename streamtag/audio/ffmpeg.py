@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
-from importlib import metadata
 from typing import Iterator
 
 import numpy as np
 
+from ..deps import installed_version
 from ..errors import AudioReadError, ConfigError, DependencyError
 from .capture import CaptureBuffer, capture_start, captured_blocks
 from .resample import StreamResampler
@@ -32,11 +32,7 @@ LENGTH_SLACK_S = 0.1  # a declared length this much longer than the audio decode
 
 def ffmpeg_available() -> bool:
     """Whether PyAV (`av`, the `[ffmpeg]` extra) is installed (without importing it)."""
-    try:
-        metadata.version("av")
-        return True
-    except metadata.PackageNotFoundError:
-        return False
+    return installed_version("av") is not None
 
 
 def _av():
