@@ -106,7 +106,7 @@ class CliReporter:
         if not self.quiet:
             self._echo(f"streamtag: {self.prefix}{line}")
 
-    def progress_bar(self, label: str, duration_s: float, windows: int) -> "_Bar | None":
+    def progress_bar(self, label: str, duration_s: float | None, windows: int | None) -> "_Bar | None":
         return _Bar(label, duration_s, windows) if self.show_progress else None
 
     def text_output(self, stream):
@@ -114,9 +114,10 @@ class CliReporter:
 
 
 class _Bar:
-    """A tqdm line on stderr: file, %, windows done, windows/s, ETA and times real time."""
+    """A tqdm line on stderr: file, %, windows done, windows/s, ETA and times real time (a stream of unknown
+    length: windows done and windows/s)."""
 
-    def __init__(self, label: str, duration_s: float, windows: int) -> None:
+    def __init__(self, label: str, duration_s: float | None, windows: int | None) -> None:
         from tqdm import tqdm
         self.duration_s, self.t0 = duration_s, time.monotonic()
         try:
