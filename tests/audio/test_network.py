@@ -126,11 +126,12 @@ def test_a_dropped_stream_reconnects_and_counts_the_gap(station, mn04):
 
 def test_the_cli_tags_a_stream_to_its_end(station, tmp_path):
     out = tmp_path / "live.jsonl"
-    res = CliRunner().invoke(main, ["tag", f"{station.url}/live.mp3", *FAST, "-o", str(out), "--reconnect", "2"])
+    res = CliRunner().invoke(main, ["tag", f"{station.url}/live.mp3", *FAST, "-o", str(out), "--reconnect", "2",
+                                    "--progress"])  # a progress line without a total
     assert res.exit_code == 0, res.stderr
     got = rows(out.read_text())
     assert got and any(r.get("lost_samples") for r in got) and all("start_utc" in r for r in got)
-    assert "s of audio lost" in res.stderr
+    assert "s of audio lost" in res.stderr and "streamtag: 1 of 1 files" in res.stderr
 
 
 def test_a_stream_that_never_comes_back_fails_in_one_line_and_keeps_its_rows(station, tmp_path):
