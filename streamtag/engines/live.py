@@ -4,18 +4,22 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ConfigError, StreamtagError
-from ..models import Labels, ModelSpec, TaggingModel, load_labels
-from ..models.head import head_windows
+from ..models import Labels, ModelSpec, load_labels
+from ..models.head_info import head_windows
 from ..outputs import LiveView, NpzSink, TagFilter, open_text
 from ..outputs.recording import choose_formats, text_sink
 from ..outputs.thresholds import given_thresholds
 from ..pipeline.result import TaggerStats
 from .job import ModelChoice, Reporter, SilentReporter, build_tagger, head_thresholds, output_labels
 from .signals import exit_code
+
+if TYPE_CHECKING:
+    from ..models.model import TaggingModel
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ class ListenSummary:
         return float(p50), float(p95), float(ms.max())
 
 
-def run_listen(job: ListenJob, reporter: Reporter | None = None, model: TaggingModel | None = None) -> ListenSummary:
+def run_listen(job: ListenJob, reporter: Reporter | None = None, model: "TaggingModel | None" = None) -> ListenSummary:
     """Tag the input device live until `duration_s`, the end of capture or Ctrl-C; outputs are flushed either way.
 
     `model` replaces the job's model choice (an already built model). A device or pipeline failure

@@ -120,8 +120,8 @@ class NumpyEfficientATMel:
             half = self.n_fft // 2
             y = np.pad(y, ((0, 0), (half, half)), mode="reflect")
         frames = sliding_window_view(y, self.n_fft, axis=-1)[:, ::self.hop_length] * self.window
-        spec = np.fft.rfft(frames, axis=-1)
-        return spec.real * spec.real + spec.imag * spec.imag
+        spec = np.fft.rfft(frames.astype(np.float64), axis=-1)  # numpy's float64 FFT: faster and nearer the truth
+        return (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32)
 
     def _log_mel(self, power: np.ndarray) -> np.ndarray:
         """[B, T, F] power -> [B, n_mels, T] normalised log-mel."""

@@ -137,26 +137,26 @@ def default_threads() -> int:
 class CompiledExport:
     """An export compiled for the CPU (float32, any batch): numpy features [B, ...] -> tuple of numpy outputs.
 
-    `from_folder` compiles a cache entry through OpenVINO's own compiled-model cache in that folder,
-    so a later process imports the compiled blob instead of compiling again; it raises if the entry
-    cannot be read.
+    `from_folder` compiles a cache entry through OpenVINO's own compiled-model cache in that folder: a
+    later process imports the compiled blob (keyed by the files' contents) instead of reading and
+    compiling the model again. It raises if the entry cannot be read.
     """
 
     def __init__(self, model, threads: int | None = None, blobs: Path | None = None) -> None:
+        """`model`: an `openvino.Model` or the path of a saved one; `blobs`: OpenVINO's CACHE_DIR (None: no cache)."""
         ov = import_openvino()
-        self.shape = tuple(int(d) for d in model.inputs[0].get_partial_shape()[1:].to_shape())
         config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_NUM_THREADS": int(threads or default_threads())}
         if blobs is not None:
             config["CACHE_DIR"] = str(blobs)
         self.compiled = ov.Core().compile_model(model, "CPU", config)
+        self.shape = tuple(int(d) for d in self.compiled.inputs[0].get_partial_shape()[1:].to_shape())
         self.request = self.compiled.create_infer_request()
 
     @classmethod
     def from_folder(cls, folder: Path, threads: int | None = None) -> "CompiledExport":
         """The export saved in cache entry `folder`, compiled (its blob cached beside it)."""
-        model = import_openvino().Core().read_model(str(folder / EXPORT_FILE))
-        return cls(model, threads, folder / BLOB_FOLDER)
+        return cls(str(folder / EXPORT_FILE), threads, folder / BLOB_FOLDER)
 
     def __call__(self, features: np.ndarray) -> tuple[np.ndarray, ...]:
         if tuple(features.shape[1:]) != self.shape:
