@@ -7,6 +7,7 @@ model, which exports and saves it. Outputs equal the torch-front-end OpenVINO pa
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -36,9 +37,10 @@ class ExportedModel:
     has_frames = False  # EfficientAT MobileNets give clip-level embeddings only
     runtime = "openvino"
 
-    def __init__(self, spec: ModelSpec, weights: ResolvedFile, frontend, export: CompiledExport,
-                 window: int) -> None:
+    def __init__(self, spec: ModelSpec, weights: ResolvedFile, frontend, export: CompiledExport, window: int,
+                 export_folder: Path) -> None:
         self.spec, self.weights, self.frontend, self.export, self.window = spec, weights, frontend, export, window
+        self.export_folder = export_folder  # its cache entry
 
     @classmethod
     def from_cache(cls, spec: ModelSpec, weights: ResolvedFile, window: int,
@@ -58,7 +60,7 @@ class ExportedModel:
         except Exception as e:  # corrupt or truncated: the torch path rebuilds it
             log.debug("OpenVINO export %s unreadable (%s)", folder, e)
             return None
-        return cls(spec, weights, frontend, export, window)
+        return cls(spec, weights, frontend, export, window, folder)
 
     @property
     def sample_rate(self) -> int:

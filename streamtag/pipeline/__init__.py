@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from ..deps import require_torch
     require_torch()
-    value = getattr(importlib.import_module(_TORCH_NAMES[name], __name__), name)
+    value = vars(importlib.import_module(_TORCH_NAMES[name], __name__))[name]
     globals()[name] = value
     return value
 
