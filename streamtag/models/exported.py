@@ -28,7 +28,9 @@ class ExportedOutput(NamedTuple):
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-x.astype(np.float32)))).astype(np.float32)
+    """The logistic function in float32 (exp overflows to inf for very negative logits: the score is then 0)."""
+    with np.errstate(over="ignore"):
+        return (1.0 / (1.0 + np.exp(-x.astype(np.float32)))).astype(np.float32)
 
 
 class ExportedModel:
@@ -46,7 +48,8 @@ class ExportedModel:
     def from_cache(cls, spec: ModelSpec, weights: ResolvedFile, window: int,
                    threads: int | None = None) -> "ExportedModel | None":
         """The model for `window`-sample inputs from the export cache, or None when its family has no export or
-        the entry is missing or unreadable (the torch path then builds, exports and saves it)."""
+        the entry is missing or unreadable (the torch path then builds, exports and saves it). `threads`: the
+        network's (default: `runtimes.default_threads()`)."""
         if not REGISTRY.family(spec).exportable:
             return None
         frontend = spec.config.numpy_frontend()

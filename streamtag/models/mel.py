@@ -119,9 +119,12 @@ class NumpyEfficientATMel:
         if center:
             half = self.n_fft // 2
             y = np.pad(y, ((0, 0), (half, half)), mode="reflect")
-        frames = sliding_window_view(y, self.n_fft, axis=-1)[:, ::self.hop_length] * self.window
-        spec = np.fft.rfft(frames.astype(np.float64), axis=-1)  # numpy's float64 FFT: faster and nearer the truth
-        return (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32)
+        frames = sliding_window_view(y, self.n_fft, axis=-1)[:, ::self.hop_length]
+        # numpy's float64 FFT is faster than its float32 one, and nearer the truth (the windowed frame is exact)
+        spec = np.fft.rfft(np.multiply(frames, self.window, dtype=np.float64), axis=-1)
+        parts = spec.view(np.float64)  # re, im interleaved
+        np.square(parts, out=parts)
+        return np.add(parts[..., 0::2], parts[..., 1::2], dtype=np.float32)
 
     def _log_mel(self, power: np.ndarray) -> np.ndarray:
         """[B, T, F] power -> [B, n_mels, T] normalised log-mel."""
