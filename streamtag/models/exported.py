@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .catalog import REGISTRY
+from .factory import family_of
 from .registry import ModelSpec
 from .runtimes import EXPORT_FILE, CompiledExport, export_folder, export_identity
 from .weights import ResolvedFile, weights_sha256
@@ -50,7 +50,7 @@ class ExportedModel:
         """The model for `window`-sample inputs from the export cache, or None when its family has no export or
         the entry is missing or unreadable (the torch path then builds, exports and saves it). `threads`: the
         network's (default: `runtimes.default_threads()`)."""
-        if not REGISTRY.family(spec).exportable:
+        if not family_of(spec).exportable:
             return None
         frontend = spec.config.numpy_frontend()
         shape = (1, frontend.n_mels, frontend.frames(window))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError, WeightsUnavailableError
 from .catalog import REGISTRY, get_spec
 from .labels import Labels, load_labels
-from .registry import ModelSpec
+from .registry import Family, ModelSpec
 from .weights import ResolvedFile, read_checkpoint, resolve_weights
 
 if TYPE_CHECKING:
@@ -47,8 +47,13 @@ def build_model(spec: ModelSpec, weights: ResolvedFile | None, labels: Labels | 
     from .model import SingleModel
     checkpoint = read_checkpoint(weights.path) if weights is not None else None
     source = str(weights.path) if weights else spec.name
-    frontend, network = REGISTRY.family(spec).build(spec, checkpoint, source, labels or load_labels())
+    frontend, network = family_of(spec).build(spec, checkpoint, source, labels or load_labels())
     return SingleModel(spec, frontend, network, weights).eval()
+
+
+def family_of(spec: ModelSpec) -> Family:
+    """The registered family that builds `spec`."""
+    return REGISTRY.family(spec)
 
 
 def require_model_name(model: object, weights: object) -> None:

@@ -96,6 +96,13 @@ class NumpyEfficientATMel:
         self.sample_rate, self.hop_length, self.n_fft, self.n_mels = s.sample_rate, s.hop_length, s.n_fft, s.n_mels
         bank = kaldi_mel_bank(s.n_mels, s.n_fft, float(s.sample_rate), float(s.fmin), s.eval_fmax)
         self.mel_basis_t = np.ascontiguousarray(np.pad(bank, ((0, 0), (0, 1))).T)  # [n_fft//2+1, n_mels]
+        # the bank as each band's nonzero bins (a triangle spans a few): a product without BLAS, whose
+        # rounding would follow its thread count, and 60x fewer operations
+        bins = [np.flatnonzero(row) for row in bank]
+        self._bins = np.concatenate(bins)
+        self._weights = np.concatenate([row[b] for row, b in zip(bank, bins)]).astype(np.float32)
+        self._starts = np.cumsum([0] + [len(b) for b in bins[:-1]])
+        self._empty = np.array([len(b) == 0 for b in bins])
         left = (s.n_fft - s.win_length) // 2
         self.window = np.zeros(s.n_fft, np.float32)  # torch.stft pads the window to n_fft, centred
         self.window[left:left + s.win_length] = symmetric_hann(s.win_length)
@@ -127,8 +134,11 @@ class NumpyEfficientATMel:
         return np.add(parts[..., 0::2], parts[..., 1::2], dtype=np.float32)
 
     def _log_mel(self, power: np.ndarray) -> np.ndarray:
-        """[B, T, F] power -> [B, n_mels, T] normalised log-mel."""
-        mel = np.matmul(power, self.mel_basis_t).transpose(0, 2, 1)
+        """[B, T, F] power -> [B, n_mels, T] normalised log-mel (each band summed over its bins, in order)."""
+        rows = np.ascontiguousarray(power.transpose(0, 2, 1))[:, self._bins]  # [B, nonzeros, T]
+        rows *= self._weights[:, None]
+        mel = np.add.reduceat(rows, np.minimum(self._starts, len(self._bins) - 1), axis=1)  # [B, n_mels, T]
+        mel[:, self._empty] = 0.0
         s = self.settings
         return (np.log(mel + np.float32(s.log_offset)) + np.float32(s.shift)) / np.float32(s.scale)
 

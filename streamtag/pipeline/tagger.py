@@ -13,9 +13,8 @@ import numpy as np
 from ..audio.sources import ArraySource, AudioSource, FileSource, as_float_samples
 from ..errors import ConfigError
 from ..models import ModelSpec, load_labels
-from ..models.catalog import REGISTRY
 from ..models.exported import ExportedModel
-from ..models.factory import build_model, choose_weights, require_model_name
+from ..models.factory import build_model, choose_weights, family_of, require_model_name
 from ..models.head_info import head_windows
 from ..models.labels import Labels
 from ..models.runtimes import choose_runtime
@@ -81,7 +80,7 @@ class Tagger:
             window, hop = head_windows(None if head is None else head.info, window, hop, (10.0, 2.5))
             self.window = WindowSpec.from_seconds(window, hop, spec.sample_rate, spec.min_samples)
             if (head is None and optimize and known_cpu(device)
-                    and choose_runtime(runtime, REGISTRY.family(spec).exportable, "cpu", precision) == "openvino"):
+                    and choose_runtime(runtime, family_of(spec).exportable, "cpu", precision) == "openvino"):
                 exported = ExportedModel.from_cache(spec, resolved, self.window.window)
             self.model = exported if exported is not None else build_model(spec, resolved, self.labels)
         else:
