@@ -18,9 +18,7 @@ from .errors import StreamtagError
 from .models import BUNDLED_MODEL, DEFAULT_MODEL, MODELS, find_cached, list_models, streamtag_home
 from .models.runtimes import RUNTIMES
 from .outputs.recording import FORMATS
-from .pipeline.runner import PRECISIONS
-
-PRECISION_NAMES = tuple(PRECISIONS)
+from .pipeline.export_runner import PRECISION_NAMES
 
 
 def fail(message: str, code: int = 1) -> "click.exceptions.Exit":

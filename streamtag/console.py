@@ -1,4 +1,4 @@
-"""The `streamtag` console script: threads configured, torch checked, then the command line."""
+"""The `streamtag` console script: threads configured, then the command line."""
 from __future__ import annotations
 
 import sys
@@ -8,11 +8,12 @@ from .threads import configure_threads
 
 
 def run() -> None:
-    """Entry point: one `streamtag: error:` line and exit 1 when torch cannot load, else the CLI."""
+    """Entry point: the CLI; one `streamtag: error:` line and exit 1 when torch is needed and cannot load.
+
+    Torch is imported only by what needs it (a run whose OpenVINO export is cached does not).
+    """
     configure_threads()
     try:
-        from .deps import require_torch
-        require_torch()
         from .cli import main
     except DependencyError as e:
         print(f"streamtag: error: {e}", file=sys.stderr)

@@ -1,6 +1,8 @@
 """Loading torch, with one line that names the fix when the installed build cannot load."""
 from __future__ import annotations
 
+import os
+import sys
 from importlib import metadata
 from types import ModuleType
 
@@ -34,3 +36,14 @@ def require_torch() -> ModuleType:
     except (ImportError, OSError) as e:
         raise DependencyError(torch_problem(e)) from e
     return torch
+
+
+def cuda_may_be_present() -> bool:
+    """Whether torch could find a CUDA GPU here, told without importing torch: False for a CPU-only torch build
+    (`+cpu`), or for a CUDA build on Linux without the NVIDIA driver; else True (torch is asked)."""
+    version = installed_version("torch") or ""
+    if version.endswith("+cpu") or sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux") and "+rocm" not in version:
+        return os.path.exists("/proc/driver/nvidia/version")
+    return True

@@ -34,8 +34,10 @@ def test_streamtag_never_imports_torchaudio(tmp_path):
     assert "Dog" in res.stdout and "torchaudio" not in res.stderr
 
 
-@pytest.mark.parametrize("args", [["tag", str(DEMO_CLIP)], ["models"]])
+@pytest.mark.parametrize("args", [["tag", str(DEMO_CLIP), "--runtime", "torch"],
+                                  ["tag", str(DEMO_CLIP), "--device", "cpu", "--precision", "bf16"]])
 def test_a_torch_that_cannot_load_gives_one_line_from_the_cli(tmp_path, args):
+    """Whatever needs torch (here: the torch runtime, bf16) says so in one line."""
     env = fake_package(tmp_path, "torch", "libtorch_cpu.so: undefined symbol: _ZN3c10 something")
     res = subprocess.run([sys.executable, "-m", "streamtag", *args], env=env, capture_output=True, text=True,
                          timeout=120)
@@ -46,12 +48,20 @@ def test_a_torch_that_cannot_load_gives_one_line_from_the_cli(tmp_path, args):
     assert lines[0].endswith(f"pip install --force-reinstall torch=={TESTED_TORCH}")
 
 
+def test_commands_that_need_no_torch_run_without_it(tmp_path):
+    env = fake_package(tmp_path, "torch", "libtorch_cpu.so: undefined symbol: _ZN3c10 something")
+    res = subprocess.run([sys.executable, "-m", "streamtag", "models", "mn04*"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and "mn04_as" in res.stdout, res.stderr
+
+
 def test_a_torch_that_cannot_load_is_a_dependency_error_in_python(tmp_path):
     env = fake_package(tmp_path, "torch", "libtorch_cpu.so: undefined symbol: x")
     code = textwrap.dedent("""
         import streamtag                      # loads nothing heavy
+        from streamtag import Tagger          # neither does the pipeline
         try:
-            from streamtag import Tagger
+            Tagger("mn04_as", device="cpu", runtime="torch")
         except streamtag.DependencyError as e:
             assert isinstance(e, ImportError)
             print("DependencyError:", e)

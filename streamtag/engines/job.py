@@ -11,18 +11,22 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import IO, Protocol, Sequence
+from typing import IO, TYPE_CHECKING, Protocol, Sequence
 
 from ..audio.clock import StartClock
 from ..audio.ffmpeg import EXTRA, ffmpeg_available, is_url
 from ..audio.inputs import InputOptions
 from ..errors import ConfigError
-from ..models import Labels, ModelSpec, TaggingModel, load_labels, require_model_name, resolve_model
-from ..models.head import HeadedModel, HeadInfo, check_head_mode, head_windows, read_head_info
+from ..models import Labels, ModelSpec, load_labels, require_model_name, resolve_model
+from ..models.head_info import HeadInfo, check_head_mode, head_windows
 from ..models.runtimes import check_runtime
 from ..outputs.recording import OutputPlan
 from ..outputs.thresholds import ClassThreshold, Thresholds
-from ..pipeline.tagger import Tagger
+from ..pipeline.tagger import DefaultModelFallback, Tagger
+
+if TYPE_CHECKING:
+    from ..models.exported import ExportedModel
+    from ..models.model import TaggingModel
 from ..windows import WindowSpec
 from .archive import expand_inputs
 
@@ -106,16 +110,20 @@ class ModelChoice:
 
     def head_info(self) -> HeadInfo | None:
         """What the head file says (its classes, backbone, windows), or None without a head."""
-        return None if self.head is None else read_head_info(self.head)
+        if self.head is None:
+            return None
+        from ..models.head import read_head_info
+        return read_head_info(self.head)
 
-    def load(self, labels: Labels | None = None) -> tuple[TaggingModel, str | None]:
+    def load(self, labels: Labels | None = None) -> "tuple[TaggingModel, str | None]":
         """The backbone (the head's own when no name is given), and the notice when the default fell back."""
         name = self.name if self.name is not None or self.head is None else self.head_info().backbone
         return resolve_model(name, self.weights, labels)
 
     @classmethod
-    def of(cls, model: TaggingModel) -> "ModelChoice":
+    def of(cls, model: "TaggingModel | ExportedModel") -> "ModelChoice":
         """The choice that rebuilds `model` elsewhere (a Ray worker): its name, its file when explicit, its head."""
+        from ..models.head import HeadedModel
         head = None
         if isinstance(model, HeadedModel):
             model, head = model.base, model
@@ -251,7 +259,7 @@ class TagJob:
         """The classes the outputs name: the label file's, or the head's (after them, in append mode)."""
         return output_labels(self.labels, self.model.head_info(), self.model.head_mode)
 
-    def tagger(self, reporter: Reporter, model: TaggingModel | None = None) -> Tagger:
+    def tagger(self, reporter: Reporter, model: "TaggingModel | None" = None) -> Tagger:
         """Load the model (or use `model`) and build the Tagger, checking the outputs against what it gives."""
         tagger = build_tagger(self.model, self.labels, reporter, model, window=self.window_s, hop=self.hop_s,
                               device=self.device, batch_size=self.batch_size, frames=self.frames, runtime=self.runtime,
@@ -260,20 +268,22 @@ class TagJob:
         return tagger
 
 
-def build_tagger(choice: ModelChoice, labels: Labels, reporter: Reporter, model: TaggingModel | None = None,
+def build_tagger(choice: ModelChoice, labels: Labels, reporter: Reporter, model: "TaggingModel | None" = None,
                  **options) -> Tagger:
-    """A Tagger for `model` (else `choice`, loaded now); the default-model notice and the Tagger's warnings
-    (e.g. a window much shorter than the training inputs) go to `reporter.notice`."""
-    if model is None:
-        model, notice = choice.load(labels)
-        if notice:
-            reporter.notice(notice)
+    """A Tagger for `model` (else `choice`, which the Tagger resolves: without torch when the export is cached);
+    the default-model notice and the Tagger's warnings (e.g. a window much shorter than the training inputs) go
+    to `reporter.notice`."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        head = choice.head if not isinstance(model, HeadedModel) else None
-        tagger = Tagger(model, labels=labels, head=head, head_mode=choice.head_mode, **options)
+        if model is None:
+            tagger = Tagger(choice.name, weights=choice.weights, labels=labels, head=choice.head,
+                            head_mode=choice.head_mode, **options)
+        else:
+            from ..models.head import HeadedModel
+            head = choice.head if not isinstance(model, HeadedModel) else None
+            tagger = Tagger(model, labels=labels, head=head, head_mode=choice.head_mode, **options)
     for w in caught:
-        reporter.notice(f"warning: {w.message}")
+        reporter.notice(str(w.message) if issubclass(w.category, DefaultModelFallback) else f"warning: {w.message}")
     return tagger
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,8 +13,8 @@ from ..audio.ffmpeg import EXTRA, ffmpeg_available, is_url
 from ..audio.inputs import InputOptions, open_audio
 from ..audio.microphone import MicrophoneSource
 from ..errors import ConfigError, StreamtagError
-from ..models import Labels, ModelSpec, TaggingModel, load_labels
-from ..models.head import head_windows
+from ..models import Labels, ModelSpec, load_labels
+from ..models.head_info import head_windows
 from ..outputs import LiveView, NpzSink, TagFilter, open_text
 from ..outputs.recording import choose_formats, text_sink
 from ..outputs.thresholds import given_thresholds
@@ -22,6 +23,9 @@ from .job import ModelChoice, Reporter, SilentReporter, build_tagger, head_thres
 from .signals import exit_code
 
 STDIN = "-"
+
+if TYPE_CHECKING:
+    from ..models.model import TaggingModel
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ class ListenSummary:
         return float(p50), float(p95), float(ms.max())
 
 
-def run_listen(job: ListenJob, reporter: Reporter | None = None, model: TaggingModel | None = None) -> ListenSummary:
+def run_listen(job: ListenJob, reporter: Reporter | None = None, model: "TaggingModel | None" = None) -> ListenSummary:
     """Tag the input device live until `duration_s`, the end of capture or Ctrl-C; outputs are flushed either way.
 
     `model` replaces the job's model choice (an already built model). A device or pipeline failure

@@ -13,17 +13,21 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..audio.inputs import InputOptions
 from ..errors import ConfigError, StreamtagError
-from ..models import Labels, TaggingModel, create_model
+from ..models import Labels, create_model
 from ..outputs.recording import OutputPlan, RecordingOutputs, recording_stems
 from ..outputs.sinks import open_text, remove_stale_partials
 from ..windows import WindowSpec
 from .archive import Shard, count_windows, plan_shards, shard_results, tag_shard
 from .job import DEFAULT_SHARD_WINDOWS, ModelChoice, Reporter, RunSummary, SilentReporter, TagJob
 from .signals import exit_code, signal_handlers_kept
+
+if TYPE_CHECKING:
+    from ..models.exported import ExportedModel
+    from ..models.model import TaggingModel
 
 SUMMARY_FILE = "run_summary.json"
 
@@ -79,7 +83,7 @@ class ShardWorker:
 
 
 def tag_archive(inputs: list[str | os.PathLike], output_dir: str | os.PathLike, *,
-                model: str | TaggingModel | None = None,
+                model: "str | TaggingModel | None" = None,
                 weights: str | None = None, window: float = 10.0, hop: float = 2.5, plan: OutputPlan | None = None,
                 labels: str | None = None, address: str | None = None, shard_windows: int = DEFAULT_SHARD_WINDOWS,
                 device: str = "auto", batch_size: int | None = None, frames: bool = False,
@@ -89,7 +93,7 @@ def tag_archive(inputs: list[str | os.PathLike], output_dir: str | os.PathLike, 
 
     Outputs go to `output_dir` as `streamtag tag --output-dir` writes them (default: NPZ).
     """
-    built = model if isinstance(model, TaggingModel) else None
+    built = None if model is None or isinstance(model, str) else model  # an already built TaggingModel
     job = TagJob.from_options(inputs, model=None if built else model, weights=weights, window=window, hop=hop,
                               device=device, batch_size=batch_size, labels=labels, formats=("npz",),
                               output_dir=os.fspath(output_dir), frames=frames, engine="ray", address=address,
@@ -115,7 +119,7 @@ class _LineReporter(SilentReporter):
         self.say(line)
 
 
-def run_on_ray(job: TagJob, model: TaggingModel, reporter: Reporter) -> RunSummary:
+def run_on_ray(job: TagJob, model: "TaggingModel | ExportedModel", reporter: Reporter) -> RunSummary:
     """Run `job` on Ray with actors that rebuild `model` (a registered model, not an ensemble)."""
     ray = _ray()
     t0 = time.monotonic()

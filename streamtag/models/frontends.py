@@ -14,15 +14,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from .mel import EfficientATMelSettings, frame_count, kaldi_mel
+
+EFFICIENTAT_MEL = EfficientATMelSettings()  # the defaults of EfficientATMel's arguments
 
 KALDI_EPSILON = torch.finfo(torch.float32).eps  # Kaldi's floor before the log
-
-
-def frame_count(n_samples: int, hop_length: int, frame_length: int | None = None) -> int:
-    """STFT frames of n_samples: centred (frame_length None) 1 + n // hop; else only frames wholly inside (snip_edges)."""
-    if frame_length is None:
-        return 1 + n_samples // hop_length
-    return 0 if n_samples < frame_length else 1 + (n_samples - frame_length) // hop_length
 
 
 class Frontend(nn.Module):
@@ -46,11 +42,6 @@ class Frontend(nn.Module):
     def windows(self, span: Tensor, count: int, step: int, window: int) -> Tensor:
         """Outputs of the windows span[k*step : k*step + window], k < count, stacked (see `can_share_frames`)."""
         raise NotImplementedError(f"{type(self).__name__} does not share frames between windows")
-
-
-def kaldi_mel(freq: float) -> float:
-    """Kaldi's mel scale: 1127 ln(1 + f / 700)."""
-    return 1127.0 * math.log(1.0 + freq / 700.0)
 
 
 def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: float, low_freq: float, high_freq: float) -> Tensor:
@@ -114,35 +105,42 @@ class EfficientATMel(Frontend):
 
     def __init__(
         self,
-        sample_rate: int = 32000,
-        n_fft: int = 1024,
-        win_length: int = 800,
-        hop_length: int = 320,
-        n_mels: int = 128,
-        fmin: float = 0.0,
-        fmax: float | None = None,
-        fmax_aug_range: int = 2000,
-        preemphasis: float = 0.97,
-        log_offset: float = 1e-5,
+        sample_rate: int = EFFICIENTAT_MEL.sample_rate,
+        n_fft: int = EFFICIENTAT_MEL.n_fft,
+        win_length: int = EFFICIENTAT_MEL.win_length,
+        hop_length: int = EFFICIENTAT_MEL.hop_length,
+        n_mels: int = EFFICIENTAT_MEL.n_mels,
+        fmin: float = EFFICIENTAT_MEL.fmin,
+        fmax: float | None = EFFICIENTAT_MEL.fmax,
+        fmax_aug_range: int = EFFICIENTAT_MEL.fmax_aug_range,
+        preemphasis: float = EFFICIENTAT_MEL.preemphasis,
+        log_offset: float = EFFICIENTAT_MEL.log_offset,
     ) -> None:
         super().__init__()
+        self.settings = EfficientATMelSettings(sample_rate, n_fft, win_length, hop_length, n_mels, fmin, fmax,
+                                               fmax_aug_range, preemphasis, log_offset)
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.win_length = win_length
         self.hop_length = hop_length
         self.n_mels = n_mels
         self.log_offset = log_offset
-        # eval mode: fmax = sr/2 - fmax_aug_range/2 (integer arithmetic, as the reference)
         self.fmin = float(fmin)
-        self.fmax = float(fmax) if fmax is not None else float(sample_rate // 2 - fmax_aug_range // 2)
+        self.fmax = self.settings.eval_fmax
         bank = kaldi_mel_banks(n_mels, n_fft, float(sample_rate), self.fmin, self.fmax)
         self.register_buffer("mel_basis", F.pad(bank, (0, 1)), persistent=False)  # [n_mels, n_fft//2+1]
         self.register_buffer("window", torch.hann_window(win_length, periodic=False), persistent=False)
         self.register_buffer("preemphasis_kernel", torch.tensor([[[-preemphasis, 1.0]]]), persistent=False)
 
+    @classmethod
+    def from_settings(cls, settings: EfficientATMelSettings) -> "EfficientATMel":
+        """The front-end of `settings` (the numpy one, `mel.NumpyEfficientATMel`, takes the same)."""
+        return cls(settings.sample_rate, settings.n_fft, settings.win_length, settings.hop_length, settings.n_mels,
+                   settings.fmin, settings.fmax, settings.fmax_aug_range, settings.preemphasis, settings.log_offset)
+
     def frames(self, n_samples: int) -> int:
         """Mel frames for a waveform of n_samples (pre-emphasis drops one sample, then a centred STFT)."""
-        return frame_count(n_samples - 1, self.hop_length)
+        return self.settings.frames(n_samples)
 
     def forward(self, wave: Tensor) -> Tensor:
         return self._log_mel(self._power(self._preemphasis(wave), center=True))
@@ -160,12 +158,10 @@ class EfficientATMel(Frontend):
         with torch.autocast(device_type=power.device.type, enabled=False):
             mel = torch.matmul(self.mel_basis, power.float())
         mel = (mel + self.log_offset).log()
-        return ((mel + 4.5) / 5.0).unsqueeze(1)
+        return ((mel + self.settings.shift) / self.settings.scale).unsqueeze(1)
 
     def can_share_frames(self, window: int, hop: int) -> bool:
-        half = self.n_fft // 2
-        first = -(-half // self.hop_length)  # first frame whose support lies inside the window
-        return hop % self.hop_length == 0 and (window - 1 - half) // self.hop_length >= first
+        return self.settings.can_share_frames(window, hop)
 
     def windows(self, span: Tensor, count: int, step: int, window: int) -> Tensor:
         """Mels of the windows span[k*step : k*step + window], k < count, as forward() gives them stacked.

@@ -17,8 +17,8 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .frontends import Frontend
 from .registry import ModelSpec
-from .runtimes import OpenVINONetwork
-from .weights import ResolvedFile
+from .runtimes import OpenVINONetwork, export_identity
+from .weights import ResolvedFile, weights_sha256
 
 log = logging.getLogger("streamtag")
 
@@ -185,6 +185,14 @@ class SingleModel(TaggingModel):
             return ModelOutput(*network(features, lengths.to(features.device), n_samples=n_samples))
         return ModelOutput(*network(features))
 
+    def export_identity(self) -> str | None:
+        """What its OpenVINO export is keyed on besides the input: the weights file it was loaded from (None:
+        random init, keyed by the network's state)."""
+        if self.weights is None:
+            return None
+        return export_identity(self.spec.family, self.spec.config, self.spec.num_classes,
+                               weights_sha256(self.spec, self.weights))
+
     @property
     def frozen(self) -> bool:
         """Whether the network runs as a frozen graph (TorchScript or OpenVINO)."""
@@ -208,7 +216,7 @@ class SingleModel(TaggingModel):
                 raise ConfigError(f"{self.spec.name}: its network has no OpenVINO export (use runtime torch)")
             with torch.no_grad():  # conversion traces the network: no inference tensors
                 features = self.frontend(example)
-            frozen = OpenVINONetwork(self.network, features)
+            frozen = OpenVINONetwork(self.network, features, identity=self.export_identity())
         elif self.network.freezable:
             with torch.inference_mode():
                 features = self.frontend(example)

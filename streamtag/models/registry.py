@@ -93,6 +93,8 @@ class Family:
     name: str
     build: Builder
     entries: tuple[ModelSpec, ...]
+    # its networks have an OpenVINO export and its configs a `numpy_frontend()` (the run without torch)
+    exportable: bool = False
 
     def __post_init__(self) -> None:
         strays = [s.name for s in self.entries if s.family != self.name]

@@ -1,8 +1,9 @@
 """Inference runtimes for a network on CPU: torch (eager or TorchScript-frozen) or an OpenVINO export.
 
-An OpenVINO export is made once per (network weights, input shape, OpenVINO and torch versions),
-saved atomically under `$STREAMTAG_HOME/compiled/`, and read back in well under a second afterwards;
-an entry that cannot be read is rebuilt, never used. The export has a fixed input shape except the
+An OpenVINO export is made once per (weights file sha256, family config, input shape, OpenVINO and
+torch versions), saved atomically under `$STREAMTAG_HOME/compiled/`, and read back in well under a
+second afterwards, without torch (the key needs no network); an entry that cannot be read is
+rebuilt, never used. The export has a fixed input shape except the
 batch (a window length gives one shape), and runs in float32 (OpenVINO's CPU default on machines
 with bf16 units is bf16, which moves scores by up to 0.6).
 """
@@ -17,17 +18,22 @@ import tempfile
 import warnings
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
 from ..errors import ConfigError, DependencyError
 from .weights import streamtag_home
 
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
+
 log = logging.getLogger("streamtag")
 RUNTIMES = ("auto", "torch", "openvino")
-EXPORT_FORMAT = 1  # bump when the export recipe changes: old cache entries are then never read
+EXPORT_FORMAT = 2  # bump when the export recipe or its key changes: old cache entries are then never read
+EXPORT_FILE = "network.xml"  # in a cache entry's folder, beside network.bin
+BLOB_FOLDER = "blobs"  # in a cache entry's folder: OpenVINO's own compiled-model cache (CACHE_DIR)
 
 
 def openvino_available() -> bool:
@@ -46,10 +52,14 @@ def check_runtime(name: str) -> str:
     return name
 
 
-def choose_runtime(requested: str, exportable: bool, device: torch.device, precision: str) -> str:
-    """The runtime to use: "auto" is OpenVINO for exportable networks on CPU in fp32 when installed, else torch."""
+def choose_runtime(requested: str, exportable: bool, device: "str | torch.device", precision: str) -> str:
+    """The runtime to use: "auto" is OpenVINO for exportable networks on CPU in fp32 when installed, else torch.
+
+    `device` is a torch.device or its type ("cpu", "cuda").
+    """
+    kind = device if isinstance(device, str) else device.type
     if check_runtime(requested) == "openvino":
-        if device.type != "cpu" or precision != "fp32":
+        if kind != "cpu" or precision != "fp32":
             raise ConfigError("the openvino runtime runs on CPU in fp32 (use runtime torch for CUDA or bf16)")
         if not exportable:
             raise ConfigError("this model's network has no OpenVINO export (DyMN and the transformers run on "
@@ -57,13 +67,14 @@ def choose_runtime(requested: str, exportable: bool, device: torch.device, preci
         if not openvino_available():
             raise DependencyError("the openvino runtime needs OpenVINO, which streamtag installs: pip install openvino")
         return "openvino"
-    if requested == "auto" and exportable and device.type == "cpu" and precision == "fp32" and openvino_available():
+    if requested == "auto" and exportable and kind == "cpu" and precision == "fp32" and openvino_available():
         return "openvino"
     return "torch"
 
 
-def network_digest(network: nn.Module) -> str:
+def network_digest(network: "nn.Module") -> str:
     """sha256 over the network's class, parameter and buffer names, shapes, dtypes and values."""
+    import torch
     h = hashlib.sha256(f"{type(network).__module__}.{type(network).__qualname__}".encode())
     for name, t in network.state_dict().items():
         t = t.detach().cpu().contiguous()
@@ -73,23 +84,38 @@ def network_digest(network: nn.Module) -> str:
 
 
 def import_openvino():
-    """`openvino`, imported with its usage telemetry off.
+    """`openvino`, imported with its usage telemetry off and without its model converter (`openvino.tools.ovc`).
 
     Importing OpenVINO starts its converter's Google Analytics client (a client id under ~/intel and
     usage reports) unless `openvino_telemetry` cannot be imported, in which case it uses a silent stub;
-    streamtag makes it unimportable for that, when OpenVINO is not already loaded.
+    streamtag makes it unimportable for that, when OpenVINO is not already loaded. The converter
+    (a tenth of the import time) is optional to OpenVINO's package and unused here: streamtag
+    converts through the PyTorch front-end.
     """
     if "openvino" not in sys.modules:
         sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+        blocked = "openvino.tools.ovc" not in sys.modules
+        if blocked:
+            sys.modules["openvino.tools.ovc"] = None  # type: ignore[assignment]
+        try:
+            import openvino
+        finally:
+            if blocked:  # importable again for whoever wants it
+                del sys.modules["openvino.tools.ovc"]
     import openvino
     return openvino
 
 
-def _cache_key(network: nn.Module, features: Tensor) -> str:
-    openvino = import_openvino()
-    parts = [network_digest(network), str(tuple(features.shape[1:])), openvino.__version__, torch.__version__,
-             str(EXPORT_FORMAT)]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+def export_identity(family: str, config: object, num_classes: int, weights_sha256: str) -> str:
+    """What an export of a registered network is keyed on besides its input: family, config, classes, weights file."""
+    return f"{family}|{config!r}|{num_classes}|weights:{weights_sha256}"
+
+
+def export_folder(identity: str, shape: tuple[int, ...]) -> Path:
+    """The cache entry of an export: keyed by `identity`, the input shape (less the batch), OpenVINO's and torch's
+    installed versions (read without importing either) and EXPORT_FORMAT."""
+    parts = [identity, str(tuple(shape)), metadata.version("openvino"), metadata.version("torch"), str(EXPORT_FORMAT)]
+    return compiled_cache() / hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
 def compiled_cache() -> Path:
@@ -97,11 +123,55 @@ def compiled_cache() -> Path:
     return streamtag_home() / "compiled"
 
 
-def _export(network: nn.Module, features: Tensor):
+def default_threads() -> int:
+    """OpenVINO's CPU threads: torch's count when torch is loaded, else OMP_NUM_THREADS, else the usable CPUs."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return int(torch.get_num_threads())
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class CompiledExport:
+    """An export compiled for the CPU (float32, any batch): numpy features [B, ...] -> tuple of numpy outputs.
+
+    `from_folder` compiles a cache entry through OpenVINO's own compiled-model cache in that folder: a
+    later process imports the compiled blob (keyed by the files' contents) instead of reading and
+    compiling the model again. It raises if the entry cannot be read.
+    """
+
+    def __init__(self, model, threads: int | None = None, blobs: Path | None = None) -> None:
+        """`model`: an `openvino.Model` or the path of a saved one; `blobs`: OpenVINO's CACHE_DIR (None: no cache)."""
+        ov = import_openvino()
+        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+                  "INFERENCE_NUM_THREADS": int(threads or default_threads())}
+        if blobs is not None:
+            config["CACHE_DIR"] = str(blobs)
+        self.compiled = ov.Core().compile_model(model, "CPU", config)
+        self.shape = tuple(int(d) for d in self.compiled.inputs[0].get_partial_shape()[1:].to_shape())
+        self.request = self.compiled.create_infer_request()
+
+    @classmethod
+    def from_folder(cls, folder: Path, threads: int | None = None) -> "CompiledExport":
+        """The export saved in cache entry `folder`, compiled (its blob cached beside it)."""
+        return cls(str(folder / EXPORT_FILE), threads, folder / BLOB_FOLDER)
+
+    def __call__(self, features: np.ndarray) -> tuple[np.ndarray, ...]:
+        if tuple(features.shape[1:]) != self.shape:
+            raise ConfigError(f"this OpenVINO export takes inputs [B, {', '.join(map(str, self.shape))}], "
+                              f"got {list(features.shape)}")
+        result = self.request.infer({0: np.ascontiguousarray(features, dtype=np.float32)}, share_inputs=True)
+        return tuple(np.array(result[out]) for out in self.compiled.outputs)
+
+
+def _export(network: "nn.Module", features: "Tensor"):
     """The OpenVINO model of `network` traced on `features`, through the PyTorch front-end directly.
 
     (`openvino.convert_model` does the same and adds a usage report when its telemetry is on.)
     """
+    import torch
     import_openvino()
     from openvino.frontend import FrontEndManager
     from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
@@ -121,54 +191,49 @@ def _export(network: nn.Module, features: Tensor):
 class OpenVINONetwork:
     """A network exported to OpenVINO for one input shape (any batch), called like the network: features -> tuple.
 
-    `threads` is OpenVINO's CPU thread count (default: torch's).
+    The export is cached under `identity` (`export_identity` of the weights file it was loaded from;
+    None: a digest of the network's own state) and the input shape; `threads` is OpenVINO's CPU
+    thread count (default: torch's).
     """
 
-    def __init__(self, network: nn.Module, features: Tensor, threads: int | None = None) -> None:
-        ov = import_openvino()
+    def __init__(self, network: "nn.Module", features: "Tensor", threads: int | None = None,
+                 identity: str | None = None) -> None:
         self.shape = tuple(features.shape[1:])
-        self.core = ov.Core()
-        model = self._cached_or_exported(network, features)
-        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
-                  "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads())}
-        self.compiled = self.core.compile_model(model, "CPU", config)
-        self.request = self.compiled.create_infer_request()
+        folder = export_folder(identity or f"state:{network_digest(network)}", self.shape)
+        self.export = self._cached_or_exported(network, features, folder, threads)
 
-    def _cached_or_exported(self, network: nn.Module, features: Tensor):
+    def _cached_or_exported(self, network: "nn.Module", features: "Tensor", folder: Path,
+                            threads: int | None) -> CompiledExport:
         ov = import_openvino()
-        folder = compiled_cache() / _cache_key(network, features)
-        xml = folder / "network.xml"
-        if xml.is_file():
+        if (folder / EXPORT_FILE).is_file():
             try:
-                return self.core.read_model(str(xml))
+                return CompiledExport.from_folder(folder, threads)
             except Exception as e:  # corrupt or truncated: rebuild it
                 log.warning("rebuilding the OpenVINO export %s (%s)", folder, str(e).splitlines()[0] if str(e) else e)
         model = _export(network, features)
         model.reshape({model.inputs[0]: ov.PartialShape([-1, *self.shape])})
-        self._save(model, folder)
-        return model
-
+        if self._save(model, folder):
+            return CompiledExport.from_folder(folder, threads)
+        return CompiledExport(model, threads)  # not saved (a read-only home): compiled from memory
     @staticmethod
-    def _save(model, folder: Path) -> None:
-        """Write the export to a temporary folder beside `folder`, then rename it into place."""
+    def _save(model, folder: Path) -> bool:
+        """Write the export to a temporary folder beside `folder`, then rename it into place; False if it could not."""
         ov = import_openvino()
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", suffix=".partial", dir=folder.parent))
             try:
-                ov.save_model(model, str(tmp / "network.xml"), compress_to_fp16=False)
+                ov.save_model(model, str(tmp / EXPORT_FILE), compress_to_fp16=False)
                 if folder.exists():
                     shutil.rmtree(folder, ignore_errors=True)
                 os.replace(tmp, folder)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
+            return True
         except OSError as e:  # a read-only home still runs, it just exports again next time
             log.warning("could not cache the OpenVINO export in %s (%s)", folder.parent, e.strerror or e)
+            return False
 
-    def __call__(self, features: Tensor) -> tuple:
-        if tuple(features.shape[1:]) != self.shape:
-            raise ConfigError(f"this OpenVINO export takes inputs [B, {', '.join(map(str, self.shape))}], "
-                              f"got {list(features.shape)}")
-        x = np.ascontiguousarray(features.detach().cpu().numpy(), dtype=np.float32)
-        result = self.request.infer({0: x}, share_inputs=True)
-        return tuple(torch.from_numpy(np.array(result[out])) for out in self.compiled.outputs)
+    def __call__(self, features: "Tensor") -> tuple:
+        import torch
+        return tuple(torch.from_numpy(out) for out in self.export(features.detach().cpu().numpy()))

@@ -11,12 +11,14 @@ import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import WeightsError, WeightsUnavailableError
 from .registry import ModelSpec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 DOWNLOAD_TIMEOUT_S = 30.0
 
@@ -85,6 +87,11 @@ class ResolvedFile:
     origin: str  # "explicit" | "cache" | "bundled" | "download"
 
 
+def weights_sha256(spec: ModelSpec, weights: ResolvedFile) -> str:
+    """The sha256 of a resolved weights file: the published one when it was checked against it, else computed."""
+    return spec.sha256 if spec.sha256 and weights.origin != "explicit" else sha256_file(weights.path)
+
+
 def offline_message(what: str, file_name: str, url: str, reason: str, hint: str = "") -> str:
     dest = streamtag_home() / file_name
     return (f"cannot get {what} offline: download {url} and save it as {dest}{hint} "
@@ -130,6 +137,8 @@ def resolve_weights(spec: ModelSpec, explicit: str | os.PathLike | None = None) 
 
 def read_checkpoint(path: str | os.PathLike) -> object:
     """Load a checkpoint safely (weights_only: tensors and plain containers, never code)."""
+    from ..deps import require_torch
+    torch = require_torch()
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -153,6 +162,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def state_dict_of(obj: object, source: str) -> dict[str, torch.Tensor]:
     """The flat tensor state dict in a loaded checkpoint (a Lightning `state_dict` entry is unwrapped)."""
+    import torch
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -169,7 +179,7 @@ def _unpickling_detail(message: str) -> str:
     return lines[-1] if lines else "unpickling failed"
 
 
-def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str, arch: str) -> None:
+def load_into(model: "nn.Module", state: "dict[str, torch.Tensor]", source: str, arch: str) -> None:
     """Load `state` strictly, naming missing or unexpected keys and shape mismatches if it does not fit."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]

@@ -1,7 +1,30 @@
-"""The streaming pipeline: worker, dispatcher, and the `Tagger` entry point."""
+"""The streaming pipeline: worker, dispatcher, and the `Tagger` entry point.
+
+Importing it loads no torch; `ModelRunner` and `resolve_device` (torch) are imported on first use.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .result import TaggerStats, WindowResult
-from .runner import ModelRunner, resolve_device
 from .stream import Stream
 from .tagger import DefaultModelFallback, ShortWindowWarning, Tagger
+
+if TYPE_CHECKING:
+    from .runner import ModelRunner, resolve_device
+
+_TORCH_NAMES = {"ModelRunner": ".runner", "resolve_device": ".runner"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _TORCH_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from ..deps import require_torch
+    require_torch()
+    value = vars(importlib.import_module(_TORCH_NAMES[name], __name__))[name]
+    globals()[name] = value
+    return value
+
 
 __all__ = ["DefaultModelFallback", "ShortWindowWarning", "ModelRunner", "Stream", "Tagger", "TaggerStats", "WindowResult", "resolve_device"]

@@ -2,23 +2,17 @@
 from __future__ import annotations
 
 import difflib
-from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..models import ModelOutput, TaggingModel
+from ..models.model import ModelOutput, TaggingModel
 from ..models.runtimes import choose_runtime
-AUDIO_PER_BATCH_S = {"cpu": 32.0, "cuda": 640.0}  # seconds of window audio per model call
+from .export_runner import AUDIO_PER_BATCH_S, PRECISION_NAMES, Inferred, default_batch_size
 
-
-def default_batch_size(device: torch.device, window_s: float) -> int:
-    """Windows per model call: enough audio to amortise the call, bounded for memory."""
-    limit = 32 if device.type == "cpu" else 256
-    return int(min(limit, max(4, round(AUDIO_PER_BATCH_S.get(device.type, 32.0) / window_s))))
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = dict(zip(PRECISION_NAMES, (None, torch.float16, torch.bfloat16)))
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -39,14 +33,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise ConfigError(f"unsupported device {device!r} (use auto, cpu or cuda)")
     return dev
-
-
-class Inferred(NamedTuple):
-    """Numpy outputs for a batch of windows: scores [B, C] | None, embeddings [B, D], frames [B, F, Df] | None."""
-
-    scores: np.ndarray | None
-    embeddings: np.ndarray
-    frames: np.ndarray | None = None
 
 
 class ModelRunner:
@@ -114,3 +100,6 @@ class ModelRunner:
         scores = None if out.logits is None else torch.sigmoid(out.logits.float()).cpu().numpy()
         frames = out.frames.float().cpu().numpy() if self.frames and out.frames is not None else None
         return Inferred(scores, out.embedding.float().cpu().numpy(), frames)
+
+
+__all__ = ["AUDIO_PER_BATCH_S", "Inferred", "ModelRunner", "PRECISIONS", "default_batch_size", "resolve_device"]

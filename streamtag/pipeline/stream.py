@@ -9,7 +9,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -20,7 +20,10 @@ from ..windows import WindowScheduler, WindowSpec
 from .dispatcher import SubscriberList
 from .memory import check_run_memory, ring_samples
 from .result import TaggerStats, WindowResult
-from .runner import ModelRunner
+
+if TYPE_CHECKING:
+    from .export_runner import ExportRunner
+    from .runner import ModelRunner
 
 _END = object()
 POLL_S = 0.1  # how often blocked threads look at the stop flag
@@ -73,7 +76,7 @@ class Stream:
     exception in any thread stops all of them; `join()` re-raises it.
     """
 
-    def __init__(self, source: AudioSource, runner: ModelRunner, spec: WindowSpec, batch_size: int,
+    def __init__(self, source: AudioSource, runner: "ModelRunner | ExportRunner", spec: WindowSpec, batch_size: int,
                  subscribers: SubscriberList, labels: Labels, model_name: str,
                  ring_seconds: float | None = None, on_finish: Callable[[], None] | None = None) -> None:
         self.source = source

@@ -7,22 +7,29 @@ import threading
 import warnings
 import weakref
 from datetime import datetime
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from ..audio.inputs import InputOptions, open_audio
 from ..audio.sources import ArraySource, AudioSource, as_float_samples
 from ..errors import ConfigError
-from ..models import ModelSpec, TaggingModel, load_labels, resolve_model
-from ..models.head import Head, attach_head, head_windows, load_head
+from ..models import ModelSpec, load_labels
+from ..models.exported import ExportedModel
+from ..models.factory import build_model, choose_weights, family_of, require_model_name
+from ..models.head_info import head_windows
 from ..models.labels import Labels
+from ..models.runtimes import choose_runtime
 from ..windows import WindowSpec
 from .dispatcher import Subscriber, SubscriberList, Subscription
+from .export_runner import PRECISION_NAMES, ExportRunner, default_batch_size, known_cpu
 from .memory import check_run_memory
 from .result import TaggerStats, WindowResult
-from .runner import ModelRunner, default_batch_size
 from .stream import POLL_S, Stream
+
+if TYPE_CHECKING:
+    from ..models.head import Head
+    from ..models.model import TaggingModel
 
 _END = object()
 
@@ -49,25 +56,44 @@ class Tagger:
     "openvino". frames: results also carry frame-level embeddings and their absolute times
     (transformer models). head: a head file (`streamtag train`) or `Head`, whose classes replace the
     model's scores ("replace") or follow them ("append"); the model defaults to the head's backbone.
+    A registered MobileNet on CPU in fp32 (runtime auto or openvino) whose export is cached runs without
+    torch (numpy front-end, OpenVINO network); otherwise the torch model is built (and exported).
     """
 
-    def __init__(self, model: str | ModelSpec | TaggingModel | None = None, window: float | None = None,
+    def __init__(self, model: "str | ModelSpec | TaggingModel | None" = None, window: float | None = None,
                  hop: float | None = None,
                  device: str = "auto", weights: str | os.PathLike | None = None, batch_size: int | None = None,
                  labels: str | os.PathLike | Labels | None = None, ring_seconds: float | None = None,
                  optimize: bool = True, precision: str = "fp32", frames: bool = False, runtime: str = "auto",
-                 head: str | os.PathLike | Head | None = None, head_mode: str = "replace") -> None:
+                 head: "str | os.PathLike | Head | None" = None, head_mode: str = "replace") -> None:
+        if precision not in PRECISION_NAMES:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISION_NAMES)}, got {precision!r}")
         self.labels = labels if isinstance(labels, Labels) else load_labels(labels)
-        head = head if head is None or isinstance(head, Head) else load_head(head)
+        if head is not None:
+            from ..models.head import Head, attach_head, load_head
+            head = head if isinstance(head, Head) else load_head(head)
         if head is not None and model is None:
             model = head.info.backbone  # a head's default backbone is the one it was trained on
-        self.model, notice = resolve_model(model, weights, self.labels)
+        single = model is None or isinstance(model, ModelSpec) or (isinstance(model, str) and "," not in model)
+        exported = None
+        if single:  # a registered model: found without torch, and run without it when its export is cached
+            require_model_name(model, weights)
+            spec, resolved, notice = choose_weights(model, weights)
+            window, hop = head_windows(None if head is None else head.info, window, hop, (10.0, 2.5))
+            self.window = WindowSpec.from_seconds(window, hop, spec.sample_rate, spec.min_samples)
+            if (head is None and optimize and known_cpu(device)
+                    and choose_runtime(runtime, family_of(spec).exportable, "cpu", precision) == "openvino"):
+                exported = ExportedModel.from_cache(spec, resolved, self.window.window)
+            self.model = exported if exported is not None else build_model(spec, resolved, self.labels)
+        else:
+            from ..models.factory import resolve_model
+            self.model, notice = resolve_model(model, weights, self.labels)
+            window, hop = head_windows(None if head is None else head.info, window, hop, (10.0, 2.5))
+            self.window = WindowSpec.from_seconds(window, hop, self.model.sample_rate, self.model.min_samples)
         if notice:
             warnings.warn(notice, DefaultModelFallback, stacklevel=2)
         self.spec = self.model.spec
         self.model_name = self.spec.name
-        window, hop = head_windows(None if head is None else head.info, window, hop, (10.0, 2.5))
-        self.window = WindowSpec.from_seconds(window, hop, self.model.sample_rate, self.model.min_samples)
         if head is not None:
             self.model = attach_head(self.model, head, head_mode, self.window.window_s)
             self.labels = head.info.labels(self.labels, head_mode)
@@ -80,8 +106,12 @@ class Tagger:
                           stacklevel=2)
         if frames and not self.model.has_frames:
             raise ConfigError(f"{self.model_name} has no frame-level embeddings (frames=True / --frames)")
-        self.runner = ModelRunner(self.model, device, optimize=optimize, precision=precision, frames=frames,
-                                  runtime=runtime)
+        if exported is not None:
+            self.runner = ExportRunner(exported)
+        else:
+            from .runner import ModelRunner
+            self.runner = ModelRunner(self.model, device, optimize=optimize, precision=precision, frames=frames,
+                                      runtime=runtime)
         self.device = self.runner.device
         if batch_size is None:
             batch_size = default_batch_size(self.device, self.window.window_s)

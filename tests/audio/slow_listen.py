@@ -20,7 +20,8 @@ def main() -> None:
     mobilenet.MobileNetAT.forward = slow
     mobilenet.MobileNetAT.freezable = False  # a frozen graph or an export would trace the sleep away
     mobilenet.MobileNetAT.exportable = False
-    sys.argv = ["streamtag", "listen", *sys.argv[2:]]
+    # a cached export would run without the network class at all: the torch runtime runs the slowed one
+    sys.argv = ["streamtag", "listen", *sys.argv[2:], "--runtime", "torch"]
     run()
 
 

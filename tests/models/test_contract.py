@@ -59,6 +59,20 @@ def test_every_catalog_family_declares_only_its_own_entries():
     assert list(REGISTRY.models) == [s.name for m in FAMILY_MODULES for s in m.FAMILY.entries]
 
 
+@pytest.mark.parametrize("family, network", [("mobilenet", "MobileNetAT"), ("dymn", "DyMN"), ("beats", "BEATs"),
+                                             ("ssast", "SSAST"), ("atstframe", "ATSTFrame"), ("eat", "EATNetwork")])
+def test_a_family_declares_what_its_network_class_does(family, network):
+    """`Family.exportable` (read without torch) is its network's `exportable`; exportable configs have a numpy
+    front-end; the network class is reachable from the family package."""
+    import importlib
+    module = importlib.import_module(f"streamtag.models.{family}")
+    cls = getattr(module, network)
+    assert cls is vars(importlib.import_module(f"streamtag.models.{family}.network"))[network]
+    assert module.FAMILY.exportable is cls.exportable
+    if module.FAMILY.exportable:
+        assert all(callable(s.config.numpy_frontend) for s in module.FAMILY.entries)
+
+
 @pytest.mark.parametrize("name", ["mn04_as", "dymn04_as", "beats_iter3", "ssast_tiny_patch_400", "atstframe_small",
                                   "eat_base_epoch10"])
 def test_networks_declare_their_capabilities_and_models_follow_them(name):

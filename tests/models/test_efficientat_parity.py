@@ -5,9 +5,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from streamtag import Tagger
-from tests.helpers import (CLIP32, CLIP44, EFFAT, LABELS_CSV, MEL_TOL, MN04_GOLDEN, golden, load_npz, needs_shared,
-                           rel_err)
+from streamtag import Tagger, create_model
+from streamtag.pipeline.export_runner import ExportRunner
+from tests.helpers import (CLIP32, CLIP44, EFFAT, LABELS_CSV, MEL_TOL, MN04_GOLDEN, MN04_WEIGHTS, MN10_RANDOM, golden,
+                           load_npz, needs_shared, rel_err)
 
 SCORE_TOL, EMB_TOL = 1e-4, 1e-3
 CASES = [(m, i) for m in ("mn04_as", "mn10_as_random", "dymn04_as_random")
@@ -20,14 +21,28 @@ def small_golden():
     return load_npz(MN04_GOLDEN)
 
 
-@pytest.mark.parametrize("runtime", ["torch", "openvino"])
+# openvino: the torch front-end feeding the export; openvino-numpy: the cached export run without torch
+RUNTIMES = ["torch", "openvino", "openvino-numpy"]
+
+
+def tagger_for(name, weights, built, runtime, **options):
+    """A Tagger on `runtime`: torch or the torch-front-end export from the built model, the numpy path by name."""
+    if runtime != "openvino-numpy":
+        return Tagger(built, runtime=runtime, **options)
+    Tagger(built, runtime="openvino", **options).warm_up()  # the export, made now if the cache lacks it
+    tagger = Tagger(name, weights=weights, runtime="openvino", **options)
+    assert isinstance(tagger.runner, ExportRunner)
+    return tagger
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("key, clip", [("mono32k", CLIP32), ("stereo44k", CLIP44)])
 def test_bundled_mn04_matches_the_official_windows(key, clip, runtime, small_golden, isolated_home):
     """The default install's model (no explicit weights: the bundled file) on the first seconds of the inputs."""
     g = small_golden
-    tagger = Tagger("mn04_as", window=1.0, hop=0.5, device="cpu", runtime=runtime)
+    tagger = tagger_for("mn04_as", None, create_model("mn04_as"), runtime, window=1.0, hop=0.5, device="cpu")
     results = list(tagger.tag_file(clip))
-    assert tagger.runner._ready.runtime == {"torch": "torchscript", "openvino": "openvino"}[runtime]
+    assert tagger.runner._ready.runtime == {"torch": "torchscript"}.get(runtime, "openvino")
     n = len(g[f"{key}_w1_scores"])
     assert len(results) >= n
     np.testing.assert_allclose([r.start_s for r in results[:n]], g[f"{key}_w1_start_s"], atol=1e-9)
@@ -59,12 +74,17 @@ def models(mn04, mn10_random, dymn04_random):
     return {"mn04_as": mn04, "mn10_as_random": mn10_random, "dymn04_as_random": dymn04_random}
 
 
+WEIGHTS = {"mn04_as": ("mn04_as", MN04_WEIGHTS), "mn10_as_random": ("mn10_as", MN10_RANDOM)}
+
+
 @pytest.mark.parametrize("model_name, inp, runtime", [(m, i, r) for m, i in CASES
-                                                    for r in ("torch", "openvino") if r == "torch" or "dymn" not in m])
+                                                    for r in RUNTIMES if r == "torch" or "dymn" not in m])
 @pytest.mark.parametrize("key, window, hop", SETTINGS)
 def test_tag_file_matches_golden_windows(model_name, inp, runtime, key, window, hop, models):
     g = golden(model_name, inp)
-    tagger = Tagger(models[model_name], window=window, hop=hop, labels=LABELS_CSV, device="cpu", runtime=runtime)
+    name, weights = WEIGHTS.get(model_name, (model_name, None))
+    tagger = tagger_for(name, weights, models[model_name], runtime, window=window, hop=hop, labels=LABELS_CSV,
+                        device="cpu")
     results = list(tagger.tag_file(EFFAT / f"{inp}.wav"))
     assert [r.index for r in results] == list(range(len(g[f"{key}_scores"])))
     np.testing.assert_allclose([r.start_s for r in results], g[f"{key}_start_s"], atol=1e-9)

@@ -106,3 +106,54 @@ def test_openvino_runs_without_its_usage_telemetry(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "None" and not (tmp_path / "intel").exists()
+
+
+@pytest.mark.parametrize("window, hop", [(10.0, 2.5), (1.0, 0.5), (3.0, 3.0), (2.0, 0.75)])
+def test_the_run_without_torch_equals_the_torch_front_end_export(window, hop, mn04):
+    """By name with the export cached: numpy front-end + OpenVINO, the same results as the torch front-end's."""
+    from streamtag.pipeline.export_runner import ExportRunner
+    from tests.helpers import DEMO_CLIP, MN04_WEIGHTS
+    via_torch = Tagger(mn04, window=window, hop=hop, device="cpu", runtime="openvino")
+    expected = list(via_torch.tag_file(DEMO_CLIP))
+    tagger = Tagger("mn04_as", weights=MN04_WEIGHTS, window=window, hop=hop, device="cpu")
+    assert isinstance(tagger.runner, ExportRunner) and tagger.runner.runtime == "openvino"
+    got = list(tagger.tag_file(DEMO_CLIP))
+    assert [(r.index, r.start_s, r.end_s) for r in got] == [(r.index, r.start_s, r.end_s) for r in expected]
+    assert np.abs(np.stack([r.scores for r in got]) - np.stack([r.scores for r in expected])).max() <= 1e-5
+    assert np.abs(np.stack([r.embedding for r in got]) - np.stack([r.embedding for r in expected])).max() <= 1e-5
+
+
+def test_the_cached_export_is_found_without_the_network(mn04, random_checkpoint, caplog):
+    """Keyed by the weights file, family config and input shape: another file, length or config is another entry;
+    a corrupt entry is not used (the torch path rebuilds it)."""
+    from streamtag.models import get_spec, resolve_weights
+    from streamtag.models.exported import ExportedModel
+    from streamtag.models.runtimes import BLOB_FOLDER
+    from tests.helpers import MN04_WEIGHTS
+    Tagger(mn04, window=1.0, hop=0.5, device="cpu", runtime="openvino").warm_up()
+    spec = get_spec("mn04_as")
+    weights = resolve_weights(spec, MN04_WEIGHTS)
+    found = ExportedModel.from_cache(spec, weights, 32000)
+    assert found is not None and any((found.export_folder / BLOB_FOLDER).iterdir())  # OpenVINO's compiled blob
+    assert ExportedModel.from_cache(spec, weights, 32000 + 320) is None  # another input length
+    assert ExportedModel.from_cache(spec, resolve_weights(spec, random_checkpoint("mn04_as")), 32000) is None
+    assert ExportedModel.from_cache(spec.with_config(n_mels=64), weights, 32000) is None
+    assert ExportedModel.from_cache(get_spec("dymn04_as"), weights, 32000) is None  # a family without exports
+    (found.export_folder / "network.xml").write_text("<not a model")
+    assert ExportedModel.from_cache(spec, weights, 32000) is None
+    with caplog.at_level(logging.WARNING, logger="streamtag"):
+        tagger = Tagger("mn04_as", weights=MN04_WEIGHTS, window=1.0, hop=0.5, device="cpu")
+        tagger.warm_up()
+    assert tagger.runner.runtime == "openvino" and "rebuilding the OpenVINO export" in caplog.text
+    assert ExportedModel.from_cache(spec, weights, 32000) is not None
+
+
+@pytest.mark.parametrize("options, torch_needed", [
+    ({}, False), ({"runtime": "openvino"}, False), ({"runtime": "torch"}, True), ({"precision": "bf16"}, True),
+    ({"optimize": False}, True),
+])
+def test_what_runs_without_torch(options, torch_needed, mn04):
+    from streamtag.pipeline.export_runner import ExportRunner
+    Tagger(mn04, window=1.0, hop=0.5, device="cpu", runtime="openvino").warm_up()
+    tagger = Tagger("mn04_as", window=1.0, hop=0.5, device="cpu", **options)
+    assert isinstance(tagger.runner, ExportRunner) is not torch_needed

@@ -23,23 +23,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import WeightsError
-from .frontends import ATSTMel
-from .labels import Labels
-from .model import Network
-from .registry import Family, ModelSpec
-from .vit import Block
-from .weights import load_into, state_dict_of
+from ...errors import WeightsError
+from ..frontends import ATSTMel
+from ..labels import Labels
+from ..model import Network
+from ..registry import ModelSpec
+from ..vit import Block
+from ..weights import load_into, state_dict_of
+from . import DEFAULT_N_BLOCKS
+
+if TYPE_CHECKING:
+    from . import ATSTRelease
 
 TEACHER_PREFIX = "model.teacher.encoder."
 CHUNK_FRAMES = 1001  # mel frames per encoded chunk: 10 s, as the reference's embedding API
 SCENE_BLOCKS = 12  # the reference's get_scene_embedding always averages the last 12 blocks
-DEFAULT_N_BLOCKS = 12  # the reference's embedding.N_BLOCKS (timestamp embeddings)
 LAYER_NORM_EPS = 1e-6
 HEAD_DIM = 64
 HEADS_BY_ARCH = {"small": 6, "base": 12}  # hyper_parameters["arch"] -> attention heads
@@ -203,30 +207,6 @@ def network_from_checkpoint(checkpoint: object, source: str, arch_name: str,
     return network
 
 
-@dataclass(frozen=True)
-class ATSTRelease:
-    """An ATST-Frame registry entry's settings: the released encoder, `n_blocks` for the frames, the mel front-end."""
-
-    embed_dim: int
-    num_heads: int
-    depth: int = 12
-    n_blocks: int = DEFAULT_N_BLOCKS  # blocks concatenated per timestamp frame
-    n_mels: int = 64
-    n_fft: int = 1024
-    win_length: int = 1024
-    hop_length: int = 160
-    sample_rate: int = 16000
-
-    def architecture(self) -> FrameASTConfig:
-        """The released encoder (for random weights; a checkpoint brings its own shapes)."""
-        return FrameASTConfig(embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads,
-                              mlp_dim=4 * self.embed_dim, n_mels=self.n_mels)
-
-    def frontend(self, n_mels: int | None = None) -> ATSTMel:
-        return ATSTMel(sample_rate=self.sample_rate, n_fft=self.n_fft, win_length=self.win_length,
-                       hop_length=self.hop_length, n_mels=n_mels or self.n_mels)
-
-
 def build(spec: ModelSpec, checkpoint: object | None, source: str, labels: Labels) -> tuple[ATSTMel, ATSTFrame]:
     """(front-end, network) of an ATST-Frame release; `checkpoint` None gives the released shape, random."""
     release: ATSTRelease = spec.config
@@ -235,23 +215,3 @@ def build(spec: ModelSpec, checkpoint: object | None, source: str, labels: Label
     else:
         network = network_from_checkpoint(checkpoint, source, spec.name, release.n_blocks)
     return release.frontend(network.encoder.config.n_mels), network
-
-
-def _drive(file_id: str) -> tuple[str, str]:
-    """(direct-download URL, page) of a Google Drive file; Drive needs a person for large files."""
-    return (f"https://drive.google.com/uc?export=download&id={file_id}",
-            f"https://drive.google.com/file/d/{file_id}/view")
-
-
-def _atst(name: str, dim: int, heads: int, file_id: str, params: float) -> ModelSpec:
-    url, page = _drive(file_id)
-    return ModelSpec(name=name, family="atstframe", config=ATSTRelease(embed_dim=dim, num_heads=heads),
-                     file_name=name + ".ckpt", url=url, sha256=None, license="CC BY 4.0 (Audio-WestlakeU/audiossl)",
-                     sample_rate=16000, embedding_dim=12 * dim, min_samples=4 * 160, num_classes=0,
-                     params_millions=params, frame_dim=12 * dim, frame_hop_s=0.04, trained_window_s=10.0, page=page)
-
-
-FAMILY = Family("atstframe", build, (
-    _atst("atstframe_small", 384, 6, "1xZoOTuxV415icYONYbeFQzgrmJQf4a4B", 21.48),
-    _atst("atstframe_base", 768, 12, "1bGJSZWlAIIJ6GL5Id5dW0PTB72DL-QDQ", 85.42),
-))

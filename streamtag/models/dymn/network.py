@@ -1,8 +1,7 @@
-"""EfficientAT Dynamic MobileNet (`dymn*_as`): dynamic convolution, dynamic ReLU, coordinate attention.
+"""The EfficientAT Dynamic MobileNet network (`dymn*_as`): dynamic convolution, dynamic ReLU, coordinate attention.
 
 Laid out so the released checkpoints load with strict=True. The AudioSet checkpoints are used
 with Dy-Conv softmax temperature 1.0, as EfficientAT's loader sets it (it is not stored).
-Declares the `dymn` family (EfficientAT front-end and release, see `mobilenet`).
 """
 from __future__ import annotations
 
@@ -10,9 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .mobilenet import BLOCKS, BN_EPS, BN_MOMENTUM, ConvBNAct, efficientat_builder, efficientat_entry, make_divisible
-from .model import Network
-from .registry import Family
+from ..mobilenet.network import BLOCKS, BN_EPS, BN_MOMENTUM, ConvBNAct, make_divisible
+from ..model import Network
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -152,15 +150,3 @@ class DyMN(Network):
         for layer in self.classifier[2:]:
             y = layer(y)
         return y, pooled
-
-
-def _dymn(*args, **kwargs):
-    return efficientat_entry("dymn", *args, **kwargs)
-
-
-# dynamic MobileNets (params: README table; counted 1.961 / 10.548 / 39.966 M)
-FAMILY = Family("dymn", efficientat_builder(DyMN), (
-    _dymn("dymn04_as", 0.4, 384, "dymn04_as.pt", 1.97, 0.12, 45.0),
-    _dymn("dymn10_as", 1.0, 960, "dymn10_as.pt", 10.57, 0.58, 47.7),
-    _dymn("dymn20_as", 2.0, 1920, "dymn20_as_mAP_493.pt", 40.02, 2.2, 49.1),
-))

@@ -25,25 +25,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import WeightsError
-from .frontends import KaldiFbank
-from .labels import Labels
-from .model import Network
-from .registry import Family, ModelSpec
-from .vit import Block
-from .weights import load_into, state_dict_of
+from ...errors import WeightsError
+from ..frontends import KaldiFbank
+from ..labels import Labels
+from ..model import Network
+from ..registry import ModelSpec
+from ..vit import Block
+from ..weights import load_into, state_dict_of
+from . import RECIPE_STRIDES, SIZES
 
-AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974
-SIZES = {"tiny": (192, 3), "small": (384, 6), "base": (768, 12)}  # released width, heads (head dim 64)
-PATCH_SHAPES = {"patch": (16, 16), "frame": (128, 2)}
-RECIPE_STRIDES = {"patch": (10, 10), "frame": (128, 1)}  # fine-tuning (fstride, tstride)
-RELEASE_DEPTH, RELEASE_MLP_RATIO, PRETRAIN_TDIM = 12, 4, 1024
+if TYPE_CHECKING:
+    from . import SSASTRelease
+
 HARDCODED_ROWS = 8  # the reference resizes the time axis to (8, t_dim) whatever the pretraining rows
 LN_EPS, HEAD_LN_EPS = 1e-6, 1e-5
 # keys the fine-tuning stage never uses: timm's ImageNet heads and the pretext-task parts
@@ -273,32 +273,6 @@ def config_from_state(state: dict[str, Tensor], spec: ModelSpec, source: str) ->
                        input_tdim=input_tdim, num_classes=classes)
 
 
-@dataclass(frozen=True)
-class SSASTRelease:
-    """An SSAST registry entry's settings: size, patch kind, pooling, fine-tuning strides, and its front-end."""
-
-    size: str  # tiny | small | base
-    patch: str  # patch | frame
-    pooling: str = "avgtok"  # avgtok (ft_avgtok) | cls (ft_cls)
-    strides: tuple[int, int] | None = None  # (fstride, tstride); None: the recipe's for the patch kind
-    n_mels: int = 128
-    sample_rate: int = 16000
-
-    def architecture(self) -> SSASTConfig:
-        """The released self-supervised architecture (for random weights)."""
-        dim, heads = SIZES[self.size]
-        patch_shape = PATCH_SHAPES[self.patch]
-        grid = (self.n_mels // patch_shape[0], PRETRAIN_TDIM // patch_shape[1])
-        return SSASTConfig(dim=dim, depth=RELEASE_DEPTH, heads=heads, mlp_hidden=RELEASE_MLP_RATIO * dim,
-                           patch_shape=patch_shape, strides=self.strides or RECIPE_STRIDES[self.patch], pos_grid=grid,
-                           n_mels=self.n_mels)
-
-    def frontend(self) -> KaldiFbank:
-        """The recipe's evaluation front-end: mean-removed waveform -> AudioSet-normalised 128-bin fbank."""
-        return KaldiFbank(sample_rate=self.sample_rate, n_mels=self.n_mels, window_type="hanning", scale=1.0,
-                          remove_wave_mean=True, htk_compat=True, mean=AUDIOSET_MEAN, std=AUDIOSET_STD)
-
-
 def build(spec: ModelSpec, checkpoint: object | None, source: str, labels: Labels) -> tuple[KaldiFbank, SSAST]:
     """(front-end, network) for an SSAST release or fine-tuned state; random weights when checkpoint is None."""
     release: SSASTRelease = spec.config
@@ -313,27 +287,3 @@ def build(spec: ModelSpec, checkpoint: object | None, source: str, labels: Label
     network = SSAST(config_from_state(state, spec, source), pooling=release.pooling, pad_value=pad_value)
     load_into(network, {k: v for k, v in state.items() if not IGNORED_KEYS.match(k)}, source, spec.name)
     return frontend, network
-
-
-SSAST_LICENSE = "BSD-3-Clause (YuanGongND/ssast, (c) 2021 Yuan Gong)"
-_SSAST_DROPBOX = "https://www.dropbox.com/s/{}/{}?dl=1"
-
-
-def _ssast(name: str, file: str, dropbox_id: str, size: str, frame: bool) -> ModelSpec:
-    dim, params = {"tiny": (192, 5.49), "small": (384, 21.59), "base": (768, 85.65)}[size]
-    return ModelSpec(name=name, family="ssast", config=SSASTRelease(size=size, patch="frame" if frame else "patch"),
-                     file_name=file, url=_SSAST_DROPBOX.format(dropbox_id, file), sha256=None, license=SSAST_LICENSE,
-                     sample_rate=16000, embedding_dim=dim, min_samples=400 + (1 if frame else 15) * 160, num_classes=0,
-                     params_millions=params, frame_dim=dim, frame_hop_s=0.01 if frame else 0.1, trained_window_s=10.0)
-
-
-# Self-supervised releases (embeddings only; a fine-tuned 527-class state gives scores).
-FAMILY = Family("ssast", build, (
-    _ssast("ssast_base_patch_400", "SSAST-Base-Patch-400.pth", "ewrzpco95n9jdz6", "base", False),
-    _ssast("ssast_base_patch_250", "SSAST-Base-Patch-250.pth", "mxrm9qog6aj8hif", "base", False),
-    _ssast("ssast_base_frame_400", "SSAST-Base-Frame-400.pth", "nx6nl4d4bl71sm8", "base", True),
-    _ssast("ssast_base_frame_250", "SSAST-Base-Frame-250.pth", "4e6l7ulhwrfoana", "base", True),
-    _ssast("ssast_small_patch_400", "SSAST-Small-Patch-400.pth", "i24w446rl9pkf05", "small", False),
-    _ssast("ssast_tiny_patch_400", "SSAST-Tiny-Patch-400.pth", "fkbtf78y94113wz", "tiny", False),
-    _ssast("ssast_tiny_frame_400", "SSAST-Tiny-Frame-400.pth", "rx7g60ruzawffzv", "tiny", True),
-))

@@ -1,0 +1,164 @@
+"""EfficientAT's log-mel settings and its front-end in numpy (no torch): the OpenVINO export's input, computed alone.
+
+`EfficientATMelSettings` is the one place the mel constants live; the torch front-end
+(`frontends.EfficientATMel`) and `NumpyEfficientATMel` here are both built from it and agree
+within float rounding (<= 1e-6 on real audio).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def frame_count(n_samples: int, hop_length: int, frame_length: int | None = None) -> int:
+    """STFT frames of n_samples: centred (frame_length None) 1 + n // hop; else only frames wholly inside (snip_edges)."""
+    if frame_length is None:
+        return 1 + n_samples // hop_length
+    return 0 if n_samples < frame_length else 1 + (n_samples - frame_length) // hop_length
+
+
+def kaldi_mel(freq: float) -> float:
+    """Kaldi's mel scale: 1127 ln(1 + f / 700)."""
+    return 1127.0 * math.log(1.0 + freq / 700.0)
+
+
+@dataclass(frozen=True)
+class EfficientATMelSettings:
+    """EfficientAT's eval-mode `AugmentMelSTFT` settings (fmax None: sr/2 - fmax_aug_range/2, as the reference)."""
+
+    sample_rate: int = 32000
+    n_fft: int = 1024
+    win_length: int = 800
+    hop_length: int = 320
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float | None = None
+    fmax_aug_range: int = 2000
+    preemphasis: float = 0.97
+    log_offset: float = 1e-5
+    shift: float = 4.5  # normalisation: (log-mel + shift) / scale
+    scale: float = 5.0
+
+    @property
+    def eval_fmax(self) -> float:
+        """The mel bank's top frequency (integer arithmetic, as the reference)."""
+        return float(self.fmax) if self.fmax is not None else float(self.sample_rate // 2 - self.fmax_aug_range // 2)
+
+    def frames(self, n_samples: int) -> int:
+        """Mel frames for a waveform of n_samples (pre-emphasis drops one sample, then a centred STFT)."""
+        return frame_count(n_samples - 1, self.hop_length)
+
+    def can_share_frames(self, window: int, hop: int) -> bool:
+        """Whether windows `hop` samples apart can share their interior STFT frames."""
+        half = self.n_fft // 2
+        first = -(-half // self.hop_length)  # first frame whose support lies inside the window
+        return hop % self.hop_length == 0 and (window - 1 - half) // self.hop_length >= first
+
+
+def kaldi_mel_bank(n_mels: int, n_fft: int, sample_rate: float, low_freq: float, high_freq: float) -> np.ndarray:
+    """Kaldi's triangular mel bank in float32, [n_mels, n_fft // 2], as `frontends.kaldi_mel_banks` computes it."""
+    nyquist = 0.5 * sample_rate
+    if high_freq <= 0.0:
+        high_freq += nyquist
+    if n_mels <= 3 or n_fft % 2 or not (0.0 <= low_freq < high_freq <= nyquist):
+        raise ValueError(f"bad mel bank: {n_mels} bins, n_fft {n_fft}, {low_freq}-{high_freq} Hz at {sample_rate} Hz")
+    mel_low, mel_high = kaldi_mel(low_freq), kaldi_mel(high_freq)
+    delta = (mel_high - mel_low) / (n_mels + 1)
+    index = np.arange(n_mels, dtype=np.float32)[:, None]
+    left = mel_low + index * np.float32(delta)
+    centre = mel_low + (index + 1.0) * np.float32(delta)
+    right = mel_low + (index + 2.0) * np.float32(delta)
+    inner = 1.0 + np.float32(sample_rate / n_fft) * np.arange(n_fft // 2, dtype=np.float32) / 700.0
+    mel = 1127.0 * np.log(inner.astype(np.float64)).astype(np.float32)  # torch's float32 log is correctly rounded
+    up = (mel[None] - left) / (centre - left)
+    down = (right - mel[None]) / (right - centre)
+    return np.maximum(np.float32(0.0), np.minimum(up, down)).astype(np.float32)
+
+
+def symmetric_hann(size: int) -> np.ndarray:
+    """The symmetric Hann window in float32 (`torch.hann_window(size, periodic=False)`)."""
+    n = np.arange(size, dtype=np.float32)
+    return (np.cos(n * np.float32(2.0 * math.pi / (size - 1))) * np.float32(-0.5) + np.float32(0.5)).astype(np.float32)
+
+
+class NumpyEfficientATMel:
+    """EfficientAT's eval-mode log-mel in numpy: float32 [B, N] -> [B, 1, n_mels, T], T = 1 + (N - 1) // hop_length.
+
+    Pre-emphasis, centred reflect-padded STFT with a symmetric Hann window, power, Kaldi mel bank with a
+    zero Nyquist column, ln(x + log_offset), (x + shift) / scale; `windows()` shares STFT frames.
+    """
+
+    def __init__(self, settings: EfficientATMelSettings) -> None:
+        s = self.settings = settings
+        self.sample_rate, self.hop_length, self.n_fft, self.n_mels = s.sample_rate, s.hop_length, s.n_fft, s.n_mels
+        bank = kaldi_mel_bank(s.n_mels, s.n_fft, float(s.sample_rate), float(s.fmin), s.eval_fmax)
+        self.mel_basis_t = np.ascontiguousarray(np.pad(bank, ((0, 0), (0, 1))).T)  # [n_fft//2+1, n_mels]
+        # the bank as each band's nonzero bins (a triangle spans a few): a product without BLAS, whose
+        # rounding would follow its thread count, and 60x fewer operations
+        bins = [np.flatnonzero(row) for row in bank]
+        self._bins = np.concatenate(bins)
+        self._weights = np.concatenate([row[b] for row, b in zip(bank, bins)]).astype(np.float32)
+        self._starts = np.cumsum([0] + [len(b) for b in bins[:-1]])
+        self._empty = np.array([len(b) == 0 for b in bins])
+        left = (s.n_fft - s.win_length) // 2
+        self.window = np.zeros(s.n_fft, np.float32)  # torch.stft pads the window to n_fft, centred
+        self.window[left:left + s.win_length] = symmetric_hann(s.win_length)
+
+    def frames(self, n_samples: int) -> int:
+        return self.settings.frames(n_samples)
+
+    def can_share_frames(self, window: int, hop: int) -> bool:
+        return self.settings.can_share_frames(window, hop)
+
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        """Log-mels of waveforms [B, N] (float32)."""
+        return self._log_mel(self._power(self._preemphasis(np.asarray(wave, np.float32)), center=True))[:, None]
+
+    def _preemphasis(self, wave: np.ndarray) -> np.ndarray:
+        # y[n] = x[n+1] - 0.97 x[n], in float32 as the torch front-end
+        return wave[..., 1:] + np.float32(-self.settings.preemphasis) * wave[..., :-1]
+
+    def _power(self, y: np.ndarray, center: bool) -> np.ndarray:
+        """|STFT|^2 of rows y [B, L] as [B, T, n_fft // 2 + 1]."""
+        if center:
+            half = self.n_fft // 2
+            y = np.pad(y, ((0, 0), (half, half)), mode="reflect")
+        frames = sliding_window_view(y, self.n_fft, axis=-1)[:, ::self.hop_length]
+        # numpy's float64 FFT is faster than its float32 one, and nearer the truth (the windowed frame is exact)
+        spec = np.fft.rfft(np.multiply(frames, self.window, dtype=np.float64), axis=-1)
+        parts = spec.view(np.float64)  # re, im interleaved
+        np.square(parts, out=parts)
+        return np.add(parts[..., 0::2], parts[..., 1::2], dtype=np.float32)
+
+    def _log_mel(self, power: np.ndarray) -> np.ndarray:
+        """[B, T, F] power -> [B, n_mels, T] normalised log-mel (each band summed over its bins, in order)."""
+        rows = np.ascontiguousarray(power.transpose(0, 2, 1))[:, self._bins]  # [B, nonzeros, T]
+        rows *= self._weights[:, None]
+        mel = np.add.reduceat(rows, np.minimum(self._starts, len(self._bins) - 1), axis=1)  # [B, n_mels, T]
+        mel[:, self._empty] = 0.0
+        s = self.settings
+        return (np.log(mel + np.float32(s.log_offset)) + np.float32(s.shift)) / np.float32(s.scale)
+
+    def windows(self, span: np.ndarray, count: int, step: int, window: int) -> np.ndarray:
+        """Log-mels of the windows span[k*step : k*step + window], k < count, as __call__ gives them stacked.
+
+        Interior frames are computed once for the span and shared; the frames touched by each window's
+        reflect padding are computed per window (as `frontends.EfficientATMel.windows`). Needs
+        `can_share_frames(window, step)`.
+        """
+        hop, half = self.hop_length, self.n_fft // 2
+        first = -(-half // hop)  # frames [first, last] of every window are shared
+        last = (window - 1 - half) // hop
+        n_frames = self.frames(window)
+        y = self._preemphasis(np.asarray(span, np.float32))
+        shared = self._log_mel(self._power(y[None, first * hop - half:], center=False))[0]  # [n_mels, G]
+        middle = sliding_window_view(shared, last - first + 1, axis=1)[:, ::step // hop][:, :count].transpose(1, 0, 2)
+        left = self._power(sliding_window_view(y, first * hop + half)[::step][:count], center=True)[:, :first]
+        cut = ((last + 1) * hop - half) // hop * hop  # piece start: frame-aligned, left of frame last+1
+        right = self._power(sliding_window_view(y[cut:], window - 1 - cut)[::step][:count], center=True)
+        right = right[:, last + 1 - cut // hop:n_frames - cut // hop]
+        edges = self._log_mel(np.concatenate([left, right], axis=1))
+        return np.concatenate([edges[..., :first], middle, edges[..., first:]], axis=-1)[:, None]

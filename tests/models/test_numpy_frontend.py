@@ -1,0 +1,104 @@
+"""The numpy EfficientAT front-end (`mel.NumpyEfficientATMel`) against the torch one, built from the same settings.
+
+Two float32 STFTs from different FFT libraries cannot agree to the last bit: on real audio torch's own
+float32 log-mel is up to 1.7e-5 from a float64 computation (low-energy bins), and numpy's 1.5e-5. So
+the elementwise bound is MAX_TOL (below the goldens' MEL_TOL) and the mean is held to MEAN_TOL; the
+numpy front-end's shared-frames path equals its per-window path within SHARED_TOL, as the torch one's.
+"""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamtag.models import get_spec
+from streamtag.models.frontends import EfficientATMel
+from streamtag.models.mel import EfficientATMelSettings, NumpyEfficientATMel
+from tests.helpers import CLIP32, demo_wave
+
+MAX_TOL, MEAN_TOL, SHARED_TOL = 3e-5, 1e-6, 1e-6
+MODELS = ("mn04_as", "mn10_as_hop_15", "mn10_as_mels_64", "dymn04_as")
+
+
+@pytest.fixture(scope="module")
+def wave():
+    return demo_wave(32000)  # the demo clip (speech, then a dog) at 32 kHz
+
+
+def both(name):
+    config = get_spec(name).config
+    return config.frontend(), config.numpy_frontend()
+
+
+def torch_mels(frontend, rows):
+    with torch.inference_mode():
+        return frontend(torch.from_numpy(np.ascontiguousarray(rows))).numpy()
+
+
+def windows_of(wave, count, step, window):
+    span = np.pad(wave, (0, max(0, (count - 1) * step + window - len(wave))))[:(count - 1) * step + window]
+    return span, np.stack([span[k * step:k * step + window] for k in range(count)])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_both_front_ends_come_from_the_family_config(name):
+    torch_fe, numpy_fe = both(name)
+    assert torch_fe.settings == numpy_fe.settings == get_spec(name).config.mel_settings()
+    np.testing.assert_array_equal(numpy_fe.mel_basis_t.T, torch_fe.mel_basis.numpy())
+    left = (torch_fe.n_fft - torch_fe.win_length) // 2  # torch's float32 cos and numpy's differ in the last bit
+    np.testing.assert_allclose(numpy_fe.window[left:left + torch_fe.win_length], torch_fe.window.numpy(), rtol=0,
+                               atol=1e-7)
+
+
+def test_default_settings_are_the_torch_front_ends_defaults():
+    assert EfficientATMel().settings == EfficientATMelSettings()
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("window, step, count", [
+    (320000, 80000, 2), (32000, 16000, 20), (32000, 32000, 6), (48000, 9600, 5), (16000, 4800, 7), (1280, 640, 4),
+])
+def test_numpy_mels_match_torch_on_real_audio(name, window, step, count, wave):
+    torch_fe, numpy_fe = both(name)
+    if step % torch_fe.hop_length:
+        step = step // torch_fe.hop_length * torch_fe.hop_length
+    span, rows = windows_of(wave, count, step, window)
+    expected = torch_mels(torch_fe, rows)
+    for got in (numpy_fe(rows), numpy_fe.windows(span, count, step, window)
+                if numpy_fe.can_share_frames(window, step) else numpy_fe(rows)):
+        assert got.shape == expected.shape == (count, 1, torch_fe.n_mels, torch_fe.frames(window))
+        assert got.dtype == np.float32
+        diff = np.abs(got - expected)
+        assert diff.max() <= MAX_TOL and diff.mean() <= MEAN_TOL
+
+
+def test_numpy_mels_match_torch_on_the_golden_clip():
+    import soundfile as sf
+    torch_fe, numpy_fe = both("mn04_as")
+    rows = sf.read(CLIP32, dtype="float32")[0][None, :32000]
+    diff = np.abs(numpy_fe(rows) - torch_mels(torch_fe, rows))
+    assert diff.max() <= MAX_TOL and diff.mean() <= MEAN_TOL
+
+
+@settings(max_examples=25, deadline=None)
+@given(window_frames=st.integers(4, 120), step_frames=st.integers(1, 60), count=st.integers(2, 6),
+       offset=st.integers(0, 300000))
+def test_shared_frames_equal_per_window_numpy_mels(window_frames, step_frames, count, offset):
+    """Any window of at least the shared interior, any frame-aligned step: shared frames change nothing."""
+    fe = NumpyEfficientATMel(EfficientATMelSettings())
+    window, step = window_frames * fe.hop_length + 1153 - 4 * fe.hop_length, step_frames * fe.hop_length
+    if not fe.can_share_frames(window, step):
+        return
+    wave = demo_wave(32000)[offset:]
+    span, rows = windows_of(wave, count, step, window)
+    shared = fe.windows(span, count, step, window)
+    each = fe(rows)
+    assert shared.shape == each.shape
+    assert np.abs(shared - each).max() <= SHARED_TOL
+
+
+def test_silence_gives_the_floor():
+    fe = NumpyEfficientATMel(EfficientATMelSettings())
+    s = fe.settings
+    np.testing.assert_allclose(fe(np.zeros((1, 32000), np.float32)), (np.log(np.float32(s.log_offset)) + s.shift)
+                               / s.scale, rtol=0, atol=1e-6)
