@@ -22,13 +22,13 @@ from ..models.head_info import HeadInfo, check_head_mode, head_windows
 from ..models.runtimes import check_runtime
 from ..outputs.recording import OutputPlan
 from ..outputs.thresholds import ClassThreshold, Thresholds
-from ..pipeline.tagger import DefaultModelFallback, Tagger
+from ..pipeline.tagger import TORCH_FRONTEND_FROM_S, DefaultModelFallback, Tagger
 
 if TYPE_CHECKING:
     from ..models.exported import ExportedModel
     from ..models.model import TaggingModel
 from ..windows import WindowSpec
-from .archive import expand_inputs
+from .archive import audio_seconds, expand_inputs
 
 ENGINES = ("local", "ray")
 DEFAULT_SHARD_WINDOWS = 256
@@ -263,7 +263,8 @@ class TagJob:
         """Load the model (or use `model`) and build the Tagger, checking the outputs against what it gives."""
         tagger = build_tagger(self.model, self.labels, reporter, model, window=self.window_s, hop=self.hop_s,
                               device=self.device, batch_size=self.batch_size, frames=self.frames, runtime=self.runtime,
-                              precision=self.precision)
+                              precision=self.precision,
+                              audio_s=audio_seconds(list(self.inputs), TORCH_FRONTEND_FROM_S))
         self.plan.check_model(tagger.model_name, tagger.model.has_scores)
         return tagger
 

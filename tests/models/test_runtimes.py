@@ -157,3 +157,27 @@ def test_what_runs_without_torch(options, torch_needed, mn04):
     Tagger(mn04, window=1.0, hop=0.5, device="cpu", runtime="openvino").warm_up()
     tagger = Tagger("mn04_as", window=1.0, hop=0.5, device="cpu", **options)
     assert isinstance(tagger.runner, ExportRunner) is not torch_needed
+
+
+def test_a_run_that_exports_gives_what_later_runs_give(tmp_path, monkeypatch):
+    """On a cache miss the export is made at once and the run goes through it: the first run of a model equals
+    every later one (the same numpy front-end), not only within float rounding."""
+    from streamtag.models.runtimes import compiled_cache
+    from streamtag.pipeline.export_runner import ExportRunner
+    from tests.helpers import DEMO_CLIP, MN04_WEIGHTS
+    monkeypatch.setenv("STREAMTAG_HOME", str(tmp_path / "fresh"))  # an empty export cache
+    first = Tagger("mn04_as", weights=MN04_WEIGHTS, window=2.0, hop=1.0, device="cpu")
+    assert isinstance(first.runner, ExportRunner) and any(compiled_cache().iterdir())
+    later = Tagger("mn04_as", weights=MN04_WEIGHTS, window=2.0, hop=1.0, device="cpu")
+    a, b = (np.stack([r.scores for r in t.tag_file(DEMO_CLIP)]) for t in (first, later))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("audio_s, via_torch", [(None, False), (60.0, False), (1199.0, False), (1200.0, True),
+                                                (36000.0, True)])
+def test_long_runs_take_the_torch_front_end(audio_s, via_torch, mn04):
+    """From 20 minutes of audio on, torch's faster FFT repays its import: the torch model runs (OpenVINO network)."""
+    from streamtag.pipeline.export_runner import ExportRunner
+    from tests.helpers import MN04_WEIGHTS
+    tagger = Tagger("mn04_as", weights=MN04_WEIGHTS, window=1.0, hop=0.5, device="cpu", audio_s=audio_s)
+    assert isinstance(tagger.runner, ExportRunner) is not via_torch and tagger.runner.runtime == "openvino"
