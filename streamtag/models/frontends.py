@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .mel import EfficientATMelSettings, frame_count, kaldi_mel
+from .mel import EfficientATMelSettings, frame_count, kaldi_mel_bank
 
 EFFICIENTAT_MEL = EfficientATMelSettings()  # the defaults of EfficientATMel's arguments
 
@@ -48,23 +48,10 @@ def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: float, low_freq: float
     """Kaldi's triangular mel bank (peak 1, no warping), [n_mels, n_fft // 2]; high_freq <= 0 counts from Nyquist.
 
     As `torchaudio.compliance.kaldi.get_mel_banks` with vtln_warp_factor 1.0: triangles equally spaced
-    in Kaldi mel between low_freq and high_freq, evaluated at the bin frequencies k * sr / n_fft.
+    in Kaldi mel between low_freq and high_freq, evaluated at the bin frequencies k * sr / n_fft
+    (`mel.kaldi_mel_bank`, the numpy front-end's, to the bit).
     """
-    nyquist = 0.5 * sample_rate
-    if high_freq <= 0.0:
-        high_freq += nyquist
-    if n_mels <= 3 or n_fft % 2 or not (0.0 <= low_freq < high_freq <= nyquist):
-        raise ValueError(f"bad mel bank: {n_mels} bins, n_fft {n_fft}, {low_freq}-{high_freq} Hz at {sample_rate} Hz")
-    mel_low, mel_high = kaldi_mel(low_freq), kaldi_mel(high_freq)
-    delta = (mel_high - mel_low) / (n_mels + 1)
-    index = torch.arange(n_mels).unsqueeze(1)
-    left = mel_low + index * delta
-    centre = mel_low + (index + 1.0) * delta
-    right = mel_low + (index + 2.0) * delta
-    mel = (1127.0 * (1.0 + (sample_rate / n_fft) * torch.arange(n_fft / 2) / 700.0).log()).unsqueeze(0)
-    up = (mel - left) / (centre - left)
-    down = (right - mel) / (right - centre)
-    return torch.max(torch.zeros(1), torch.min(up, down))
+    return torch.from_numpy(kaldi_mel_bank(n_mels, n_fft, sample_rate, low_freq, high_freq))
 
 
 def htk_mel_banks(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int) -> Tensor:

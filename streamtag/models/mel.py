@@ -59,7 +59,7 @@ class EfficientATMelSettings:
 
 
 def kaldi_mel_bank(n_mels: int, n_fft: int, sample_rate: float, low_freq: float, high_freq: float) -> np.ndarray:
-    """Kaldi's triangular mel bank in float32, [n_mels, n_fft // 2], as `frontends.kaldi_mel_banks` computes it."""
+    """Kaldi's triangular mel bank in float32, [n_mels, n_fft // 2], as torchaudio's `get_mel_banks` computes it."""
     nyquist = 0.5 * sample_rate
     if high_freq <= 0.0:
         high_freq += nyquist

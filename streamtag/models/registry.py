@@ -8,8 +8,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..errors import ConfigError, UnknownModelError
 
@@ -146,3 +147,21 @@ class Registry:
             return self.families[spec.family]
         except KeyError:
             raise UnknownModelError(f"{spec.name}: no model family {spec.family!r} is registered") from None
+
+
+def network_names(package: str) -> Callable[[str], Any]:
+    """A family package's module `__getattr__`: the names of its network module (`<package>.network`: `MobileNetAT`,
+    `BEATs`, ...), imported, with torch, on first use."""
+    def __getattr__(name: str) -> Any:
+        if name.startswith("__") or name == "network":  # not a network name (`from . import network` asks first)
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.network"), name)
+    return __getattr__
+
+
+def network_builder(package: str) -> Callable:
+    """A family's `build(spec, checkpoint, source, labels)`: its network module's, imported (with torch) when a
+    model is built."""
+    def build(spec: ModelSpec, checkpoint: object | None, source: str, labels: "Labels"):
+        return importlib.import_module(f"{package}.network").build(spec, checkpoint, source, labels)
+    return build

@@ -10,6 +10,7 @@ with bf16 units is bf16, which moves scores by up to 0.6).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import os
 import shutil
@@ -98,7 +99,7 @@ def import_openvino():
         if blocked:
             sys.modules["openvino.tools.ovc"] = None  # type: ignore[assignment]
         try:
-            import openvino
+            importlib.import_module("openvino")
         finally:
             if blocked:  # importable again for whoever wants it
                 del sys.modules["openvino.tools.ovc"]

@@ -4,28 +4,19 @@ without torch; the network (and how it reads a checkpoint) is in `atstframe.netw
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..registry import Family, ModelSpec
+from ..registry import Family, ModelSpec, network_builder, network_names
 
 if TYPE_CHECKING:
     from ..frontends import ATSTMel
-    from ..labels import Labels
     from .network import FrameASTConfig
 
 
-def build(spec: ModelSpec, checkpoint: object | None, source: str, labels: "Labels"):
-    """(front-end, network) of an ATST-Frame release; `checkpoint` None gives the released shape, random (imports the network, and torch, when called)."""
-    from .network import build as build_network
-    return build_network(spec, checkpoint, source, labels)
+build = network_builder(__name__)  # network.build: (front-end, network) of a checkpoint, or random weights
 
 
-def __getattr__(name: str) -> Any:
-    """The network module's names (`ATSTFrame`, `FrameASTConfig`, `network_from_checkpoint`, ...), importing torch on first use."""
-    if name.startswith("__") or name == "network":  # not a network name (`from . import network` asks first)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import network
-    return getattr(network, name)
+__getattr__ = network_names(__name__)  # the network module's names, importing torch on first use
 
 
 DEFAULT_N_BLOCKS = 12  # the reference's embedding.N_BLOCKS (timestamp embeddings)

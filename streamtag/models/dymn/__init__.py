@@ -5,10 +5,8 @@ Not exportable: per-item kernels use a batch-dependent grouped conv, so it runs 
 """
 from __future__ import annotations
 
-from typing import Any
-
 from ..mobilenet import efficientat_builder, efficientat_entry
-from ..registry import Family
+from ..registry import Family, network_names
 
 
 def _network_class():
@@ -16,12 +14,7 @@ def _network_class():
     return DyMN
 
 
-def __getattr__(name: str) -> Any:
-    """The network module's names (`DyMN`, ...), importing torch on first use."""
-    if name.startswith("__") or name == "network":  # not a network name (`from . import network` asks first)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import network
-    return getattr(network, name)
+__getattr__ = network_names(__name__)  # the network module's names, importing torch on first use
 
 
 def _dymn(*args, **kwargs):

@@ -4,29 +4,20 @@ network (and how it reads a fairseq checkpoint) is in `eat.network`, imported wh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...errors import ConfigError
-from ..registry import Family, ModelSpec
+from ..registry import Family, ModelSpec, network_builder, network_names
 
 if TYPE_CHECKING:
     from ..frontends import KaldiFbank
-    from ..labels import Labels
     from .network import EATEncoderConfig
 
 
-def build(spec: ModelSpec, checkpoint: object | None, source: str, labels: "Labels"):
-    """(fbank front-end, EATNetwork) from a fairseq EAT checkpoint, or the released architecture with random weights (imports the network, and torch, when called)."""
-    from .network import build as build_network
-    return build_network(spec, checkpoint, source, labels)
+build = network_builder(__name__)  # network.build: (front-end, network) of a checkpoint, or random weights
 
 
-def __getattr__(name: str) -> Any:
-    """The network module's names (`EATNetwork`, `EATEncoderConfig`, `parse_checkpoint`, ...), importing torch on first use."""
-    if name.startswith("__") or name == "network":  # not a network name (`from . import network` asks first)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import network
-    return getattr(network, name)
+__getattr__ = network_names(__name__)  # the network module's names, importing torch on first use
 
 
 AUDIOSET_MEAN, AUDIOSET_STD = -4.268, 4.569

@@ -7,10 +7,10 @@ The EfficientAT config, entry and builder helpers here are shared with `dymn`. T
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..mel import EfficientATMelSettings, NumpyEfficientATMel
-from ..registry import Family, ModelSpec
+from ..registry import Family, ModelSpec, network_names
 
 if TYPE_CHECKING:
     from ..frontends import EfficientATMel
@@ -73,12 +73,7 @@ def _network_class():
     return MobileNetAT
 
 
-def __getattr__(name: str) -> Any:
-    """The network module's names (`MobileNetAT`, `embedding_dim`, ...), importing torch on first use."""
-    if name.startswith("__") or name == "network":  # not a network name (`from . import network` asks first)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import network
-    return getattr(network, name)
+__getattr__ = network_names(__name__)  # the network module's names, importing torch on first use
 
 
 def _mn(*args, **kwargs) -> ModelSpec:

@@ -4,28 +4,19 @@ the network (and how it reads a checkpoint) is in `ssast.network`, imported when
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..registry import Family, ModelSpec
+from ..registry import Family, ModelSpec, network_builder, network_names
 
 if TYPE_CHECKING:
     from ..frontends import KaldiFbank
-    from ..labels import Labels
     from .network import SSASTConfig
 
 
-def build(spec: ModelSpec, checkpoint: object | None, source: str, labels: "Labels"):
-    """(front-end, network) for an SSAST release or fine-tuned state; random weights when checkpoint is None (imports the network, and torch, when called)."""
-    from .network import build as build_network
-    return build_network(spec, checkpoint, source, labels)
+build = network_builder(__name__)  # network.build: (front-end, network) of a checkpoint, or random weights
 
 
-def __getattr__(name: str) -> Any:
-    """The network module's names (`SSAST`, `SSASTConfig`, ...), importing torch on first use."""
-    if name.startswith("__") or name == "network":  # not a network name (`from . import network` asks first)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import network
-    return getattr(network, name)
+__getattr__ = network_names(__name__)  # the network module's names, importing torch on first use
 
 
 AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974
