@@ -55,7 +55,7 @@ def test_ray_run_equals_one_machine_reports_the_corrupt_file_and_resumes(local_r
                                     "--shard-windows", "8"])
     assert res.exit_code == 1, res.output
     assert "2 tagged, 0 already complete, 1 failed of 3 files" in res.output
-    assert "corrupt.wav: not a readable audio file" in res.output
+    assert "corrupt.wav: neither libsndfile (not a readable audio file" in res.output
     assert not local_ray.exists()  # a worker died on its first shard and Ray retried it
     for stem in ("long", "short"):
         with np.load(single / f"{stem}.npz") as a, np.load(cluster / f"{stem}.npz") as b:
