@@ -180,7 +180,8 @@ class DecodedSource:
         g = math.gcd(self.sample_rate, rate)
         unit_in, unit_out = self.sample_rate // g, rate // g  # input/output samples that align
         first_in = max(0, self.start - int(SHARD_LEAD_S * rate)) // unit_out * unit_in
-        cut = ShardCut(self.start - first_in // unit_in * unit_out, None if self.stop is None else self.stop - self.start)
+        want = None if self.stop is None else self.stop - self.start
+        cut = ShardCut(self.start - first_in // unit_in * unit_out, want)
         lost = 0
         try:
             for raw in self._decode(first_in):

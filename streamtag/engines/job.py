@@ -242,7 +242,8 @@ class TagJob:
         plan = dataclasses.replace(plan, weights=None if weights is None else os.path.abspath(weights),
                                    head=None if info is None else {"path": info.path, "sha256": info.sha256,
                                                                   "classes": list(info.classes), "mode": head_mode},
-                                   utc=clock is not None or bool(urls), clock=None if clock is None else clock.as_dict())
+                                   utc=clock is not None or bool(urls),
+                                   clock=None if clock is None else clock.as_dict())
         return cls(paths, plan, label_set, choice, float(window), float(hop), device, batch_size, frames, runtime,
                    precision, engine, address, shard_windows, workers, threads_per_worker, input_options, clock)
 
