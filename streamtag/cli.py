@@ -154,6 +154,11 @@ class _BarSafeStream:
         self.stream.flush()
 
 
+reconnect_option = click.option(  # tag and listen
+    "--reconnect", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
+    help="Network streams: reconnect attempts in a row after a drop (the missing time is a counted gap).")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="streamtag")
 def main() -> None:
@@ -209,8 +214,7 @@ def main() -> None:
               help="fp32 (exact); bf16 autocast (CPU with bf16 units, or CUDA; scores move, see README); fp16 (CUDA).")
 @click.option("--stream", "stream_index", type=click.IntRange(min=0), default=None, metavar="N",
               help="Which audio stream of a container to tag (0 = the first; needs streamtag[ffmpeg]).")
-@click.option("--reconnect", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
-              help="Network streams: reconnect attempts in a row after a drop (the missing time is a counted gap).")
+@reconnect_option
 @click.option("--start-time", default=None, metavar="ISO8601",
               help="Wall-clock start of the recording (e.g. 2026-05-01T05:30:00Z): outputs get UTC times.")
 @click.option("--start-time-from", default=None, metavar="name:PATTERN|metadata",
@@ -382,8 +386,7 @@ def devices(as_json: bool) -> None:
 @click.option("--input", "input_", default=None,
               help="Input device (index or name substring, see `streamtag devices`), a network stream URL "
                    "(http(s), rtsp), or - for audio piped to stdin.")
-@click.option("--reconnect", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
-              help="Network streams: reconnect attempts in a row after a drop (the missing time is a counted gap).")
+@reconnect_option
 @click.option("--device", default="auto", show_default=True, help="Compute device: auto, cpu or cuda.")
 @click.option("--model", "model_name", default=None, metavar="NAME", help="Registry name (default: mn10_as, or bundled mn04_as).")
 @click.option("--weights", type=click.Path(), default=None, help="Checkpoint file to load instead of the official one.")

@@ -117,8 +117,8 @@ def frame_array(frame) -> np.ndarray:
 
 
 class FramePositions:
-    """Places decoded frames on the stream's sample grid from their timestamps: yields lost frames where the
-    timestamps jump ahead of the audio so far (missing packets), then the frame's samples."""
+    """Places decoded frames on the stream's sample grid from their timestamps: yields (position, lost frames)
+    where the timestamps jump ahead of the audio so far (missing packets), then (position, the frame's samples)."""
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
@@ -126,7 +126,7 @@ class FramePositions:
         self.position = 0  # frames placed so far, audio and lost
         self._frame = 0  # the last frame's length: missing packets are whole frames of the codec
 
-    def place(self, frame) -> Iterator[np.ndarray | int]:
+    def place(self, frame) -> Iterator[tuple[int, np.ndarray | int]]:
         samples = frame_array(frame)
         if frame.pts is not None and frame.time_base is not None:
             at = int(round(frame.pts * frame.time_base * self.rate))
@@ -138,29 +138,29 @@ class FramePositions:
                 whole = round(missing / self._frame) * self._frame if self._frame else missing
                 missing = whole if whole and abs(whole - missing) <= slack else missing
                 self.position += missing
-                yield int(missing)
+                yield self.position - missing, int(missing)
         if len(samples):
             self._frame = len(samples)
             self.position += len(samples)
-            yield samples
+            yield self.position - len(samples), samples
 
 
 class FFmpegSource(DecodedSource):
     """A finite input FFmpeg decodes (a file, or an HTTP file of known length), read packet by packet.
 
     `stream` picks the audio stream (0 = the first). `start`/`stop` select a shard as for `FileSource`
-    (decoding from the start: exact, not seeking).
+    (decoding from the start: exact, not seeking). `container`: an open connection to probe (then closed).
     """
 
     def __init__(self, path: str | os.PathLike, stream: int | None = None, start: int = 0, stop: int | None = None,
-                 start_utc: datetime | None = None, timeout_s: float = 10.0) -> None:
+                 start_utc: datetime | None = None, timeout_s: float = 10.0, container=None) -> None:
         super().__init__()
         self.path = os.fspath(path)
         self.stream_index = stream
         self.timeout_s = timeout_s
         self.start, self.stop = check_shard(self.path, start, stop)
         self.start_utc = start_utc
-        container = open_container(self.path, timeout_s)
+        container = container if container is not None else open_container(self.path, timeout_s)  # probe, closed
         try:
             chosen = audio_stream(container, self.path, stream)
             self.info = probe(container, chosen)
@@ -188,9 +188,8 @@ class FFmpegSource(DecodedSource):
                 if self.closing:
                     return
                 for frame in packet.decode():
-                    for item in grid.place(frame):
-                        before = grid.position - (item if isinstance(item, int) else len(item))
-                        item = _cut(item, before, first_frame, end)
+                    for at, item in grid.place(frame):
+                        item = _cut(item, at, first_frame, end)
                         if item is not None:
                             yield item
                 if end is not None and grid.position >= end:
@@ -327,7 +326,7 @@ class NetworkStream:
                 if self._closed.is_set():
                     return
                 for frame in packet.decode():
-                    for item in grid.place(frame):
+                    for _, item in grid.place(frame):
                         if isinstance(item, int):
                             self._buffer.lose(item)
                             continue

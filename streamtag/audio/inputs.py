@@ -73,8 +73,7 @@ def _open_url(url: str, options: InputOptions, start: int, stop: int | None,
         raise AudioReadError(f"{url}: network inputs need FFmpeg support: {EXTRA}")
     container = open_container(url, options.timeout_s)  # a stream's first connection: kept, not made twice
     if url.partition("://")[0].lower() in ("http", "https") and container.duration is not None:
-        container.close()
-        return FFmpegSource(url, options.stream, start, stop, start_utc, options.timeout_s)
+        return FFmpegSource(url, options.stream, start, stop, start_utc, options.timeout_s, container)
     if start or stop is not None:
         container.close()
         raise ConfigError(f"{url}: a live stream cannot be split into shards")
