@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import streamtag  # noqa: E402
 from streamtag import Tagger  # noqa: E402
 from streamtag.audio.sources import FileSource  # noqa: E402
+from streamtag.models.mel import FrameCache  # noqa: E402
 
 weights, path, win, hop = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 streamtag.configure_threads()
@@ -28,6 +29,7 @@ if not hasattr(model, "export"):
     sys.exit("the export is not cached yet (or the torch path was chosen): run streamtag tag once first")
 total = spec.total(len(audio))
 frontend_s = network_s = 0.0
+cache = FrameCache()  # as a stream shares frames with its previous batch
 for k0 in range(0, total, batch):
     ks = range(k0, min(total, k0 + batch))
     start, end = spec.start(ks[0]), spec.end(ks[-1])
@@ -35,7 +37,7 @@ for k0 in range(0, total, batch):
     piece = audio[start:end]
     span[:len(piece)] = piece
     a = time.perf_counter()
-    features = model.frontend.windows(span, len(ks), spec.hop, spec.window)
+    features = model.frontend.windows(span, len(ks), spec.hop, spec.window, start, cache)
     b = time.perf_counter()
     model.export(features)
     frontend_s, network_s = frontend_s + b - a, network_s + time.perf_counter() - b

@@ -16,10 +16,10 @@ import sys
 
 def main(argv: list[str]) -> None:
     root, audio, name, weights, window, hop, out = argv
-    audio, weights, out = (os.path.abspath(p) for p in (audio, weights, out))
-    os.chdir(root)
+    root, audio, weights, out = (os.path.abspath(p) for p in (root, audio, weights, out))
     here = os.path.dirname(os.path.abspath(__file__))  # run as a script: its folder (streamtag/) must not shadow
-    sys.path[:] = [os.path.abspath(root)] + [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    sys.path[:] = [root] + [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    os.chdir(root)
     import numpy as np
     import torch
     import models.mn.model as official

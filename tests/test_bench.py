@@ -56,15 +56,16 @@ def get_model(width_mult=1.0, pretrained_name=None):
 '''
 
 
-def test_bench_against_a_reference_checkout_runs_whole_processes(tmp_path):
+def test_bench_against_a_reference_checkout_runs_whole_processes(tmp_path, monkeypatch):
     code = tmp_path / "EfficientAT"
     (code / "models" / "mn").mkdir(parents=True)
     (code / "windowed_inference.py").write_text(FAKE_EATAGGER)
     for pkg in (code / "models", code / "models" / "mn"):
         (pkg / "__init__.py").write_text("")
     (code / "models" / "mn" / "model.py").write_text(FAKE_MODEL)
+    monkeypatch.chdir(tmp_path)  # a checkout given relative to the working folder
     res = CliRunner().invoke(main, ["bench", "--model", "mn04_as", "--weights", str(MN04_WEIGHTS), "--duration", "6",
-                                    "--window", "1", "--hop", "0.5", "--repeats", "1", "--reference-code", str(code),
+                                    "--window", "1", "--hop", "0.5", "--repeats", "1", "--reference-code", "EfficientAT",
                                     "--json"])
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from .mel import FrameCache
 from .model import ModelOutput, TaggingModel
 from .registry import ModelSpec
 
@@ -63,8 +64,11 @@ class Ensemble(TaggingModel):
     def forward(self, wave: Tensor, lengths: Tensor | None = None) -> ModelOutput:
         return self._combine([m(wave, lengths) for m in self.members])
 
-    def forward_windows(self, span: Tensor, count: int, step: int, window: int) -> ModelOutput:
-        return self._combine([m.forward_windows(span, count, step, window) for m in self.members])
+    def forward_windows(self, span: Tensor, count: int, step: int, window: int, start: int | None = None,
+                        cache: FrameCache | None = None) -> ModelOutput:
+        return self._combine([m.forward_windows(span, count, step, window, start,
+                                                None if cache is None else cache.member(i))
+                              for i, m in enumerate(self.members)])
 
     @property
     def exportable(self) -> bool:

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .factory import family_of
+from .mel import FrameCache
 from .registry import ModelSpec
 from .runtimes import EXPORT_FILE, CompiledExport, export_folder, export_identity
 from .weights import ResolvedFile, weights_sha256
@@ -88,10 +89,12 @@ class ExportedModel:
         """Outputs for waveforms [B, window]."""
         return self._network(self.frontend(windows))
 
-    def forward_windows(self, span: np.ndarray, count: int, step: int, window: int) -> ExportedOutput:
-        """Outputs for the windows span[k*step : k*step + window], k < count (sharing STFT frames where it can)."""
-        if count > 1 and self.frontend.can_share_frames(window, step):
-            return self._network(self.frontend.windows(span, count, step, window))
+    def forward_windows(self, span: np.ndarray, count: int, step: int, window: int, start: int | None = None,
+                        cache: FrameCache | None = None) -> ExportedOutput:
+        """Outputs for the windows span[k*step : k*step + window], k < count (sharing STFT frames where it can:
+        with `start`, the span's position in its stream, also with the stream's previous batch in `cache`)."""
+        if self.frontend.can_share_frames(window, step):
+            return self._network(self.frontend.windows(span, count, step, window, start, cache))
         return self(np.lib.stride_tricks.sliding_window_view(span, window)[::step][:count])
 
     def _network(self, features: np.ndarray) -> ExportedOutput:

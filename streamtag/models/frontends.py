@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .mel import EfficientATMelSettings, frame_count, kaldi_mel_bank
+from .mel import EfficientATMelSettings, FrameCache, frame_count, kaldi_mel_bank
 
 EFFICIENTAT_MEL = EfficientATMelSettings()  # the defaults of EfficientATMel's arguments
 
@@ -39,8 +39,10 @@ class Frontend(nn.Module):
         """Whether `windows()` can share STFT frames between windows `hop` samples apart."""
         return False
 
-    def windows(self, span: Tensor, count: int, step: int, window: int) -> Tensor:
-        """Outputs of the windows span[k*step : k*step + window], k < count, stacked (see `can_share_frames`)."""
+    def windows(self, span: Tensor, count: int, step: int, window: int, start: int | None = None,
+                cache: FrameCache | None = None) -> Tensor:
+        """Outputs of the windows span[k*step : k*step + window], k < count, stacked (see `can_share_frames`);
+        with `start` (the span's position in its stream) and the stream's `cache`, frames of its last batch."""
         raise NotImplementedError(f"{type(self).__name__} does not share frames between windows")
 
 
@@ -150,22 +152,33 @@ class EfficientATMel(Frontend):
     def can_share_frames(self, window: int, hop: int) -> bool:
         return self.settings.can_share_frames(window, hop)
 
-    def windows(self, span: Tensor, count: int, step: int, window: int) -> Tensor:
+    def windows(self, span: Tensor, count: int, step: int, window: int, start: int | None = None,
+                cache: FrameCache | None = None) -> Tensor:
         """Mels of the windows span[k*step : k*step + window], k < count, as forward() gives them stacked.
 
         Interior STFT frames only see samples inside their window, so their log-mel is
-        computed once for the whole span and shared; the frames touched by each window's
-        reflect padding (the first two and the last, for the default settings) are computed
-        per window. Equal to forward() up to float rounding of the mel product (<= 3e-7).
-        Needs `can_share_frames(window, step)`.
+        computed once for the whole span and shared (with `start`, the span's position in its
+        stream, and the stream's `cache`, also with its previous batch); the frames touched by
+        each window's reflect padding (the first two and the last, for the default settings) are
+        computed per window. Equal to forward() up to float rounding of the mel product
+        (<= 3e-7). Needs `can_share_frames(window, step)`.
         """
         hop, half = self.hop_length, self.n_fft // 2
         first = -(-half // hop)  # frames [first, last] of every window are shared
         last = (window - 1 - half) // hop
         n_frames = self.frames(window)
         y = self._preemphasis(span.unsqueeze(0))[0]  # y of a window = the span's y, sliced
-        # shared frame g is centred at y index (g + first) * hop
-        shared = self._log_mel(self._power(y[first * hop - half:].unsqueeze(0), center=False))[0, 0]
+        lo, hi = first, (count - 1) * (step // hop) + last + 1  # the span's interior frames, frame g centred at g * hop
+
+        def interior(a: int, b: int) -> Tensor:
+            return self._log_mel(self._power(y[a * hop - half:(b - 1) * hop + half].unsqueeze(0), center=False))[0, 0]
+
+        if cache is not None and start is not None and start % hop == 0:
+            base = start // hop
+            shared = cache.frames_for(base + lo, base + hi, lambda a, b: interior(a - base, b - base),
+                                      lambda parts: torch.cat(parts, dim=1))
+        else:
+            shared = interior(lo, hi)
         middle = shared.unfold(1, last - first + 1, step // hop)[:, :count].permute(1, 0, 2)
         # edge frames from short pieces of each window, reflect-padded exactly as the whole window
         left = self._power(y.unfold(0, first * hop + half, step)[:count], center=True)[..., :first]

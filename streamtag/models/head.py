@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError, WeightsError
 from .head_info import HEAD_MODES, HeadInfo, check_head_mode, head_windows
+from .mel import FrameCache
 from .model import ModelOutput, TaggingModel
 from .weights import sha256_file
 
@@ -157,8 +158,9 @@ class HeadedModel(TaggingModel):
     def forward(self, wave: Tensor, lengths: Tensor | None = None) -> ModelOutput:
         return self._with_head(self.base(wave, lengths))
 
-    def forward_windows(self, span: Tensor, count: int, step: int, window: int) -> ModelOutput:
-        return self._with_head(self.base.forward_windows(span, count, step, window))
+    def forward_windows(self, span: Tensor, count: int, step: int, window: int, start: int | None = None,
+                        cache: FrameCache | None = None) -> ModelOutput:
+        return self._with_head(self.base.forward_windows(span, count, step, window, start, cache))
 
     def optimized_for(self, example: Tensor, runtime: str = "torch") -> "HeadedModel":
         base = self.base.optimized_for(example, runtime)

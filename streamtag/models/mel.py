@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+
+FFT_BLOCK = 128  # frames per FFT block of the numpy front-end
 
 
 def frame_count(n_samples: int, hop_length: int, frame_length: int | None = None) -> int:
@@ -84,11 +88,52 @@ def symmetric_hann(size: int) -> np.ndarray:
     return (np.cos(n * np.float32(2.0 * math.pi / (size - 1))) * np.float32(-0.5) + np.float32(0.5)).astype(np.float32)
 
 
+class FrameCache:
+    """The shared log-mel frames of a stream's last batch, by absolute frame index: the next batch of the same
+    stream reuses those it overlaps (one cache per stream, and per model of an ensemble: `member`).
+
+    Frames are [n_mels, G] arrays, numpy or torch (`join` concatenates them along the frame axis).
+    """
+
+    def __init__(self) -> None:
+        self.start = 0  # absolute index of the first cached frame
+        self.frames = None  # [n_mels, G]
+        self._members: dict[int, FrameCache] = {}
+
+    def clear(self) -> None:
+        self.frames = None
+        for member in self._members.values():
+            member.clear()
+
+    def member(self, i: int) -> "FrameCache":
+        """The cache of an ensemble's i-th model."""
+        return self._members.setdefault(i, FrameCache())
+
+    def frames_for(self, lo: int, hi: int, compute: Callable, join: Callable | None = None):
+        """Frames [lo, hi) as [n_mels, hi - lo]: the cached ones reused, `compute(a, b)` for the others; the
+        result becomes the cache."""
+        cached = self.frames
+        c0 = self.start
+        c1 = c0 + (0 if cached is None else cached.shape[1])
+        a, b = max(lo, c0), min(hi, c1)
+        if cached is None or a >= b:
+            out = compute(lo, hi)
+        else:
+            parts = [compute(lo, a)] if lo < a else []
+            parts.append(cached[:, a - c0:b - c0])
+            if b < hi:
+                parts.append(compute(b, hi))
+            out = parts[0] if len(parts) == 1 else (join or (lambda p: np.concatenate(p, axis=1)))(parts)
+        self.start, self.frames = lo, out
+        return out
+
+
 class NumpyEfficientATMel:
     """EfficientAT's eval-mode log-mel in numpy: float32 [B, N] -> [B, 1, n_mels, T], T = 1 + (N - 1) // hop_length.
 
     Pre-emphasis, centred reflect-padded STFT with a symmetric Hann window, power, Kaldi mel bank with a
-    zero Nyquist column, ln(x + log_offset), (x + shift) / scale; `windows()` shares STFT frames.
+    zero Nyquist column, ln(x + log_offset), (x + shift) / scale; `windows()` shares STFT frames, within a
+    batch and, given a `FrameCache`, with the stream's previous batch.
     """
 
     def __init__(self, settings: EfficientATMelSettings) -> None:
@@ -96,16 +141,17 @@ class NumpyEfficientATMel:
         self.sample_rate, self.hop_length, self.n_fft, self.n_mels = s.sample_rate, s.hop_length, s.n_fft, s.n_mels
         bank = kaldi_mel_bank(s.n_mels, s.n_fft, float(s.sample_rate), float(s.fmin), s.eval_fmax)
         self.mel_basis_t = np.ascontiguousarray(np.pad(bank, ((0, 0), (0, 1))).T)  # [n_fft//2+1, n_mels]
-        # the bank as each band's nonzero bins (a triangle spans a few): a product without BLAS, whose
-        # rounding would follow its thread count, and 60x fewer operations
+        # the bank as each band's nonzero bins (a triangle spans a few): a product without BLAS, whose threads
+        # would spin beside the network's and whose rounding would follow its thread count, and 60x fewer operations
         bins = [np.flatnonzero(row) for row in bank]
         self._bins = np.concatenate(bins)
-        self._weights = np.concatenate([row[b] for row, b in zip(bank, bins)]).astype(np.float32)
-        self._starts = np.cumsum([0] + [len(b) for b in bins[:-1]])
+        self._weights = np.concatenate([row[b] for row, b in zip(bank, bins)]).astype(np.float64)
+        self._starts = np.minimum(np.cumsum([0] + [len(b) for b in bins[:-1]]), len(self._bins) - 1)
         self._empty = np.array([len(b) == 0 for b in bins])
-        left = (s.n_fft - s.win_length) // 2
-        self.window = np.zeros(s.n_fft, np.float32)  # torch.stft pads the window to n_fft, centred
-        self.window[left:left + s.win_length] = symmetric_hann(s.win_length)
+        self._left = (s.n_fft - s.win_length) // 2  # torch.stft pads the window to n_fft, centred
+        self.window = np.zeros(s.n_fft, np.float32)
+        self.window[self._left:self._left + s.win_length] = symmetric_hann(s.win_length)
+        self._hann = self.window[self._left:self._left + s.win_length]
 
     def frames(self, n_samples: int) -> int:
         return self.settings.frames(n_samples)
@@ -115,50 +161,78 @@ class NumpyEfficientATMel:
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         """Log-mels of waveforms [B, N] (float32)."""
-        return self._log_mel(self._power(self._preemphasis(np.asarray(wave, np.float32)), center=True))[:, None]
+        y = self._preemphasis(np.atleast_2d(np.asarray(wave, np.float32)))
+        half = self.n_fft // 2
+        padded = np.pad(y, ((0, 0), (half, half)), mode="reflect")
+        return np.stack([self._log_mel(self._frames(row)) for row in padded])[:, None]
 
     def _preemphasis(self, wave: np.ndarray) -> np.ndarray:
         # y[n] = x[n+1] - 0.97 x[n], in float32 as the torch front-end
         return wave[..., 1:] + np.float32(-self.settings.preemphasis) * wave[..., :-1]
 
-    def _power(self, y: np.ndarray, center: bool) -> np.ndarray:
-        """|STFT|^2 of rows y [B, L] as [B, T, n_fft // 2 + 1]."""
-        if center:
-            half = self.n_fft // 2
-            y = np.pad(y, ((0, 0), (half, half)), mode="reflect")
-        frames = sliding_window_view(y, self.n_fft, axis=-1)[:, ::self.hop_length]
-        # numpy's float64 FFT is faster than its float32 one, and nearer the truth (the windowed frame is exact)
-        spec = np.fft.rfft(np.multiply(frames, self.window, dtype=np.float64), axis=-1)
-        parts = spec.view(np.float64)  # re, im interleaved
-        np.square(parts, out=parts)
-        return np.add(parts[..., 0::2], parts[..., 1::2], dtype=np.float32)
+    def _frames(self, y: np.ndarray) -> np.ndarray:
+        """The STFT frames [T, n_fft] of a 1-D y without padding (a strided view)."""
+        return sliding_window_view(y, self.n_fft)[::self.hop_length]
 
-    def _log_mel(self, power: np.ndarray) -> np.ndarray:
-        """[B, T, F] power -> [B, n_mels, T] normalised log-mel (each band summed over its bins, in order)."""
-        rows = np.ascontiguousarray(power.transpose(0, 2, 1))[:, self._bins]  # [B, nonzeros, T]
-        rows *= self._weights[:, None]
-        mel = np.add.reduceat(rows, np.minimum(self._starts, len(self._bins) - 1), axis=1)  # [B, n_mels, T]
+    def _log_mel(self, frames: np.ndarray) -> np.ndarray:
+        """Frames [T, n_fft] -> normalised float32 log-mel [n_mels, T]: window, |rfft|^2, mel bank, log.
+
+        In blocks of FFT_BLOCK frames (their buffers stay in cache), in float64 up to the mel energies: numpy's
+        float64 FFT is faster than its float32 one and the windowed frame is exact.
+        """
+        n, left, width = len(frames), self._left, len(self._hann)
+        mel = np.empty((n, self.n_mels), np.float32)
+        buffer = np.zeros((min(n, FFT_BLOCK), self.n_fft), np.float64)  # the window is zero outside its middle
+        for i in range(0, n, FFT_BLOCK):
+            block = frames[i:i + FFT_BLOCK]
+            windowed = buffer[:len(block)]
+            np.multiply(block[:, left:left + width], self._hann, out=windowed[:, left:left + width])
+            spec = np.fft.rfft(windowed, axis=-1)
+            power = np.square(spec.real)
+            power += np.square(spec.imag)
+            weighted = power[:, self._bins]
+            weighted *= self._weights
+            mel[i:i + len(block)] = np.add.reduceat(weighted, self._starts, axis=1)
         mel[:, self._empty] = 0.0
         s = self.settings
-        return (np.log(mel + np.float32(s.log_offset)) + np.float32(s.shift)) / np.float32(s.scale)
+        mel += np.float32(s.log_offset)
+        np.log(mel, out=mel)
+        mel += np.float32(s.shift)
+        mel /= np.float32(s.scale)
+        return mel.T
 
-    def windows(self, span: np.ndarray, count: int, step: int, window: int) -> np.ndarray:
+    def _shared(self, y: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """Log-mels [n_mels, hi - lo] of the interior frames lo..hi-1 of y (frame g centred at y index g * hop)."""
+        hop, half = self.hop_length, self.n_fft // 2
+        return self._log_mel(self._frames(y[lo * hop - half:(hi - 1) * hop + half]))
+
+    def windows(self, span: np.ndarray, count: int, step: int, window: int, start: int | None = None,
+                cache: FrameCache | None = None) -> np.ndarray:
         """Log-mels of the windows span[k*step : k*step + window], k < count, as __call__ gives them stacked.
 
         Interior frames are computed once for the span and shared; the frames touched by each window's
-        reflect padding are computed per window (as `frontends.EfficientATMel.windows`). Needs
-        `can_share_frames(window, step)`.
+        reflect padding are computed per window (as `frontends.EfficientATMel.windows`). With `start`, the
+        span's absolute position in its stream, and the stream's `cache`, interior frames the previous batch
+        computed are reused. Needs `can_share_frames(window, step)`.
         """
         hop, half = self.hop_length, self.n_fft // 2
         first = -(-half // hop)  # frames [first, last] of every window are shared
         last = (window - 1 - half) // hop
         n_frames = self.frames(window)
         y = self._preemphasis(np.asarray(span, np.float32))
-        shared = self._log_mel(self._power(y[None, first * hop - half:], center=False))[0]  # [n_mels, G]
+        lo, hi = first, (count - 1) * (step // hop) + last + 1  # the span's interior frames
+        if cache is not None and start is not None and start % hop == 0:
+            base = start // hop
+            shared = cache.frames_for(base + lo, base + hi, lambda a, b: self._shared(y, a - base, b - base))
+        else:
+            shared = self._shared(y, lo, hi)
         middle = sliding_window_view(shared, last - first + 1, axis=1)[:, ::step // hop][:, :count].transpose(1, 0, 2)
-        left = self._power(sliding_window_view(y, first * hop + half)[::step][:count], center=True)[:, :first]
-        cut = ((last + 1) * hop - half) // hop * hop  # piece start: frame-aligned, left of frame last+1
-        right = self._power(sliding_window_view(y[cut:], window - 1 - cut)[::step][:count], center=True)
-        right = right[:, last + 1 - cut // hop:n_frames - cut // hop]
-        edges = self._log_mel(np.concatenate([left, right], axis=1))
+        # each window's edge frames, from short pieces reflect-padded exactly as the whole window
+        left = np.pad(sliding_window_view(y, first * hop + half)[::step][:count], ((0, 0), (half, 0)), mode="reflect")
+        cut = (last + 1) * hop - half  # the right piece starts where frame last+1 does and ends with the window
+        right = np.pad(sliding_window_view(y[cut:], window - 1 - cut)[::step][:count], ((0, 0), (0, half)),
+                       mode="reflect")
+        edge_frames = np.concatenate([np.stack([self._frames(row)[:first] for row in left]),
+                                      np.stack([self._frames(row)[:n_frames - 1 - last] for row in right])], axis=1)
+        edges = self._log_mel(edge_frames.reshape(-1, self.n_fft)).reshape(self.n_mels, count, -1).transpose(1, 0, 2)
         return np.concatenate([edges[..., :first], middle, edges[..., first:]], axis=-1)[:, None]

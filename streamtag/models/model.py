@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .frontends import Frontend
+from .mel import FrameCache
 from .registry import ModelSpec
 from .runtimes import OpenVINONetwork, export_identity
 from .weights import ResolvedFile, weights_sha256
@@ -112,8 +113,10 @@ class TaggingModel(nn.Module, ABC):
     def forward(self, wave: Tensor, lengths: Tensor | None = None) -> ModelOutput:
         """Outputs for waveforms [B, N]; `lengths` (valid samples per row) lets padding-aware networks mask."""
 
-    def forward_windows(self, span: Tensor, count: int, step: int, window: int) -> ModelOutput:
-        """Outputs for the windows span[k*step : k*step + window], k < count (sharing work where it can)."""
+    def forward_windows(self, span: Tensor, count: int, step: int, window: int, start: int | None = None,
+                        cache: FrameCache | None = None) -> ModelOutput:
+        """Outputs for the windows span[k*step : k*step + window], k < count (sharing work where it can: with
+        `start`, the span's position in its stream, and the stream's `cache`, also with its previous batch)."""
         return self(span.unfold(0, window, step)[:count].contiguous())
 
     @property
@@ -168,11 +171,12 @@ class SingleModel(TaggingModel):
             features = self.frontend(wave)
         return self.run_network(features, lengths, wave.shape[-1])
 
-    def forward_windows(self, span: Tensor, count: int, step: int, window: int) -> ModelOutput:
+    def forward_windows(self, span: Tensor, count: int, step: int, window: int, start: int | None = None,
+                        cache: FrameCache | None = None) -> ModelOutput:
         check_waveforms(span, 1, "[samples]")
-        if count > 1 and self.frontend.can_share_frames(window, step):
+        if (count > 1 or cache is not None) and self.frontend.can_share_frames(window, step):
             with torch.autocast(device_type=span.device.type, enabled=False):
-                features = self.frontend.windows(span, count, step, window)
+                features = self.frontend.windows(span, count, step, window, start, cache)
             return self.run_network(features)
         return super().forward_windows(span, count, step, window)
 

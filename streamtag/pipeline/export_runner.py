@@ -8,6 +8,7 @@ import numpy as np
 
 from ..deps import cuda_may_be_present
 from ..models.exported import ExportedModel
+from ..models.mel import FrameCache
 
 if TYPE_CHECKING:
     import torch
@@ -57,7 +58,10 @@ class ExportRunner:
         return Inferred(out.scores, out.embeddings)
 
     def infer_span(self, span: np.ndarray, count: int, step: int, window: int,
-                   lengths: np.ndarray | None = None) -> Inferred:
-        """Run the windows span[k*step : k*step + window], k < count, sharing STFT frames where it can."""
-        out = self.model.forward_windows(np.ascontiguousarray(span, dtype=np.float32), count, step, window)
+                   lengths: np.ndarray | None = None, start: int | None = None,
+                   cache: FrameCache | None = None) -> Inferred:
+        """Run the windows span[k*step : k*step + window], k < count, sharing STFT frames where it can (with
+        `start`, the span's position in its stream, also those of the stream's previous batch in `cache`)."""
+        out = self.model.forward_windows(np.ascontiguousarray(span, dtype=np.float32), count, step, window,
+                                         start, cache)
         return Inferred(out.scores, out.embeddings)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..models.mel import FrameCache
 from ..models.model import ModelOutput, TaggingModel
 from ..models.runtimes import choose_runtime
 from .export_runner import AUDIO_PER_BATCH_S, PRECISION_NAMES, Inferred, default_batch_size
@@ -82,15 +83,17 @@ class ModelRunner:
                 return self._to_numpy(model(x, None if lengths is None else torch.as_tensor(lengths)))
 
     def infer_span(self, span: np.ndarray, count: int, step: int, window: int,
-                   lengths: np.ndarray | None = None) -> Inferred:
-        """Run the windows span[k*step : k*step + window], k < count; the model shares STFT frames where it can."""
+                   lengths: np.ndarray | None = None, start: int | None = None,
+                   cache: FrameCache | None = None) -> Inferred:
+        """Run the windows span[k*step : k*step + window], k < count; the model shares STFT frames where it can
+        (with `start`, the span's position in its stream, also those of the stream's previous batch in `cache`)."""
         if lengths is not None:
             return self.infer(np.stack([span[k * step:k * step + window] for k in range(count)]), lengths)
         with torch.inference_mode():
             x = self._to_device(span)
             model = self._model_for(x[None, :window])
             with self._autocast():
-                return self._to_numpy(model.forward_windows(x, count, step, window))
+                return self._to_numpy(model.forward_windows(x, count, step, window, start, cache))
 
     def _autocast(self) -> torch.autocast:
         dtype = PRECISIONS[self.precision]

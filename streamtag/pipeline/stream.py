@@ -16,6 +16,7 @@ import numpy as np
 from ..audio.ring import RingBuffer, RingClosed
 from ..audio.sources import AudioSource, Gap
 from ..models.labels import Labels
+from ..models.mel import FrameCache
 from ..windows import WindowScheduler, WindowSpec
 from .dispatcher import SubscriberList
 from .memory import check_run_memory, ring_samples
@@ -99,6 +100,7 @@ class Stream:
         self._error_lock = threading.Lock()
         self._source_error: Exception | None = None  # the source failed: raised once its windows are out
         self._on_finish = on_finish
+        self._frame_cache = FrameCache()  # the front-end's frames of the last batch, for the next
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=4096)  # (samples written, time)
         # frame starts within a window (s): the same for every window
         self._frame_offsets = (np.asarray(runner.model.frame_times(spec.window), np.float64) if runner.frames
@@ -230,8 +232,11 @@ class Stream:
                         for j, k in enumerate(ks)]
                 ring.release(sched.release_point())  # copied: the writer may reuse that room now
                 valid = np.clip(available - np.asarray(ks) * spec.hop, 0, spec.window)
+                if lost_span:  # the span's first samples were overwritten: frames shared before may differ
+                    self._frame_cache.clear()
                 out = self.runner.infer_span(span, len(ks), spec.hop, spec.window,
-                                             valid if ended and valid.min() < spec.window else None)
+                                             valid if ended and valid.min() < spec.window else None,
+                                             start=span_start, cache=self._frame_cache)
                 scores, frames = out.scores, out.frames
                 now = time.monotonic()
                 results = []

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from streamtag.models.frontends import EfficientATMel, KaldiFbank, htk_mel_banks, kaldi_mel_banks
+from streamtag.models.mel import FrameCache
 from tests.helpers import EFFAT, demo_wave, needs_shared
 
 
@@ -45,6 +46,23 @@ def test_shared_frames_equal_per_window_mels(window, step, count):
     assert shared.shape == each.shape == (count, 1, 128, fe.frames(window))
     # the STFT frames are bit-identical; the shared mel product may round differently (<= 3e-7)
     assert (shared - each).abs().max().item() <= 3e-7
+
+
+@pytest.mark.parametrize("window, step, batches", [
+    (32000, 16000, [4, 4, 1, 3]), (320000, 80000, [4, 4, 2]), (32000, 32000, [3, 2]), (48000, 320, [5, 5, 5]),
+])
+def test_a_frame_cache_shares_frames_between_consecutive_batches(window, step, batches):
+    fe = EfficientATMel()
+    wave = torch.nn.functional.pad(torch.from_numpy(demo_wave(32000)), (0, sum(batches) * step + window))
+    cache, k = FrameCache(), 0
+    for count in batches:
+        start = k * step
+        span = wave[start:start + (count - 1) * step + window]
+        got = fe.windows(span, count, step, window, start, cache)
+        each = fe(torch.stack([span[j * step:j * step + window] for j in range(count)]))
+        assert (got - each).abs().max().item() <= 3e-7
+        k += count
+    assert cache.frames is not None and cache.start == (k - batches[-1]) * step // fe.hop_length + 2
 
 
 @pytest.mark.parametrize("window, step, ok", [(32000, 16000, True), (32000, 16001, False), (1152, 320, False),

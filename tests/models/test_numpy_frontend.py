@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from streamtag.models import get_spec
 from streamtag.models.frontends import EfficientATMel
-from streamtag.models.mel import EfficientATMelSettings, NumpyEfficientATMel
+from streamtag.models.mel import EfficientATMelSettings, FrameCache, NumpyEfficientATMel
 from tests.helpers import CLIP32, demo_wave
 
 MAX_TOL, MEAN_TOL, SHARED_TOL = 3e-5, 1e-6, 1e-6
@@ -94,7 +94,27 @@ def test_shared_frames_equal_per_window_numpy_mels(window_frames, step_frames, c
     shared = fe.windows(span, count, step, window)
     each = fe(rows)
     assert shared.shape == each.shape
-    assert np.abs(shared - each).max() <= SHARED_TOL
+    np.testing.assert_array_equal(shared, each)  # every frame is computed alone, in float64 up to the mel energies
+
+
+@settings(max_examples=25, deadline=None)
+@given(window_frames=st.integers(4, 120), step_frames=st.integers(1, 60),
+       batches=st.lists(st.tuples(st.integers(1, 5), st.integers(-2, 3)), min_size=1, max_size=6))
+def test_a_frame_cache_shares_frames_between_batches_of_a_stream(window_frames, step_frames, batches):
+    """Batches of a stream (mostly consecutive; some skip windows or go back) through one FrameCache: each equals
+    its windows computed alone, bit for bit."""
+    fe = NumpyEfficientATMel(EfficientATMelSettings())
+    window, step = window_frames * fe.hop_length + 1153 - 4 * fe.hop_length, step_frames * fe.hop_length
+    if not fe.can_share_frames(window, step):
+        return
+    wave = np.pad(demo_wave(32000), (0, 40 * step + window))
+    cache, k = FrameCache(), 0
+    for count, jump in batches:
+        k = max(0, k + jump)  # 0: the next batch follows on; else windows skipped (live) or repeated
+        start = k * step
+        span, rows = windows_of(wave[start:], count, step, window)
+        np.testing.assert_array_equal(fe.windows(span, count, step, window, start, cache), fe(rows))
+        k += count
 
 
 def test_silence_gives_the_floor():

@@ -173,10 +173,10 @@ def test_a_run_that_exports_gives_what_later_runs_give(tmp_path, monkeypatch):
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("audio_s, via_torch", [(None, False), (60.0, False), (1199.0, False), (1200.0, True),
+@pytest.mark.parametrize("audio_s, via_torch", [(None, False), (60.0, False), (299.0, False), (300.0, True),
                                                 (36000.0, True)])
 def test_long_runs_take_the_torch_front_end(audio_s, via_torch, mn04):
-    """From 20 minutes of audio on, torch's faster FFT repays its import: the torch model runs (OpenVINO network)."""
+    """From 5 minutes of audio on, a run imports torch for the official FFT: the torch model runs (OpenVINO network)."""
     from streamtag.pipeline.export_runner import ExportRunner
     from tests.helpers import MN04_WEIGHTS
     tagger = Tagger("mn04_as", weights=MN04_WEIGHTS, window=1.0, hop=0.5, device="cpu", audio_s=audio_s)
