@@ -1,6 +1,9 @@
 """Where a `streamtag tag` run's time goes, each stage timed alone in one process (for the README's budget table).
 
     python benchmarks/stages.py WEIGHTS FILE WINDOW HOP     # e.g. mn10_as_random.pt ten_min.wav 10 2.5
+
+The Tagger is built as `streamtag tag FILE` builds it: the file's length picks the numpy front-end (torch-free)
+or, from 5 minutes on, torch's (`import torch` is then part of "Tagger").
 """
 import sys
 import time
@@ -13,20 +16,28 @@ import numpy as np  # noqa: E402
 import streamtag  # noqa: E402
 from streamtag import Tagger  # noqa: E402
 from streamtag.audio.sources import FileSource  # noqa: E402
+from streamtag.engines.archive import audio_seconds  # noqa: E402
 from streamtag.models.mel import FrameCache  # noqa: E402
+from streamtag.pipeline.tagger import TORCH_FRONTEND_FROM_S  # noqa: E402
 
 weights, path, win, hop = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 streamtag.configure_threads()
 t2 = time.perf_counter()
-tagger = Tagger("mn10_as", weights=weights, window=win, hop=hop, device="cpu")
+tagger = Tagger("mn10_as", weights=weights, window=win, hop=hop, device="cpu",
+                audio_s=audio_seconds([path], TORCH_FRONTEND_FROM_S))
 t3 = time.perf_counter()
 tagger.warm_up()
 t4 = time.perf_counter()
 audio = np.concatenate(list(FileSource(path).blocks(tagger.sample_rate)))
 t5 = time.perf_counter()
 model, spec, batch = tagger.model, tagger.window, tagger.batch_size
-if not hasattr(model, "export"):
-    sys.exit("the export is not cached yet (or the torch path was chosen): run streamtag tag once first")
+if hasattr(model, "export"):  # numpy front-end, OpenVINO export
+    frontend, network, as_input = model.frontend, model.export, np.asarray
+else:  # torch front-end, then the model's OpenVINO network (optimised at the first batch)
+    import torch
+    torch.set_grad_enabled(False)
+    ready = tagger.runner._ready
+    frontend, network, as_input = ready.frontend, ready.run_network, torch.from_numpy
 total = spec.total(len(audio))
 frontend_s = network_s = 0.0
 cache = FrameCache()  # as a stream shares frames with its previous batch
@@ -37,9 +48,9 @@ for k0 in range(0, total, batch):
     piece = audio[start:end]
     span[:len(piece)] = piece
     a = time.perf_counter()
-    features = model.frontend.windows(span, len(ks), spec.hop, spec.window, start, cache)
+    features = frontend.windows(as_input(span), len(ks), spec.hop, spec.window, start, cache)
     b = time.perf_counter()
-    model.export(features)
+    network(features)
     frontend_s, network_s = frontend_s + b - a, network_s + time.perf_counter() - b
 t6 = time.perf_counter()
 stats = tagger.run(FileSource(path))

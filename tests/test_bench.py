@@ -65,8 +65,8 @@ def test_bench_against_a_reference_checkout_runs_whole_processes(tmp_path, monke
     (code / "models" / "mn" / "model.py").write_text(FAKE_MODEL)
     monkeypatch.chdir(tmp_path)  # a checkout given relative to the working folder
     res = CliRunner().invoke(main, ["bench", "--model", "mn04_as", "--weights", str(MN04_WEIGHTS), "--duration", "6",
-                                    "--window", "1", "--hop", "0.5", "--repeats", "1", "--reference-code", "EfficientAT",
-                                    "--json"])
+                                    "--window", "1", "--hop", "0.5", "--repeats", "1",
+                                    "--reference-code", "EfficientAT", "--json"])
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)
     assert r["baseline_kind"] == "official EATagger, whole process" and r["windows"] == 11

@@ -46,8 +46,17 @@ def downmix(block: np.ndarray) -> np.ndarray:
 
     librosa takes np.mean over axis 0 of [channels, frames]: channels are added one after the
     other in float32, then divided by their count. Doing the same column by column gives the
-    same bits, several times faster than a strided mean over the last axis.
+    same bits, several times faster than a strided mean over the last axis. An int16 block is
+    16-bit PCM, scaled by 1 / 32768 as soundfile reads it as float32.
     """
+    if isinstance(block, np.ndarray) and block.dtype == np.int16 and block.ndim == 2 and block.shape[1] <= 256:
+        # 16-bit PCM: the channels' integer sum is exact, and so is it over 32768 in float32 (under 2**24), so
+        # this equals adding soundfile's float32 samples (x / 32768) one after the other; 3x faster to read
+        acc = block.sum(axis=1, dtype=np.int32).astype(np.float32)
+        acc *= np.float32(1.0 / 32768.0)
+        if block.shape[1] > 1:
+            acc /= np.float32(block.shape[1])
+        return acc
     x = np.asarray(block, dtype=np.float32)
     if x.ndim == 1:
         return x
@@ -192,8 +201,10 @@ class DecodedSource:
                     if gap:
                         yield Gap(gap)
                 else:
-                    mono, bad = replace_nonfinite(downmix(raw))
-                    self.nonfinite += bad
+                    mono = downmix(raw)
+                    if raw.dtype.kind == "f":  # integer PCM is always finite
+                        mono, bad = replace_nonfinite(mono)
+                        self.nonfinite += bad
                     out = cut.take(resampler.process(mono))
                     if len(out):
                         yield out
@@ -268,6 +279,7 @@ class FileSource(DecodedSource):
         self.channels = int(info.channels)
         self.frames = int(info.frames)
         self.format = str(info.format)
+        self._dtype = "int16" if info.subtype == "PCM_16" else "float32"  # `downmix` takes 16-bit PCM as it is
         self._file: sf.SoundFile | None = None
         self._io = threading.Lock()  # held during each libsndfile call: close() must not free the file under it
 
@@ -303,7 +315,7 @@ class FileSource(DecodedSource):
                 self._release()
             if self._file is None:
                 return None
-            return self._file.read(frames, dtype="float32", always_2d=True)
+            return self._file.read(frames, dtype=self._dtype, always_2d=True)
 
     def _seek(self, frame: int) -> None:
         """Position at `frame`: seek where the format seeks exactly, else decode and discard."""

@@ -18,7 +18,7 @@ FFT_BLOCK = 128  # frames per FFT block of the numpy front-end
 
 
 def frame_count(n_samples: int, hop_length: int, frame_length: int | None = None) -> int:
-    """STFT frames of n_samples: centred (frame_length None) 1 + n // hop; else only frames wholly inside (snip_edges)."""
+    """STFT frames of n_samples: centred (frame_length None) 1 + n // hop; else frames wholly inside (snip_edges)."""
     if frame_length is None:
         return 1 + n_samples // hop_length
     return 0 if n_samples < frame_length else 1 + (n_samples - frame_length) // hop_length

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from .frontends import Frontend
 from .mel import FrameCache
 from .registry import ModelSpec
-from .runtimes import OpenVINONetwork, export_identity
+from .runtimes import EXPORT_RUNTIMES, OnnxRuntimeNetwork, OpenVINONetwork, export_identity
 from .weights import ResolvedFile, weights_sha256
 
 log = logging.getLogger("streamtag")
@@ -129,8 +129,9 @@ class TaggingModel(nn.Module, ABC):
 
         The default is the model itself. A front-end + network model on CPU returns a new model sharing
         its modules whose network runs as a frozen TorchScript graph (runtime "torch", freezable
-        networks) or an OpenVINO export (runtime "openvino", exportable networks, for `example`'s
-        input length); on CUDA it turns its own weights channels-last (in place) and returns itself.
+        networks) or an OpenVINO or ONNX Runtime export (runtime "openvino" or "onnxruntime", exportable
+        networks, for `example`'s input length); on CUDA it turns its own weights channels-last (in
+        place) and returns itself.
         """
         return self
 
@@ -204,9 +205,11 @@ class SingleModel(TaggingModel):
 
     @property
     def runtime(self) -> str:
-        """What runs the network: "torch" (eager), "torchscript" or "openvino"."""
+        """What runs the network: "torch" (eager), "torchscript", "openvino" or "onnxruntime"."""
         frozen = self.__dict__.get("_frozen")
-        return "torch" if frozen is None else "openvino" if isinstance(frozen, OpenVINONetwork) else "torchscript"
+        if frozen is None:
+            return "torch"
+        return {OpenVINONetwork: "openvino", OnnxRuntimeNetwork: "onnxruntime"}.get(type(frozen), "torchscript")
 
     def optimized_for(self, example: Tensor, runtime: str = "torch") -> "SingleModel":
         if example.device.type == "cuda":
@@ -215,12 +218,13 @@ class SingleModel(TaggingModel):
             return self
         if self.frozen:
             return self
-        if runtime == "openvino":
+        if runtime in EXPORT_RUNTIMES:
             if not self.network.exportable:
-                raise ConfigError(f"{self.spec.name}: its network has no OpenVINO export (use runtime torch)")
+                raise ConfigError(f"{self.spec.name}: its network has no {runtime} export (use runtime torch)")
             with torch.no_grad():  # conversion traces the network: no inference tensors
                 features = self.frontend(example)
-            frozen = OpenVINONetwork(self.network, features, identity=self.export_identity())
+            engine = OpenVINONetwork if runtime == "openvino" else OnnxRuntimeNetwork
+            frozen = engine(self.network, features, identity=self.export_identity())
         elif self.network.freezable:
             with torch.inference_mode():
                 features = self.frontend(example)

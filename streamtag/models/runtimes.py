@@ -1,4 +1,5 @@
-"""Inference runtimes for a network on CPU: torch (eager or TorchScript-frozen) or an OpenVINO export.
+"""Inference runtimes for a network on CPU: torch (eager or TorchScript-frozen), an OpenVINO export, or an ONNX
+Runtime export (the `onnxruntime` extra; measured beside OpenVINO, which is faster here and the default).
 
 An OpenVINO export is made once per (weights file sha256, family config, input shape, OpenVINO and
 torch versions), saved atomically under `$STREAMTAG_HOME/compiled/`, and read back in well under a
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
 log = logging.getLogger("streamtag")
-RUNTIMES = ("auto", "torch", "openvino")
+RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")
+EXPORT_RUNTIMES = ("openvino", "onnxruntime")  # the runtimes that run an export of an exportable network
 EXPORT_FORMAT = 2  # bump when the export recipe or its key changes: old cache entries are then never read
 EXPORT_FILE = "network.xml"  # in a cache entry's folder, beside network.bin
 BLOB_FOLDER = "blobs"  # in a cache entry's folder: OpenVINO's own compiled-model cache (CACHE_DIR)
@@ -41,6 +43,16 @@ def openvino_available() -> bool:
     """Whether the `openvino` package is installed (without importing it)."""
     try:
         metadata.version("openvino")
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def onnxruntime_available() -> bool:
+    """Whether ONNX Runtime and the `onnx` package (torch's exporter needs it) are installed (without importing)."""
+    try:
+        metadata.version("onnxruntime")
+        metadata.version("onnx")
         return True
     except metadata.PackageNotFoundError:
         return False
@@ -59,15 +71,19 @@ def choose_runtime(requested: str, exportable: bool, device: "str | torch.device
     `device` is a torch.device or its type ("cpu", "cuda").
     """
     kind = device if isinstance(device, str) else device.type
-    if check_runtime(requested) == "openvino":
+    if check_runtime(requested) in EXPORT_RUNTIMES:
         if kind != "cpu" or precision != "fp32":
-            raise ConfigError("the openvino runtime runs on CPU in fp32 (use runtime torch for CUDA or bf16)")
+            raise ConfigError(f"the {requested} runtime runs on CPU in fp32 (use runtime torch for CUDA or bf16)")
         if not exportable:
-            raise ConfigError("this model's network has no OpenVINO export (DyMN and the transformers run on "
+            engine = {"openvino": "OpenVINO", "onnxruntime": "ONNX"}[requested]
+            raise ConfigError(f"this model's network has no {engine} export (DyMN and the transformers run on "
                               "torch): use runtime torch or auto")
-        if not openvino_available():
+        if requested == "openvino" and not openvino_available():
             raise DependencyError("the openvino runtime needs OpenVINO, which streamtag installs: pip install openvino")
-        return "openvino"
+        if requested == "onnxruntime" and not onnxruntime_available():
+            raise DependencyError("the onnxruntime runtime needs ONNX Runtime and onnx: "
+                                  "pip install 'streamtag[onnxruntime]'")
+        return requested
     if requested == "auto" and exportable and kind == "cpu" and precision == "fp32" and openvino_available():
         return "openvino"
     return "torch"
@@ -167,6 +183,24 @@ class CompiledExport:
         return tuple(np.array(result[out]) for out in self.compiled.outputs)
 
 
+def save_atomically(folder: Path, write) -> bool:
+    """Run `write(tmp)` on a temporary folder beside `folder`, then rename it into place; False if it could not."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", suffix=".partial", dir=folder.parent))
+        try:
+            write(tmp)
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return True
+    except OSError as e:  # a read-only home still runs, it just exports again next time
+        log.warning("could not cache the export in %s (%s)", folder.parent, e.strerror or e)
+        return False
+
+
 def _export(network: "nn.Module", features: "Tensor"):
     """The OpenVINO model of `network` traced on `features`, through the PyTorch front-end directly.
 
@@ -218,23 +252,70 @@ class OpenVINONetwork:
         return CompiledExport(model, threads)  # not saved (a read-only home): compiled from memory
     @staticmethod
     def _save(model, folder: Path) -> bool:
-        """Write the export to a temporary folder beside `folder`, then rename it into place; False if it could not."""
         ov = import_openvino()
-        try:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", suffix=".partial", dir=folder.parent))
-            try:
-                ov.save_model(model, str(tmp / EXPORT_FILE), compress_to_fp16=False)
-                if folder.exists():
-                    shutil.rmtree(folder, ignore_errors=True)
-                os.replace(tmp, folder)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-            return True
-        except OSError as e:  # a read-only home still runs, it just exports again next time
-            log.warning("could not cache the OpenVINO export in %s (%s)", folder.parent, e.strerror or e)
-            return False
+        return save_atomically(folder, lambda tmp: ov.save_model(model, str(tmp / EXPORT_FILE), compress_to_fp16=False))
 
     def __call__(self, features: "Tensor") -> tuple:
         import torch
         return tuple(torch.from_numpy(out) for out in self.export(features.detach().cpu().numpy()))
+
+
+ONNX_FILE = "network.onnx"
+
+
+def onnx_folder(identity: str, shape: tuple[int, ...]) -> Path:
+    """The cache entry of an ONNX export: as `export_folder`, keyed by onnx's, ONNX Runtime's and torch's versions."""
+    parts = [identity, str(tuple(shape)), metadata.version("onnx"), metadata.version("onnxruntime"),
+             metadata.version("torch"), str(EXPORT_FORMAT)]
+    return compiled_cache() / ("onnx-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32])
+
+
+class OnnxRuntimeNetwork:
+    """A network exported to ONNX for one input shape (any batch) and run by ONNX Runtime on the CPU in float32,
+    called like the network: features -> tuple. Cached as `OpenVINONetwork` is; intra-op threads `threads`
+    (default: torch's), without spinning (spinning workers starve the pipeline's other threads on small machines).
+    """
+
+    def __init__(self, network: "nn.Module", features: "Tensor", threads: int | None = None,
+                 identity: str | None = None) -> None:
+        self.shape = tuple(features.shape[1:])
+        folder = onnx_folder(identity or f"state:{network_digest(network)}", self.shape)
+        self.session = self._cached_or_exported(network, features, folder, int(threads or default_threads()))
+
+    @staticmethod
+    def _session(path: Path, threads: int):
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def _cached_or_exported(self, network: "nn.Module", features: "Tensor", folder: Path, threads: int):
+        if (folder / ONNX_FILE).is_file():
+            try:
+                return self._session(folder / ONNX_FILE, threads)
+            except Exception as e:  # corrupt or truncated: rebuild it
+                log.warning("rebuilding the ONNX export %s (%s)", folder, str(e).splitlines()[0] if str(e) else e)
+        if save_atomically(folder, lambda tmp: _export_onnx(network, features, tmp / ONNX_FILE)):
+            return self._session(folder / ONNX_FILE, threads)
+        with tempfile.TemporaryDirectory() as tmp:  # not saved (a read-only home): exported for this run only
+            _export_onnx(network, features, Path(tmp) / ONNX_FILE)
+            return self._session(Path(tmp) / ONNX_FILE, threads)
+
+    def __call__(self, features: "Tensor") -> tuple:
+        import torch
+        if tuple(features.shape[1:]) != self.shape:
+            raise ConfigError(f"this ONNX export takes inputs [B, {', '.join(map(str, self.shape))}], "
+                              f"got {list(features.shape)}")
+        x = np.ascontiguousarray(features.detach().cpu().numpy(), dtype=np.float32)
+        return tuple(torch.from_numpy(out) for out in self.session.run(None, {"features": x}))
+
+
+def _export_onnx(network: "nn.Module", features: "Tensor", path: Path) -> None:
+    """`network` traced on `features` into an ONNX file (TorchScript exporter, opset 17, a dynamic batch only)."""
+    import torch
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(network.eval(), (features.detach().clone(),), str(path), dynamo=False, opset_version=17,
+                          input_names=["features"], dynamic_axes={"features": {0: "batch"}})

@@ -43,8 +43,8 @@ class ModelRunner:
     OpenVINO export or a TorchScript-frozen network, fp32 only; on CUDA channels-last memory).
     precision: "fp32" (default, exact), "fp16" (CUDA) or "bf16" autocast for the network; the
     front-end always runs in float32. frames: also return frame embeddings
-    (models that have them). runtime: "torch", "openvino" (CPU, fp32, exportable networks) or
-    "auto" (OpenVINO where it applies and is installed, else torch); it applies when `optimize`.
+    (models that have them). runtime: "torch", "openvino" or "onnxruntime" (CPU, fp32, exportable
+    networks) or "auto" (OpenVINO where it applies and is installed, else torch); it applies when `optimize`.
     """
 
     def __init__(self, model: TaggingModel, device: str | torch.device = "auto", optimize: bool = True,

@@ -43,15 +43,21 @@ class ShortWindowWarning(UserWarning):
 
 
 SHORT_WINDOW_FRACTION = 0.5  # warn below this fraction of the training input length
-# audio from which a run imports torch (~1 s) for its front-end: the official code's FFT (MKL's float32
-# rounding: scores within 4e-5 of the official at any window length, against 1.2e-4 with numpy's FFT at
-# 1-3 s windows) and a faster one; shorter runs start in well under a second without torch
-TORCH_FRONTEND_FROM_S = 300.0
+# When a run imports torch (~1 s) for its front-end instead of running without it. Torch's FFT (MKL) is the
+# official code's, so its rounding: scores stay within 4e-5 of the official at any window length, where numpy's
+# FFT gives up to 5.5e-5 at 10 s windows and 1.2e-4 at 1-3 s (fewer frames per window average less of the
+# float32 FFT's rounding). It is also 3x faster, which repays the import from 20 minutes of audio on.
+TORCH_FRONTEND_FROM_S = 1200.0  # any window: the faster FFT repays importing torch
+TORCH_FRONTEND_SHORT_WINDOW_S = 5.0  # windows under this take the official FFT's rounding ...
+TORCH_FRONTEND_SHORT_FROM_S = 300.0  # ... from 5 minutes of audio on (shorter runs start without torch)
 
 
-def prefers_torch_frontend(audio_s: float | None) -> bool:
-    """Whether a run of `audio_s` seconds of audio takes torch's front-end (see `TORCH_FRONTEND_FROM_S`)."""
-    return audio_s is not None and audio_s >= TORCH_FRONTEND_FROM_S
+def prefers_torch_frontend(audio_s: float | None, window_s: float) -> bool:
+    """Whether a run of `audio_s` seconds of audio (None: unknown) in `window_s` windows takes torch's front-end."""
+    if audio_s is None:
+        return False
+    return audio_s >= TORCH_FRONTEND_FROM_S or (window_s < TORCH_FRONTEND_SHORT_WINDOW_S
+                                                and audio_s >= TORCH_FRONTEND_SHORT_FROM_S)
 
 
 def export_now(model: "TaggingModel", spec: ModelSpec, weights, window: int) -> ExportedModel | None:
@@ -69,14 +75,15 @@ class Tagger:
     bundled mn04_as offline with a warning). window/hop in seconds (default 10 / 2.5, or the head's).
     optimize: freeze the network for CPU inference (identical results within float rounding).
     precision: fp32, bf16 autocast, or fp16 autocast on CUDA. runtime: what runs the network on CPU,
-    "auto" (OpenVINO for the EfficientAT MobileNets when installed, else torch), "torch" or
-    "openvino". frames: results also carry frame-level embeddings and their absolute times
-    (transformer models). head: a head file (`streamtag train`) or `Head`, whose classes replace the
-    model's scores ("replace") or follow them ("append"); the model defaults to the head's backbone.
+    "auto" (OpenVINO for the EfficientAT MobileNets when installed, else torch), "torch", "openvino" or
+    "onnxruntime" (the `onnxruntime` extra; torch front-end). frames: results also carry frame-level
+    embeddings and their absolute times (transformer models). head: a head file (`streamtag train`) or
+    `Head`, whose classes replace the model's scores ("replace") or follow them ("append"); the model
+    defaults to the head's backbone.
     A registered MobileNet on CPU in fp32 (runtime auto or openvino) runs without torch: numpy front-end and
     the OpenVINO export, made and cached at the first use. audio_s: how much audio the Tagger will tag, when
-    known; from `TORCH_FRONTEND_FROM_S` (5 min) on, the torch model runs (front-end in torch, with the official
-    code's FFT rounding, network in OpenVINO; scores within 1.2e-4 of the numpy path).
+    known: from 20 minutes on, or 5 minutes with windows under 5 s (`prefers_torch_frontend`), the torch model
+    runs (front-end in torch, with the official code's FFT rounding, network in OpenVINO).
     """
 
     def __init__(self, model: "str | ModelSpec | TaggingModel | None" = None, window: float | None = None,
@@ -101,7 +108,8 @@ class Tagger:
             spec, resolved, notice = choose_weights(model, weights)
             window, hop = head_windows(None if head is None else head.info, window, hop, (10.0, 2.5))
             self.window = WindowSpec.from_seconds(window, hop, spec.sample_rate, spec.min_samples)
-            numpy_path = (head is None and optimize and known_cpu(device) and not prefers_torch_frontend(audio_s)
+            numpy_path = (head is None and optimize and known_cpu(device)
+                          and not prefers_torch_frontend(audio_s, self.window.window_s)
                           and choose_runtime(runtime, family_of(spec).exportable, "cpu", precision) == "openvino")
             if numpy_path:
                 exported = ExportedModel.from_cache(spec, resolved, self.window.window)

@@ -49,6 +49,25 @@ def test_downmix_is_bit_identical_to_librosa_to_mono(channels):
     np.testing.assert_array_equal(downmix(x), np.mean(np.ascontiguousarray(x.T), axis=0))
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 6, 8, 255, 256])
+def test_16_bit_pcm_downmixes_to_the_bits_of_its_float32_samples(channels):
+    """FileSource reads 16-bit PCM as int16: averaged, it equals librosa's mean of soundfile's x / 32768."""
+    x = np.random.default_rng(channels).integers(-32768, 32768, (4000, channels)).astype(np.int16)
+    x[:3] = np.array([[32767], [-32768], [0]], np.int16)  # the extremes, on every channel
+    as_float = x.astype(np.float32) / np.float32(32768)
+    np.testing.assert_array_equal(downmix(x), np.mean(np.ascontiguousarray(as_float.T), axis=0))
+
+
+@pytest.mark.parametrize("channels, rate", [(1, 32000), (2, 44100), (6, 48000)])
+def test_a_16_bit_file_reads_as_the_float_file_of_its_samples(tmp_path, channels, rate):
+    x = np.random.default_rng(rate).integers(-32768, 32768, (3 * rate, channels)).astype(np.int16)
+    sf.write(tmp_path / "pcm16.wav", x, rate, subtype="PCM_16")
+    sf.write(tmp_path / "float.wav", x.astype(np.float32) / np.float32(32768), rate, subtype="FLOAT")
+    pcm, flt = (np.concatenate(list(FileSource(tmp_path / n).blocks(32000))) for n in ("pcm16.wav", "float.wav"))
+    assert len(pcm) == 3 * 32000
+    np.testing.assert_array_equal(pcm, flt)
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda p: p / "missing.wav", "no such file"),
     (lambda p: p, "is a directory"),

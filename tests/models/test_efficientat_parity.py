@@ -21,8 +21,8 @@ def small_golden():
     return load_npz(MN04_GOLDEN)
 
 
-# openvino: the torch front-end feeding the export; openvino-numpy: the cached export run without torch
-RUNTIMES = ["torch", "openvino", "openvino-numpy"]
+# openvino / onnxruntime: the torch front-end feeding the export; openvino-numpy: the cached export without torch
+RUNTIMES = ["torch", "openvino", "openvino-numpy", "onnxruntime"]
 
 
 def tagger_for(name, weights, built, runtime, **options):
@@ -42,7 +42,8 @@ def test_bundled_mn04_matches_the_official_windows(key, clip, runtime, small_gol
     g = small_golden
     tagger = tagger_for("mn04_as", None, create_model("mn04_as"), runtime, window=1.0, hop=0.5, device="cpu")
     results = list(tagger.tag_file(clip))
-    assert tagger.runner._ready.runtime == {"torch": "torchscript"}.get(runtime, "openvino")
+    assert tagger.runner._ready.runtime == {"torch": "torchscript", "onnxruntime": "onnxruntime"}.get(runtime,
+                                                                                                     "openvino")
     n = len(g[f"{key}_w1_scores"])
     assert len(results) >= n
     np.testing.assert_allclose([r.start_s for r in results[:n]], g[f"{key}_w1_start_s"], atol=1e-9)

@@ -11,7 +11,8 @@ import torch
 from streamtag import Tagger
 from streamtag.errors import ConfigError, DependencyError
 from streamtag.models import runtimes
-from streamtag.models.runtimes import OpenVINONetwork, choose_runtime, compiled_cache, network_digest
+from streamtag.models.runtimes import (OnnxRuntimeNetwork, OpenVINONetwork, choose_runtime, compiled_cache,
+                                      network_digest)
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -28,10 +29,16 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
     ("openvino", True, CPU, "bf16", True, ConfigError),
     ("openvino", True, CPU, "fp32", False, DependencyError),
     ("openvino", False, CPU, "fp32", True, ConfigError),
+    ("onnxruntime", True, CPU, "fp32", True, "onnxruntime"),
+    ("onnxruntime", True, CUDA, "fp32", True, ConfigError),
+    ("onnxruntime", True, CPU, "bf16", True, ConfigError),
+    ("onnxruntime", True, CPU, "fp32", False, DependencyError),
+    ("onnxruntime", False, CPU, "fp32", True, ConfigError),
     ("tensorrt", True, CPU, "fp32", True, ConfigError),
 ])
 def test_runtime_choice(requested, exportable, device, precision, installed, expected, monkeypatch):
     monkeypatch.setattr(runtimes, "openvino_available", lambda: installed)
+    monkeypatch.setattr(runtimes, "onnxruntime_available", lambda: installed)
     if isinstance(expected, type):
         with pytest.raises(expected):
             choose_runtime(requested, exportable, device, precision)
@@ -45,9 +52,10 @@ def features(mn04, n=32000, batch=3):
         return mn04.frontend(wave)
 
 
-def test_export_matches_torch_at_any_batch_and_refuses_other_lengths(mn04):
+@pytest.mark.parametrize("engine", [OpenVINONetwork, OnnxRuntimeNetwork])
+def test_export_matches_torch_at_any_batch_and_refuses_other_lengths(engine, mn04):
     x = features(mn04)
-    ov = OpenVINONetwork(mn04.network, x[:1])
+    ov = engine(mn04.network, x[:1])
     with torch.inference_mode():
         for b in (1, 3):
             ours, theirs = ov(x[:b]), mn04.network(x[:b])
@@ -78,6 +86,24 @@ def test_export_is_cached_by_weights_and_shape_and_rebuilt_when_corrupt(mn04, mo
     with caplog.at_level(logging.WARNING, logger="streamtag"):
         rebuilt = OpenVINONetwork(mn04.network, x[:1])
     assert "rebuilding the OpenVINO export" in caplog.text
+    with torch.inference_mode():
+        assert (rebuilt(x)[0] - mn04.network(x)[0]).abs().max() <= 1e-3
+
+
+def test_onnx_export_is_cached_and_rebuilt_when_corrupt(mn04, monkeypatch, caplog, tmp_path):
+    monkeypatch.setenv("STREAMTAG_HOME", str(tmp_path))
+    x = features(mn04)
+    OnnxRuntimeNetwork(mn04.network, x[:1])
+    entries = list(compiled_cache().iterdir())
+    assert len(entries) == 1 and entries[0].name.startswith("onnx-") and (entries[0] / "network.onnx").is_file()
+    monkeypatch.setattr(runtimes, "_export_onnx", lambda *a: pytest.fail("exported again instead of the cache"))
+    OnnxRuntimeNetwork(mn04.network, x[:2])
+    monkeypatch.undo()
+    monkeypatch.setenv("STREAMTAG_HOME", str(tmp_path))
+    (entries[0] / "network.onnx").write_bytes(b"not a model")
+    with caplog.at_level(logging.WARNING, logger="streamtag"):
+        rebuilt = OnnxRuntimeNetwork(mn04.network, x[:1])
+    assert "rebuilding the ONNX export" in caplog.text
     with torch.inference_mode():
         assert (rebuilt(x)[0] - mn04.network(x)[0]).abs().max() <= 1e-3
 
@@ -173,11 +199,14 @@ def test_a_run_that_exports_gives_what_later_runs_give(tmp_path, monkeypatch):
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("audio_s, via_torch", [(None, False), (60.0, False), (299.0, False), (300.0, True),
-                                                (36000.0, True)])
-def test_long_runs_take_the_torch_front_end(audio_s, via_torch, mn04):
-    """From 5 minutes of audio on, a run imports torch for the official FFT: the torch model runs (OpenVINO network)."""
+@pytest.mark.parametrize("audio_s, window, via_torch", [
+    (None, 1.0, False), (60.0, 1.0, False), (299.0, 1.0, False), (300.0, 1.0, True), (300.0, 4.5, True),
+    (300.0, 5.0, False), (1199.0, 10.0, False), (1200.0, 10.0, True), (36000.0, 10.0, True), (None, 10.0, False),
+])
+def test_long_runs_take_the_torch_front_end(audio_s, window, via_torch, mn04):
+    """Short windows from 5 minutes of audio on (the official FFT's rounding), any window from 20 minutes on (the
+    faster FFT): the torch model runs, its network in OpenVINO; shorter runs start without torch."""
     from streamtag.pipeline.export_runner import ExportRunner
     from tests.helpers import MN04_WEIGHTS
-    tagger = Tagger("mn04_as", weights=MN04_WEIGHTS, window=1.0, hop=0.5, device="cpu", audio_s=audio_s)
+    tagger = Tagger("mn04_as", weights=MN04_WEIGHTS, window=window, hop=window / 2, device="cpu", audio_s=audio_s)
     assert isinstance(tagger.runner, ExportRunner) is not via_torch and tagger.runner.runtime == "openvino"

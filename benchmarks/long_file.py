@@ -1,0 +1,55 @@
+"""A long file's pipeline rate against its network alone, measured in pairs in one process (issue #18's target).
+
+    python benchmarks/long_file.py WEIGHTS FILE [PAIRS]    # e.g. mn10_as_random.pt hour.wav 3
+
+Builds the Tagger as `streamtag tag FILE` would (the file's length picks the front-end), then alternates:
+the exported network alone on one batch of real features (as many calls as the file has batches), and the
+whole pipeline on the file. Each pair's ratio is the pipeline's windows/s over the network's.
+"""
+import sys
+import time
+
+import streamtag
+
+streamtag.configure_threads()
+
+import numpy as np  # noqa: E402
+
+from streamtag import Tagger  # noqa: E402
+from streamtag.audio.sources import FileSource  # noqa: E402
+from streamtag.engines.archive import audio_seconds  # noqa: E402
+from streamtag.pipeline.tagger import TORCH_FRONTEND_FROM_S  # noqa: E402
+
+weights, path = sys.argv[1], sys.argv[2]
+pairs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+tagger = Tagger("mn10_as", weights=weights, device="cpu", audio_s=audio_seconds([path], TORCH_FRONTEND_FROM_S))
+spec, batch = tagger.window, tagger.batch_size
+first = np.concatenate([b for _, b in zip(range(40), FileSource(path).blocks(tagger.sample_rate))])
+span = first[:spec.window + (batch - 1) * spec.hop]
+windows = np.stack([span[k * spec.hop:k * spec.hop + spec.window] for k in range(batch)])
+model = tagger.model
+if hasattr(model, "export"):  # the torch-free path: numpy front-end, OpenVINO export
+    features, network = model.frontend(windows), model.export
+else:  # the torch front-end, then the same OpenVINO export (the model optimised at its first batch)
+    import torch
+    tagger.warm_up()
+    ready = tagger.runner._ready
+    with torch.inference_mode():
+        features = ready.frontend(torch.from_numpy(windows))
+
+    def network(x):
+        with torch.inference_mode():
+            return ready.run_network(x)
+total = spec.total(int(round(FileSource(path).length(tagger.sample_rate))))
+calls = -(-total // batch)
+network(features)
+print(f"{path}: {total} windows, batch {batch}, {type(model).__name__}, torch imported: {'torch' in sys.modules}")
+for i in range(pairs):
+    t = time.perf_counter()
+    for _ in range(calls):
+        network(features)
+    alone = calls * batch / (time.perf_counter() - t)
+    t = time.perf_counter()
+    stats = tagger.run(FileSource(path))
+    whole = stats.windows / (time.perf_counter() - t)
+    print(f"pair {i + 1}: network alone {alone:.1f} windows/s, pipeline {whole:.1f} windows/s = {whole / alone:.0%}")
