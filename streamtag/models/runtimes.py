@@ -1,5 +1,5 @@
 """Inference runtimes for a network on CPU: torch (eager or TorchScript-frozen), an OpenVINO export, or an ONNX
-Runtime export (the `onnxruntime` extra; measured beside OpenVINO, which is faster here and the default).
+Runtime export (the `onnxruntime` extra; as fast as OpenVINO here, which is the default and also runs without torch).
 
 An OpenVINO export is made once per (weights file sha256, family config, input shape, OpenVINO and
 torch versions), saved atomically under `$STREAMTAG_HOME/compiled/`, and read back in well under a
@@ -128,11 +128,12 @@ def export_identity(family: str, config: object, num_classes: int, weights_sha25
     return f"{family}|{config!r}|{num_classes}|weights:{weights_sha256}"
 
 
-def export_folder(identity: str, shape: tuple[int, ...]) -> Path:
-    """The cache entry of an export: keyed by `identity`, the input shape (less the batch), OpenVINO's and torch's
-    installed versions (read without importing either) and EXPORT_FORMAT."""
-    parts = [identity, str(tuple(shape)), metadata.version("openvino"), metadata.version("torch"), str(EXPORT_FORMAT)]
-    return compiled_cache() / hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+def export_folder(identity: str, shape: tuple[int, ...], packages: tuple[str, ...] = ("openvino", "torch"),
+                  prefix: str = "") -> Path:
+    """The cache entry of an export: keyed by `identity`, the input shape (less the batch), the installed versions
+    of the `packages` that make and run it (read without importing them) and EXPORT_FORMAT."""
+    parts = [identity, str(tuple(shape)), *(metadata.version(p) for p in packages), str(EXPORT_FORMAT)]
+    return compiled_cache() / (prefix + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32])
 
 
 def compiled_cache() -> Path:
@@ -265,9 +266,7 @@ ONNX_FILE = "network.onnx"
 
 def onnx_folder(identity: str, shape: tuple[int, ...]) -> Path:
     """The cache entry of an ONNX export: as `export_folder`, keyed by onnx's, ONNX Runtime's and torch's versions."""
-    parts = [identity, str(tuple(shape)), metadata.version("onnx"), metadata.version("onnxruntime"),
-             metadata.version("torch"), str(EXPORT_FORMAT)]
-    return compiled_cache() / ("onnx-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32])
+    return export_folder(identity, shape, ("onnx", "onnxruntime", "torch"), prefix="onnx-")
 
 
 class OnnxRuntimeNetwork:

@@ -49,13 +49,14 @@ def test_downmix_is_bit_identical_to_librosa_to_mono(channels):
     np.testing.assert_array_equal(downmix(x), np.mean(np.ascontiguousarray(x.T), axis=0))
 
 
-@pytest.mark.parametrize("channels", [1, 2, 3, 6, 8, 255, 256])
+@pytest.mark.parametrize("channels", [1, 2, 3, 6, 8, 255, 256, 300])
 def test_16_bit_pcm_downmixes_to_the_bits_of_its_float32_samples(channels):
     """FileSource reads 16-bit PCM as int16: averaged, it equals librosa's mean of soundfile's x / 32768."""
     x = np.random.default_rng(channels).integers(-32768, 32768, (4000, channels)).astype(np.int16)
     x[:3] = np.array([[32767], [-32768], [0]], np.int16)  # the extremes, on every channel
     as_float = x.astype(np.float32) / np.float32(32768)
     np.testing.assert_array_equal(downmix(x), np.mean(np.ascontiguousarray(as_float.T), axis=0))
+    np.testing.assert_array_equal(downmix(x[:, 0]), as_float[:, 0])  # one channel as a 1-D block
 
 
 @pytest.mark.parametrize("channels, rate", [(1, 32000), (2, 44100), (6, 48000)])
