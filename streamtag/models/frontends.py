@@ -51,9 +51,16 @@ def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: float, low_freq: float
 
     As `torchaudio.compliance.kaldi.get_mel_banks` with vtln_warp_factor 1.0: triangles equally spaced
     in Kaldi mel between low_freq and high_freq, evaluated at the bin frequencies k * sr / n_fft
-    (`mel.kaldi_mel_bank`, the numpy front-end's, to the bit).
+    (`mel.kaldi_mel_bank`, the numpy front-end's, to the bit where it has the bundled bin mels), with the bins'
+    mel from torch's float32 log as torchaudio's.
     """
-    return torch.from_numpy(kaldi_mel_bank(n_mels, n_fft, sample_rate, low_freq, high_freq))
+    return torch.from_numpy(kaldi_mel_bank(n_mels, n_fft, sample_rate, low_freq, high_freq,
+                                           torch_bin_mels(n_fft, sample_rate).numpy()))
+
+
+def torch_bin_mels(n_fft: int, sample_rate: float) -> Tensor:
+    """Kaldi mel of each FFT bin k * sr / n_fft, k < n_fft // 2, with torch's float32 ops as torchaudio computes it."""
+    return 1127.0 * (1.0 + (sample_rate / n_fft) * torch.arange(float(n_fft // 2)) / 700.0).log()
 
 
 def htk_mel_banks(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int) -> Tensor:

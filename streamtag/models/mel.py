@@ -7,6 +7,7 @@ within float rounding (<= 1e-6 on real audio).
 from __future__ import annotations
 
 import math
+from importlib import resources
 from dataclasses import dataclass
 from typing import Callable
 
@@ -62,8 +63,28 @@ class EfficientATMelSettings:
         return hop % self.hop_length == 0 and (window - 1 - half) // self.hop_length >= first
 
 
-def kaldi_mel_bank(n_mels: int, n_fft: int, sample_rate: float, low_freq: float, high_freq: float) -> np.ndarray:
-    """Kaldi's triangular mel bank in float32, [n_mels, n_fft // 2], as torchaudio's `get_mel_banks` computes it."""
+def kaldi_bin_mels(n_fft: int, sample_rate: float) -> np.ndarray:
+    """Kaldi mel of each FFT bin k * sr / n_fft, k < n_fft // 2, in float32 as torch's float32 log gives it (what
+    torchaudio's `get_mel_banks` evaluates): the bundled values where they exist (EfficientAT's 1024 / 32 kHz),
+    else a correctly rounded log, which differs from torch's in the last bit of a few bins."""
+    bundled = BUNDLED_BIN_MELS.get((int(n_fft), float(sample_rate)))
+    if bundled is not None:
+        with resources.as_file(resources.files("streamtag.assets") / bundled) as path:
+            mels = np.load(path)
+        if mels.shape == (n_fft // 2,) and mels.dtype == np.float32:
+            return mels
+    inner = 1.0 + np.float32(sample_rate / n_fft) * np.arange(n_fft // 2, dtype=np.float32) / 700.0
+    return 1127.0 * np.log(inner.astype(np.float64)).astype(np.float32)
+
+
+# torch's float32 Kaldi mel of the FFT bins, saved by torch (`frontends.torch_bin_mels`; a test recomputes them)
+BUNDLED_BIN_MELS = {(1024, 32000.0): "kaldi_bin_mels_1024_32000.npy"}
+
+
+def kaldi_mel_bank(n_mels: int, n_fft: int, sample_rate: float, low_freq: float, high_freq: float,
+                   bin_mels: np.ndarray | None = None) -> np.ndarray:
+    """Kaldi's triangular mel bank in float32, [n_mels, n_fft // 2], as torchaudio's `get_mel_banks` computes it;
+    `bin_mels`: the mel of each FFT bin (default `kaldi_bin_mels`)."""
     nyquist = 0.5 * sample_rate
     if high_freq <= 0.0:
         high_freq += nyquist
@@ -75,8 +96,7 @@ def kaldi_mel_bank(n_mels: int, n_fft: int, sample_rate: float, low_freq: float,
     left = mel_low + index * np.float32(delta)
     centre = mel_low + (index + 1.0) * np.float32(delta)
     right = mel_low + (index + 2.0) * np.float32(delta)
-    inner = 1.0 + np.float32(sample_rate / n_fft) * np.arange(n_fft // 2, dtype=np.float32) / 700.0
-    mel = 1127.0 * np.log(inner.astype(np.float64)).astype(np.float32)  # torch's float32 log is correctly rounded
+    mel = kaldi_bin_mels(n_fft, sample_rate) if bin_mels is None else bin_mels
     up = (mel[None] - left) / (centre - left)
     down = (right - mel[None]) / (right - centre)
     return np.maximum(np.float32(0.0), np.minimum(up, down)).astype(np.float32)
