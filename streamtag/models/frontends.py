@@ -50,9 +50,8 @@ def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: float, low_freq: float
     """Kaldi's triangular mel bank (peak 1, no warping), [n_mels, n_fft // 2]; high_freq <= 0 counts from Nyquist.
 
     As `torchaudio.compliance.kaldi.get_mel_banks` with vtln_warp_factor 1.0: triangles equally spaced
-    in Kaldi mel between low_freq and high_freq, evaluated at the bin frequencies k * sr / n_fft
-    (`mel.kaldi_mel_bank`, the numpy front-end's, to the bit where it has the bundled bin mels), with the bins'
-    mel from torch's float32 log as torchaudio's.
+    in Kaldi mel between low_freq and high_freq, evaluated at the bins' mel from torch's float32 log
+    (`torch_bin_mels`), so bit for bit torchaudio's (and the numpy front-end's where it bundles those mels).
     """
     return torch.from_numpy(kaldi_mel_bank(n_mels, n_fft, sample_rate, low_freq, high_freq,
                                            torch_bin_mels(n_fft, sample_rate).numpy()))

@@ -7,8 +7,8 @@ within float rounding (<= 1e-6 on real audio).
 from __future__ import annotations
 
 import math
-from importlib import resources
 from dataclasses import dataclass
+from importlib import resources
 from typing import Callable
 
 import numpy as np
@@ -63,6 +63,10 @@ class EfficientATMelSettings:
         return hop % self.hop_length == 0 and (window - 1 - half) // self.hop_length >= first
 
 
+# torch's float32 Kaldi mel of the FFT bins, saved by torch (`frontends.torch_bin_mels`; a test recomputes them)
+BUNDLED_BIN_MELS = {(1024, 32000.0): "kaldi_bin_mels_1024_32000.npy"}
+
+
 def kaldi_bin_mels(n_fft: int, sample_rate: float) -> np.ndarray:
     """Kaldi mel of each FFT bin k * sr / n_fft, k < n_fft // 2, in float32 as torch's float32 log gives it (what
     torchaudio's `get_mel_banks` evaluates): the bundled values where they exist (EfficientAT's 1024 / 32 kHz),
@@ -75,10 +79,6 @@ def kaldi_bin_mels(n_fft: int, sample_rate: float) -> np.ndarray:
             return mels
     inner = 1.0 + np.float32(sample_rate / n_fft) * np.arange(n_fft // 2, dtype=np.float32) / 700.0
     return 1127.0 * np.log(inner.astype(np.float64)).astype(np.float32)
-
-
-# torch's float32 Kaldi mel of the FFT bins, saved by torch (`frontends.torch_bin_mels`; a test recomputes them)
-BUNDLED_BIN_MELS = {(1024, 32000.0): "kaldi_bin_mels_1024_32000.npy"}
 
 
 def kaldi_mel_bank(n_mels: int, n_fft: int, sample_rate: float, low_freq: float, high_freq: float,
