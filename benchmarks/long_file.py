@@ -3,10 +3,11 @@
     python benchmarks/long_file.py WEIGHTS FILE [PAIRS]    # e.g. mn10_as_random.pt hour.wav 3
 
 Builds the Tagger as `streamtag tag FILE` would (the file's length picks the front-end), then alternates:
-the exported network alone on one batch of real features (as many calls as the file has batches), and the
-whole pipeline on the file. Each pair's ratio is the pipeline's windows/s over the network's.
+the exported network alone on one batch of real features (as many calls as the file has batches, from as many
+threads at once as the pipeline's network threads), and the whole pipeline on the file. Each pair's ratio is the pipeline's windows/s over the network's.
 """
 import sys
+import threading
 import time
 
 import streamtag
@@ -43,12 +44,28 @@ else:  # the torch front-end, then the same OpenVINO export (the model optimised
 total = spec.total(int(round(FileSource(path).length(tagger.sample_rate))))
 calls = -(-total // batch)
 network(features)
-print(f"{path}: {total} windows, batch {batch}, {type(model).__name__}, torch imported: {'torch' in sys.modules}")
-for i in range(pairs):
+print(f"{path}: {total} windows, batch {batch}, {type(model).__name__}, {tagger.runner.network_threads} network "
+      f"thread(s), torch imported: {'torch' in sys.modules}")
+callers = tagger.runner.network_threads  # as many threads call the network at once as a file's stream runs
+
+
+def network_alone() -> float:
+    """Windows/s of the network alone, on the file's number of batches, called from `callers` threads at once."""
+    def call(n: int) -> None:
+        for _ in range(n):
+            network(features)
+    shares = [calls // callers + (c < calls % callers) for c in range(callers)]
+    threads = [threading.Thread(target=call, args=(n,)) for n in shares]
     t = time.perf_counter()
-    for _ in range(calls):
-        network(features)
-    alone = calls * batch / (time.perf_counter() - t)
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return calls * batch / (time.perf_counter() - t)
+
+
+for i in range(pairs):
+    alone = network_alone()
     t = time.perf_counter()
     stats = tagger.run(FileSource(path))
     whole = stats.windows / (time.perf_counter() - t)

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .mel import FrameCache
 from .model import ModelOutput, TaggingModel
+from .pending import PendingNetwork
 from .registry import ModelSpec
 
 
@@ -64,11 +65,14 @@ class Ensemble(TaggingModel):
     def forward(self, wave: Tensor, lengths: Tensor | None = None) -> ModelOutput:
         return self._combine([m(wave, lengths) for m in self.members])
 
-    def forward_windows(self, span: Tensor, count: int, step: int, window: int, start: int | None = None,
-                        cache: FrameCache | None = None) -> ModelOutput:
-        return self._combine([m.forward_windows(span, count, step, window, start,
-                                                None if cache is None else cache.member(i))
-                              for i, m in enumerate(self.members)])
+    def prepare_windows(self, span: Tensor, count: int, step: int, window: int, start: int | None = None,
+                        cache: FrameCache | None = None) -> PendingNetwork:
+        return PendingNetwork(self._run_members, tuple(
+            m.prepare_windows(span, count, step, window, start, None if cache is None else cache.member(i))
+            for i, m in enumerate(self.members)))
+
+    def _run_members(self, pending: tuple[PendingNetwork, ...]) -> ModelOutput:
+        return self._combine([p.run() for p in pending])
 
     @property
     def exportable(self) -> bool:

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .factory import family_of
 from .mel import FrameCache
+from .pending import PendingNetwork
 from .registry import ModelSpec
 from .runtimes import EXPORT_FILE, CompiledExport, export_folder, export_identity
 from .weights import ResolvedFile, weights_sha256
@@ -93,9 +95,14 @@ class ExportedModel:
                         cache: FrameCache | None = None) -> ExportedOutput:
         """Outputs for the windows span[k*step : k*step + window], k < count (sharing STFT frames where it can:
         with `start`, the span's position in its stream, also with the stream's previous batch in `cache`)."""
+        return self.prepare_windows(span, count, step, window, start, cache).run()
+
+    def prepare_windows(self, span: np.ndarray, count: int, step: int, window: int, start: int | None = None,
+                        cache: FrameCache | None = None) -> PendingNetwork:
+        """`forward_windows` up to the network: the front-end run, the export pending."""
         if self.frontend.can_share_frames(window, step):
-            return self._network(self.frontend.windows(span, count, step, window, start, cache))
-        return self(np.lib.stride_tricks.sliding_window_view(span, window)[::step][:count])
+            return PendingNetwork(self._network, self.frontend.windows(span, count, step, window, start, cache))
+        return PendingNetwork(self._network, self.frontend(sliding_window_view(span, window)[::step][:count]))
 
     def _network(self, features: np.ndarray) -> ExportedOutput:
         logits, embeddings = self.export(features)

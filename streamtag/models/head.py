@@ -15,6 +15,7 @@ from ..errors import ConfigError, WeightsError
 from .head_info import HEAD_MODES, HeadInfo, check_head_mode, head_windows
 from .mel import FrameCache
 from .model import ModelOutput, TaggingModel
+from .pending import PendingNetwork
 from .weights import sha256_file
 
 HEAD_FORMAT = "streamtag-head/1"
@@ -158,9 +159,12 @@ class HeadedModel(TaggingModel):
     def forward(self, wave: Tensor, lengths: Tensor | None = None) -> ModelOutput:
         return self._with_head(self.base(wave, lengths))
 
-    def forward_windows(self, span: Tensor, count: int, step: int, window: int, start: int | None = None,
-                        cache: FrameCache | None = None) -> ModelOutput:
-        return self._with_head(self.base.forward_windows(span, count, step, window, start, cache))
+    def prepare_windows(self, span: Tensor, count: int, step: int, window: int, start: int | None = None,
+                        cache: FrameCache | None = None) -> PendingNetwork:
+        return PendingNetwork(self._run_base, self.base.prepare_windows(span, count, step, window, start, cache))
+
+    def _run_base(self, pending: PendingNetwork) -> ModelOutput:
+        return self._with_head(pending.run())
 
     def optimized_for(self, example: Tensor, runtime: str = "torch") -> "HeadedModel":
         base = self.base.optimized_for(example, runtime)

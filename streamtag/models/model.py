@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .frontends import Frontend
 from .mel import FrameCache
+from .pending import PendingNetwork
 from .registry import ModelSpec
 from .runtimes import EXPORT_RUNTIMES, OnnxRuntimeNetwork, OpenVINONetwork, export_identity
 from .weights import ResolvedFile, weights_sha256
@@ -117,7 +118,12 @@ class TaggingModel(nn.Module, ABC):
                         cache: FrameCache | None = None) -> ModelOutput:
         """Outputs for the windows span[k*step : k*step + window], k < count (sharing work where it can: with
         `start`, the span's position in its stream, and the stream's `cache`, also with its previous batch)."""
-        return self(span.unfold(0, window, step)[:count].contiguous())
+        return self.prepare_windows(span, count, step, window, start, cache).run()
+
+    def prepare_windows(self, span: Tensor, count: int, step: int, window: int, start: int | None = None,
+                        cache: FrameCache | None = None) -> PendingNetwork:
+        """`forward_windows` up to the network: its front-end run, the rest pending (the default: all of it)."""
+        return PendingNetwork(self, span.unfold(0, window, step)[:count].contiguous())
 
     @property
     def exportable(self) -> bool:
@@ -172,14 +178,15 @@ class SingleModel(TaggingModel):
             features = self.frontend(wave)
         return self.run_network(features, lengths, wave.shape[-1])
 
-    def forward_windows(self, span: Tensor, count: int, step: int, window: int, start: int | None = None,
-                        cache: FrameCache | None = None) -> ModelOutput:
+    def prepare_windows(self, span: Tensor, count: int, step: int, window: int, start: int | None = None,
+                        cache: FrameCache | None = None) -> PendingNetwork:
         check_waveforms(span, 1, "[samples]")
-        if (count > 1 or cache is not None) and self.frontend.can_share_frames(window, step):
-            with torch.autocast(device_type=span.device.type, enabled=False):
+        with torch.autocast(device_type=span.device.type, enabled=False):  # front-ends run in float32
+            if (count > 1 or cache is not None) and self.frontend.can_share_frames(window, step):
                 features = self.frontend.windows(span, count, step, window, start, cache)
-            return self.run_network(features)
-        return super().forward_windows(span, count, step, window)
+            else:
+                features = self.frontend(span.unfold(0, window, step)[:count].contiguous())
+        return PendingNetwork(self.run_network, features)
 
     def run_network(self, features: Tensor, lengths: Tensor | None = None, n_samples: int | None = None) -> ModelOutput:
         """The network (frozen, in a model from `optimized_for`) on front-end output; lengths where it masks padding."""

@@ -10,7 +10,8 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..models.mel import FrameCache
 from ..models.model import ModelOutput, TaggingModel
-from ..models.runtimes import choose_runtime
+from ..models.pending import PendingNetwork
+from ..models.runtimes import choose_runtime, default_threads
 from .export_runner import AUDIO_PER_BATCH_S, PRECISION_NAMES, Inferred, default_batch_size
 
 PRECISIONS = dict(zip(PRECISION_NAMES, (None, torch.float16, torch.bfloat16)))
@@ -59,6 +60,10 @@ class ModelRunner:
         self.model = model.to(self.device).eval()
         self.optimize = optimize
         self.frames = frames and model.has_frames
+        # a stream runs the network in threads of its own, beside the next batch's front-end (CPU): one per
+        # OpenVINO stream (`CompiledExport`), else one; on CUDA both stay in the worker thread, as they always have
+        self.pipelined = self.device.type == "cpu"
+        self.network_threads = default_threads() if self.runtime == "openvino" else 1
         self._ready: TaggingModel | None = None  # the model optimised at the first batch
 
     def _to_device(self, x: np.ndarray) -> Tensor:
@@ -76,24 +81,38 @@ class ModelRunner:
 
     def infer(self, windows: np.ndarray, lengths: np.ndarray | None = None) -> Inferred:
         """Run stacked windows [B, N]; `lengths` (valid samples per row) lets models that mask padding do so."""
-        with torch.inference_mode():
-            x = self._to_device(windows)
-            model = self._model_for(x[:1])
-            with self._autocast():
-                return self._to_numpy(model(x, None if lengths is None else torch.as_tensor(lengths)))
+        return self.run_pending(self._prepare_stacked(windows, lengths))
 
     def infer_span(self, span: np.ndarray, count: int, step: int, window: int,
                    lengths: np.ndarray | None = None, start: int | None = None,
                    cache: FrameCache | None = None) -> Inferred:
         """Run the windows span[k*step : k*step + window], k < count; the model shares STFT frames where it can
         (with `start`, the span's position in its stream, also those of the stream's previous batch in `cache`)."""
+        return self.run_pending(self.prepare_span(span, count, step, window, lengths, start, cache))
+
+    def prepare_span(self, span: np.ndarray, count: int, step: int, window: int,
+                     lengths: np.ndarray | None = None, start: int | None = None,
+                     cache: FrameCache | None = None) -> PendingNetwork:
+        """`infer_span` up to the network (the front-end run); `run_pending` runs the rest, in any thread."""
         if lengths is not None:
-            return self.infer(np.stack([span[k * step:k * step + window] for k in range(count)]), lengths)
+            return self._prepare_stacked(np.stack([span[k * step:k * step + window] for k in range(count)]), lengths)
         with torch.inference_mode():
             x = self._to_device(span)
             model = self._model_for(x[None, :window])
             with self._autocast():
-                return self._to_numpy(model.forward_windows(x, count, step, window, start, cache))
+                return model.prepare_windows(x, count, step, window, start, cache)
+
+    def run_pending(self, pending: PendingNetwork) -> Inferred:
+        """The network of a prepared batch, as numpy outputs."""
+        with torch.inference_mode(), self._autocast():
+            return self._to_numpy(pending.run())
+
+    def _prepare_stacked(self, windows: np.ndarray, lengths: np.ndarray | None) -> PendingNetwork:
+        """Stacked windows: the whole model pending (padding-aware networks take the lengths)."""
+        with torch.inference_mode():
+            x = self._to_device(windows)
+            model = self._model_for(x[:1])
+            return PendingNetwork(model, x, () if lengths is None else (torch.as_tensor(lengths),))
 
     def _autocast(self) -> torch.autocast:
         dtype = PRECISIONS[self.precision]

@@ -1,4 +1,4 @@
-"""One run of the pipeline: source thread -> ring -> inference worker thread -> dispatcher thread."""
+"""One run of the pipeline: source thread -> ring -> worker thread (front-end) -> network thread -> dispatcher thread."""
 from __future__ import annotations
 
 import atexit
@@ -9,6 +9,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -17,6 +18,7 @@ from ..audio.ring import RingBuffer, RingClosed
 from ..audio.sources import AudioSource, Gap
 from ..models.labels import Labels
 from ..models.mel import FrameCache
+from ..models.pending import PendingNetwork
 from ..windows import WindowScheduler, WindowSpec
 from .dispatcher import SubscriberList
 from .memory import check_run_memory, ring_samples
@@ -60,6 +62,18 @@ PIPELINE_BLOCKED_SIGNALS = {s for s in (signal.Signals.__members__.get(n) for n 
                             if s is not None}
 
 
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch of windows whose front-end has run: its number in the stream, the windows' indices and lost samples,
+    the samples written when it was taken, and its pending network."""
+
+    number: int
+    indices: tuple[int, ...]
+    lost: tuple[int, ...]
+    available: int
+    pending: PendingNetwork
+
+
 def _track(stream: "Stream") -> None:
     global _exit_hook_installed
     with _exit_hook:
@@ -93,7 +107,12 @@ class Stream:
         check_run_memory(spec, batch_size, ring_seconds)
         self.scheduler = WindowScheduler(spec, batch_size, grid=not self.live)
         self.ring = RingBuffer(ring_samples(spec, batch_size, ring_seconds, self.live))
-        self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self._queue: queue.Queue = queue.Queue(maxsize=8)  # results, to the dispatcher
+        self._prepared: queue.Queue = queue.Queue(maxsize=1)  # front-ends run, to the network threads
+        # a pipelined runner's networks run in threads of their own, beside the next batch's front-end: as many
+        # as its network runs at once for files, one for live input (windows one at a time, in order); else none
+        self._network_threads = (0 if not runner.pipelined else 1 if self.live else runner.network_threads)
+        self._batches = 0  # batches taken so far: the next one's number
         self._stop = threading.Event()
         self._done = threading.Event()
         self._error: BaseException | None = None
@@ -112,6 +131,8 @@ class Stream:
         self._threads = [
             threading.Thread(target=self._guard(self._read_source), name="streamtag-source", daemon=True),
             threading.Thread(target=self._guard(self._infer), name="streamtag-worker", daemon=True),
+            *(threading.Thread(target=self._guard(self._run_networks), name=f"streamtag-network-{i}", daemon=True)
+              for i in range(self._network_threads)),
             threading.Thread(target=self._dispatch, name="streamtag-dispatch", daemon=True),
         ]
 
@@ -207,6 +228,8 @@ class Stream:
         return arrivals[i][1] if i < len(arrivals) else None
 
     def _infer(self) -> None:
+        """Take each batch of windows from the ring and run its front-end; its network runs in the network
+        thread (a pipelined runner) or here, right after."""
         spec, ring, sched = self.spec, self.ring, self.scheduler
         try:
             while not self._stop.is_set():
@@ -234,57 +257,101 @@ class Stream:
                 valid = np.clip(available - np.asarray(ks) * spec.hop, 0, spec.window)
                 if lost_span:  # the span's first samples were overwritten: frames shared before may differ
                     self._frame_cache.clear()
-                out = self.runner.infer_span(span, len(ks), spec.hop, spec.window,
-                                             valid if ended and valid.min() < spec.window else None,
-                                             start=span_start, cache=self._frame_cache)
-                scores, frames = out.scores, out.frames
-                now = time.monotonic()
-                results = []
-                for j, k in enumerate(ks):
-                    start_s, end_s = spec.times(k)
-                    arrived = self._arrival_time(min(spec.end(k), available)) if self.live else None
-                    results.append(WindowResult(
-                        index=k, start_sample=spec.start(k), end_sample=spec.end(k), start_s=start_s,
-                        end_s=end_s, scores=None if scores is None else scores[j], embedding=out.embeddings[j],
-                        model=self.model_name, labels=self.labels, lost_samples=lost[j],
-                        latency_s=None if arrived is None else now - arrived,
-                        frames=None if frames is None else frames[j],
-                        frame_times=None if frames is None else start_s + self._frame_offsets,
-                        stream_start_utc=self.source.start_utc))
-                self._put(results)
+                pending = self.runner.prepare_span(span, len(ks), spec.hop, spec.window,
+                                                   valid if ended and valid.min() < spec.window else None,
+                                                   start=span_start, cache=self._frame_cache)
+                batch = PreparedBatch(self._batches, tuple(int(k) for k in ks), tuple(lost), available, pending)
+                self._batches += 1
+                if self._network_threads:
+                    self._put(self._prepared, batch)
+                else:
+                    self._put(self._queue, (batch.number, self._results(batch)))
         finally:
-            self._put(_END, force=True)
+            if self._network_threads:
+                for _ in range(self._network_threads):
+                    self._put(self._prepared, _END, force=True)
+            else:
+                self._put(self._queue, _END, force=True)
 
-    def _put(self, item, force: bool = False) -> None:
+    def _run_networks(self) -> None:
+        """A network thread (pipelined runners): prepared batches' networks, their results to the dispatcher."""
+        try:
+            while True:
+                try:
+                    batch = self._prepared.get(timeout=POLL_S)
+                except queue.Empty:
+                    if self._stop.is_set():
+                        return
+                    continue
+                if batch is _END or self._stop.is_set():
+                    return
+                self._put(self._queue, (batch.number, self._results(batch)))
+        finally:
+            self._put(self._queue, _END, force=True)
+
+    def _results(self, batch: "PreparedBatch") -> list[WindowResult]:
+        """Run a prepared batch's network and make its windows' results."""
+        spec = self.spec
+        out = self.runner.run_pending(batch.pending)
+        scores, frames = out.scores, out.frames
+        now = time.monotonic()
+        results = []
+        for j, k in enumerate(batch.indices):
+            start_s, end_s = spec.times(k)
+            arrived = self._arrival_time(min(spec.end(k), batch.available)) if self.live else None
+            results.append(WindowResult(
+                index=k, start_sample=spec.start(k), end_sample=spec.end(k), start_s=start_s,
+                end_s=end_s, scores=None if scores is None else scores[j], embedding=out.embeddings[j],
+                model=self.model_name, labels=self.labels, lost_samples=batch.lost[j],
+                latency_s=None if arrived is None else now - arrived,
+                frames=None if frames is None else frames[j],
+                frame_times=None if frames is None else start_s + self._frame_offsets,
+                stream_start_utc=self.source.start_utc))
+        return results
+
+    def _put(self, into: queue.Queue, item, force: bool = False) -> None:
+        """Put `item` into a queue between threads, giving up when the stream stops (`force`: the end marker,
+        which makes room for itself after a stop so the next thread can finish)."""
         while True:
             if self._stop.is_set() and not force:
                 raise RingClosed()
             try:
-                self._queue.put(item, timeout=POLL_S)
+                into.put(item, timeout=POLL_S)
                 return
             except queue.Full:
                 if force and self._stop.is_set():
-                    try:  # make room for the end marker so the dispatcher can finish
-                        self._queue.get_nowait()
+                    try:
+                        into.get_nowait()
                     except queue.Empty:
                         pass
 
     def _dispatch(self) -> None:
+        """Publish results in window order (network threads finish batches out of order) until every producer
+        has ended."""
         _main_thread_takes_signals()
+        producers = self._network_threads or 1
+        early: dict[int, list[WindowResult]] = {}  # finished before an earlier batch
+        next_batch = 0
         try:
-            while True:
+            while producers:
                 try:
                     item = self._queue.get(timeout=POLL_S)
                 except queue.Empty:
+                    if self._stop.is_set() and not any(t.is_alive() for t in self._threads[1:-1]):
+                        return  # stopped, and an end marker was dropped to make room for another
                     continue
                 if item is _END:
-                    return
+                    producers -= 1
+                    continue
                 if self._stop.is_set():
                     continue  # drain quietly after a stop
-                for r in item:
-                    self._windows += 1
-                    self._lossy += r.lost_samples > 0
-                    self.subscribers.publish(r)
+                early[item[0]] = item[1]
+                while next_batch in early:
+                    for r in early.pop(next_batch):
+                        self._windows += 1
+                        self._lossy += r.lost_samples > 0
+                        self.subscribers.publish(r)
+                    next_batch += 1
         finally:
             self._t1 = time.monotonic()
             with self._error_lock:

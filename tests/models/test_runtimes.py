@@ -3,6 +3,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -63,6 +64,39 @@ def test_export_matches_torch_at_any_batch_and_refuses_other_lengths(engine, mn0
             assert ((ours[1] - theirs[1]).norm() / theirs[1].norm()) <= 1e-4
     with pytest.raises(ConfigError, match="takes inputs"):
         ov(features(mn04, n=16000))
+
+
+@pytest.mark.parametrize("streams", [1, 2, 3])
+def test_an_export_split_across_streams_and_called_from_threads_gives_each_rows_outputs(streams, mn04):
+    x = features(mn04, batch=5).numpy()
+    OpenVINONetwork(mn04.network, torch.from_numpy(x[:1]))  # exported into the cache
+    folder = runtimes.export_folder(f"state:{network_digest(mn04.network)}", x.shape[1:])
+    one = runtimes.CompiledExport.from_folder(folder, threads=1)
+    many = runtimes.CompiledExport.from_folder(folder, threads=streams)
+    assert 1 <= many.streams <= streams and many.streams == many.compiled.get_property("NUM_STREAMS")
+    rows = [one(x[i:i + 1]) for i in range(len(x))]  # each row alone, one stream
+    for batch in (1, 2, 5):
+        for out, expected in zip(many(x[:batch]), zip(*rows[:batch])):
+            np.testing.assert_allclose(out, np.concatenate(expected), rtol=1e-5, atol=1e-6)
+    results = [None] * 6
+
+    def call(i):
+        results[i] = many(x)
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(results))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got in results:  # concurrent callers each get their own batch's outputs, whole
+        for out, expected in zip(got, zip(*rows)):
+            np.testing.assert_allclose(out, np.concatenate(expected), rtol=1e-5, atol=1e-6)
+
+
+def test_cpu_runners_declare_their_network_threads(mn04):
+    from streamtag.pipeline.runner import ModelRunner
+    for runtime, threads in (("openvino", runtimes.default_threads()), ("torch", 1), ("onnxruntime", 1)):
+        runner = ModelRunner(mn04, "cpu", runtime=runtime)
+        assert runner.pipelined and runner.network_threads == threads
 
 
 def test_export_is_cached_by_weights_and_shape_and_rebuilt_when_corrupt(mn04, monkeypatch, caplog, tmp_path):

@@ -117,14 +117,50 @@ def faulty_tagger(mn04, batch_size, **kw):
                   optimize=False, ring_seconds=2.0)
 
 
-def test_model_error_reaches_the_iterator_and_stops_all_threads(mn04):
+class Shuffled(Network):
+    """Wraps a network: each call sleeps a pseudo-random 0-30 ms, so concurrent calls finish out of order."""
+
+    freezable = False
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.rng, self.lock = inner, np.random.default_rng(7), threading.Lock()
+
+    def forward(self, mel):
+        with self.lock:
+            delay = float(self.rng.uniform(0.0, 0.03))
+        time.sleep(delay)
+        return self.inner(mel)
+
+
+@pytest.mark.parametrize("network_threads", [1, 3])
+def test_results_keep_window_order_whatever_order_the_network_threads_finish_in(network_threads, mn04):
+    from streamtag.models import SingleModel
+
+    def run(pipelined):
+        model = SingleModel(mn04.spec, mn04.frontend, Shuffled(mn04.network))
+        t = Tagger(model, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu", batch_size=2, optimize=False)
+        t.runner.pipelined = pipelined  # False: the worker runs each network itself, in order (as on CUDA)
+        t.runner.network_threads = network_threads  # as a runner with that many OpenVINO streams declares
+        return list(t.tag_array(WAVE44, 44100))
+    got, sequential = run(True), run(False)
+    assert [r.index for r in got] == [r.index for r in sequential] == list(range(24))
+    for a, b in zip(got, sequential):
+        np.testing.assert_array_equal(a.scores, b.scores)
+        np.testing.assert_array_equal(a.embedding, b.embedding)
+        assert (a.start_sample, a.end_sample, a.lost_samples) == (b.start_sample, b.end_sample, b.lost_samples)
+
+
+@pytest.mark.parametrize("network_threads", [1, 3])
+def test_model_error_reaches_the_iterator_and_stops_all_threads(network_threads, mn04):
     t = faulty_tagger(mn04, 2, fail_at=2)
+    t.runner.network_threads = network_threads
     before = threading.active_count()
     got = []
     with pytest.raises(RuntimeError, match="model exploded"):
         for r in t.tag_file(DEMO_CLIP):
             got.append(r)
-    assert [r.index for r in got] == [0, 1]
+    assert [r.index for r in got] == ([0, 1] if network_threads == 1 else [0, 1][:len(got)])
     deadline = time.monotonic() + 3
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.01)
