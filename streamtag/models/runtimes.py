@@ -157,7 +157,7 @@ class CompiledExport:
     """An export compiled for the CPU (float32, any batch): numpy features [B, ...] -> tuple of numpy outputs.
 
     It runs as one OpenVINO stream per thread, each a single thread: a call splits its batch across the
-    streams, and calls from several threads at once (a stream's network threads) share them, without the
+    streams, and calls from several threads at once (the pipeline's network threads) share them, without the
     barriers of one inference spread over all threads, which stall whenever another thread takes a core.
     `from_folder` compiles a cache entry through OpenVINO's own compiled-model cache in that folder: a
     later process imports the compiled blob (keyed by the files' contents) instead of reading and

@@ -1,4 +1,4 @@
-"""One run of the pipeline: source thread -> ring -> worker thread (front-end) -> network thread -> dispatcher thread."""
+"""One run of the pipeline: source thread -> ring -> worker (front-end) -> network threads -> dispatcher."""
 from __future__ import annotations
 
 import atexit
@@ -135,6 +135,7 @@ class Stream:
               for i in range(self._network_threads)),
             threading.Thread(target=self._dispatch, name="streamtag-dispatch", daemon=True),
         ]
+        self._producers = self._threads[1:-1]  # the threads that put results for the dispatcher: worker, networks
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -228,7 +229,7 @@ class Stream:
         return arrivals[i][1] if i < len(arrivals) else None
 
     def _infer(self) -> None:
-        """Take each batch of windows from the ring and run its front-end; its network runs in the network
+        """Take each batch of windows from the ring and run its front-end; its network runs in a network
         thread (a pipelined runner) or here, right after."""
         spec, ring, sched = self.spec, self.ring, self.scheduler
         try:
@@ -337,7 +338,7 @@ class Stream:
                 try:
                     item = self._queue.get(timeout=POLL_S)
                 except queue.Empty:
-                    if self._stop.is_set() and not any(t.is_alive() for t in self._threads[1:-1]):
+                    if self._stop.is_set() and not any(t.is_alive() for t in self._producers):
                         return  # stopped, and an end marker was dropped to make room for another
                     continue
                 if item is _END:
