@@ -4,7 +4,8 @@
 
 Builds the Tagger as `streamtag tag FILE` would (the file's length picks the front-end), then alternates:
 the exported network alone on one batch of real features (as many calls as the file has batches, from as many
-threads at once as the pipeline's network threads), and the whole pipeline on the file. Each pair's ratio is the pipeline's windows/s over the network's.
+threads at once as the pipeline's network threads), and the whole pipeline on the file. Each pair's ratio is the
+pipeline's windows/s over the network's.
 """
 import sys
 import threading

@@ -187,17 +187,17 @@ class CompiledExport:
             raise ConfigError(f"this OpenVINO export takes inputs [B, {', '.join(map(str, self.shape))}], "
                               f"got {list(features.shape)}")
         x = np.ascontiguousarray(features, dtype=np.float32)
-        requests = self._requests()
-        parts = [p for p in np.array_split(x, min(len(requests), len(x))) if len(p)] if len(x) else [x]
+        parts = np.array_split(x, min(self.streams, len(x))) if len(x) else [x]
+        used = self._requests()[:len(parts)]
         if len(parts) == 1:
-            result = requests[0].infer({0: x}, share_inputs=True)
-            return tuple(np.array(result[out]) for out in self.compiled.outputs)
-        for request, part in zip(requests, parts):
-            request.start_async({0: part}, share_inputs=True)
-        for request in requests[:len(parts)]:
-            request.wait()
-        return tuple(np.concatenate([r.get_output_tensor(i).data for r in requests[:len(parts)]])
-                     for i in range(self._outputs))
+            used[0].infer({0: x}, share_inputs=True)
+        else:
+            for request, part in zip(used, parts):
+                request.start_async({0: part}, share_inputs=True)
+            for request in used:
+                request.wait()
+        # copied out of the requests' buffers, which their next call reuses
+        return tuple(np.concatenate([r.get_output_tensor(i).data for r in used]) for i in range(self._outputs))
 
     def _requests(self) -> list:
         requests = getattr(self._local, "requests", None)  # thread-local storage, set below on a first call

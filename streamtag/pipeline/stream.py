@@ -267,12 +267,10 @@ class Stream:
                     self._put(self._prepared, batch)
                 else:
                     self._put(self._queue, (batch.number, self._results(batch)))
-        finally:
-            if self._network_threads:
-                for _ in range(self._network_threads):
-                    self._put(self._prepared, _END, force=True)
-            else:
-                self._put(self._queue, _END, force=True)
+        finally:  # an end marker for each network thread, or for the dispatcher
+            into = self._prepared if self._network_threads else self._queue
+            for _ in range(self._network_threads or 1):
+                self._put(into, _END, force=True)
 
     def _run_networks(self) -> None:
         """A network thread (pipelined runners): prepared batches' networks, their results to the dispatcher."""
