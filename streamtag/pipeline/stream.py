@@ -88,7 +88,8 @@ class Stream:
 
     File and array sources wait when the ring is full (nothing dropped); live sources
     overwrite and every affected window carries its count of lost samples. The first
-    exception in any thread stops all of them; `join()` re-raises it.
+    exception in any thread stops all of them; the results finished before it are still
+    published, in order, and `join()` re-raises it. A `stop()` drops unpublished results.
     """
 
     def __init__(self, source: AudioSource, runner: "ModelRunner | ExportRunner", spec: WindowSpec, batch_size: int,
@@ -168,6 +169,10 @@ class Stream:
             if t is not me and t.ident is not None:
                 t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._threads if t is not me)
+
+    def _discarding(self) -> bool:
+        """Stopped by `stop()`, not by an error: finished results are dropped, not published."""
+        return self._stop.is_set() and self._error is None
 
     @property
     def done(self) -> bool:
@@ -309,16 +314,18 @@ class Stream:
         return results
 
     def _put(self, into: queue.Queue, item, force: bool = False) -> None:
-        """Put `item` into a queue between threads, giving up when the stream stops (`force`: the end marker,
-        which makes room for itself after a stop so the next thread can finish)."""
+        """Put `item` into a queue between threads, giving up when the stream stops (the dispatcher's queue: only
+        after `stop()`, as after an error it still publishes what came before; `force`: the end marker, which
+        then makes room for itself so the next thread can finish)."""
+        stopped = self._discarding if into is self._queue else self._stop.is_set
         while True:
-            if self._stop.is_set() and not force:
+            if stopped() and not force:
                 raise RingClosed()
             try:
                 into.put(item, timeout=POLL_S)
                 return
             except queue.Full:
-                if force and self._stop.is_set():
+                if force and stopped():
                     try:
                         into.get_nowait()
                     except queue.Empty:
@@ -342,8 +349,8 @@ class Stream:
                 if item is _END:
                     producers -= 1
                     continue
-                if self._stop.is_set():
-                    continue  # drain quietly after a stop
+                if self._discarding():
+                    continue  # drain quietly after a stop; after an error, publish what came before it
                 early[item[0]] = item[1]
                 while next_batch in early:
                     for r in early.pop(next_batch):

@@ -1,5 +1,8 @@
 """Front-ends: reference constants, Kaldi banks and fbank against float64 re-derivations, frame sharing."""
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -7,7 +10,8 @@ import torch
 
 from streamtag.models.frontends import (EFFICIENTAT_MEL, EfficientATMel, KaldiFbank, htk_mel_banks, kaldi_mel_banks,
                                          torch_bin_mels)
-from streamtag.models.mel import BUNDLED_BIN_MELS, FrameCache, NumpyEfficientATMel, kaldi_bin_mels
+from streamtag.models.mel import (BUNDLED_BIN_MELS, FrameCache, NumpyEfficientATMel, bundled_bin_mels, kaldi_bin_mels,
+                                  kaldi_mel_bank)
 from tests.helpers import EFFAT, demo_wave, needs_shared
 
 
@@ -126,6 +130,29 @@ def test_kaldi_fbank_rows_are_independent():
 
 
 @pytest.mark.parametrize("n_fft, rate", sorted(BUNDLED_BIN_MELS))
-def test_bundled_bin_mels_are_torchs(n_fft, rate):
-    """The torch-free front-end's bundled bin mels are what torch's float32 log gives (torchaudio's bank)."""
-    np.testing.assert_array_equal(kaldi_bin_mels(n_fft, rate), torch_bin_mels(n_fft, rate).numpy())
+def test_bundled_bin_mels_are_torchs_reproducible_log(n_fft, rate, tmp_path):
+    """The bundled bin mels are torch's float32 log through MKL's reproducible path, exactly (where torch has MKL),
+    and within 2 ulp of torch's log on this CPU (Intel's fast MKL path differs in the last bits of some bins)."""
+    bundled = bundled_bin_mels(n_fft, rate)
+    assert bundled is not None and bundled.shape == (n_fft // 2,)
+    np.testing.assert_array_max_ulp(bundled, torch_bin_mels(n_fft, rate).numpy(), maxulp=2)
+    if torch.backends.mkl.is_available():
+        code = ("import sys, numpy as np; from streamtag.models.frontends import torch_bin_mels; "
+                f"np.save(sys.argv[1], torch_bin_mels({n_fft}, {rate}).numpy())")
+        out = tmp_path / "bins.npy"
+        subprocess.run([sys.executable, "-c", code, str(out)], check=True, timeout=120,
+                       env={**os.environ, "MKL_CBWR": "COMPATIBLE"})
+        np.testing.assert_array_equal(bundled, np.load(out))
+    np.testing.assert_array_equal(kaldi_bin_mels(n_fft, rate), bundled)
+
+
+@pytest.mark.parametrize("n_mels, n_fft, rate, low", [(128, 1024, 32000.0, 0.0), (128, 512, 16000.0, 20.0),
+                                                      (80, 512, 16000.0, 20.0), (64, 400, 8000.0, 20.0)])
+def test_torch_and_numpy_kaldi_banks_are_the_same_where_bins_are_bundled(n_mels, n_fft, rate, low):
+    """Both front-ends build their Kaldi banks from the bundled bin mels (elsewhere: each from its own log)."""
+    bank = kaldi_mel_banks(n_mels, n_fft, rate, low, 0.0).numpy()
+    if (n_fft, rate) in BUNDLED_BIN_MELS:
+        np.testing.assert_array_equal(bank, kaldi_mel_bank(n_mels, n_fft, rate, low, 0.0))
+    else:
+        np.testing.assert_array_equal(bank, kaldi_mel_bank(n_mels, n_fft, rate, low, 0.0,
+                                                           torch_bin_mels(n_fft, rate).numpy()))

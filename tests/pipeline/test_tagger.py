@@ -167,6 +167,24 @@ def test_model_error_reaches_the_iterator_and_stops_all_threads(network_threads,
     assert threading.active_count() <= before
 
 
+def test_results_finished_before_a_model_error_are_published_not_dropped(mn04):
+    # batch 0 is held in a slow subscriber while batch 1's result waits in the queue and batch 2's network fails:
+    # batch 1 must still reach the subscribers (and the iterator) before the error
+    t = faulty_tagger(mn04, 1, fail_at=3)
+    slow = threading.Event()
+
+    def cb(r):
+        if not slow.is_set():
+            slow.set()
+            time.sleep(0.5)
+    t.subscribe(cb)
+    got = []
+    with pytest.raises(RuntimeError, match="model exploded"):
+        for r in t.tag_file(DEMO_CLIP):
+            got.append(r)
+    assert [r.index for r in got] == [0, 1]
+
+
 def test_stop_from_a_subscriber_is_safe_and_idempotent(mn04):
     t = Tagger(mn04, window=1.0, hop=0.5, labels=LABELS_CSV, device="cpu", batch_size=2)
     got = []
