@@ -65,9 +65,9 @@ class EfficientATMelSettings:
 
 # torch's float32 Kaldi mel of the FFT bins (`frontends.torch_bin_mels`) as torch computes them through MKL's
 # reproducible code path (MKL_CBWR=COMPATIBLE; what non-Intel x86 CPUs get, and the official goldens' values). On
-# Intel CPUs MKL's fast log moves some bins by up to 2 ulp, which moves Kaldi bank entries by up to 1.8e-5 and a 1 s
-# EfficientAT window's scores by up to 3.1e-4; bundling them makes every machine compute the goldens' banks.
-# A test recomputes them. EfficientAT at 32 kHz, and the 16 kHz Kaldi fbank of BEATs, SSAST and EAT.
+# Intel CPUs MKL's fast log moves some bins by up to 2 ulp, which moves 57 of EfficientAT's bank entries by up to
+# 1.8e-5; bundling them makes every machine compute the goldens' banks. A test recomputes them. EfficientAT at
+# 32 kHz, and the 16 kHz Kaldi fbank of BEATs, SSAST and EAT.
 BUNDLED_BIN_MELS = {(1024, 32000.0): "kaldi_bin_mels_1024_32000.npy", (512, 16000.0): "kaldi_bin_mels_512_16000.npy"}
 
 
