@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +53,17 @@ def _demo_wave(rate: int) -> np.ndarray:
 def demo_wave(rate: int) -> np.ndarray:
     """The demo clip as the pipeline feeds it to a model at `rate`: mono float32 (a copy)."""
     return _demo_wave(rate).copy()
+
+
+def under_reproducible_mkl(setup: str, expr: str) -> np.ndarray:
+    """`expr` (an array), after `setup`, in a fresh Python whose MKL takes its reproducible path (MKL_CBWR=COMPATIBLE):
+    torch's float32 log is then the goldens' on every x86 CPU (Intel's fast path differs by up to 2 ulp)."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(folder, "out.npy")
+        code = f"import sys\nimport numpy as np\n{setup}\nnp.save(sys.argv[1], np.asarray({expr}))"
+        subprocess.run([sys.executable, "-c", code, out], check=True, timeout=120, cwd=ROOT,
+                       env={**os.environ, "MKL_CBWR": "COMPATIBLE"})
+        return np.load(out)
 
 
 def require_shared() -> None:

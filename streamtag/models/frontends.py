@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .mel import EfficientATMelSettings, FrameCache, bundled_bin_mels, frame_count, kaldi_mel_bank
+from .mel import EfficientATMelSettings, FrameCache, frame_count, kaldi_mel_bank
 
 EFFICIENTAT_MEL = EfficientATMelSettings()  # the defaults of EfficientATMel's arguments
 
@@ -50,13 +50,12 @@ def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: float, low_freq: float
     """Kaldi's triangular mel bank (peak 1, no warping), [n_mels, n_fft // 2]; high_freq <= 0 counts from Nyquist.
 
     As `torchaudio.compliance.kaldi.get_mel_banks` with vtln_warp_factor 1.0: triangles equally spaced
-    in Kaldi mel between low_freq and high_freq, evaluated at the bins' mel from torch's float32 log: the bundled
-    values where they exist (`mel.BUNDLED_BIN_MELS`: the same on every CPU), else `torch_bin_mels` on this one.
+    in Kaldi mel between low_freq and high_freq, evaluated at the bins' mel from torch's float32 log
+    (`torch_bin_mels`), so bit for bit torchaudio's on this CPU (and the numpy front-end's where it bundles those
+    mels, on CPUs whose MKL log gives them: see `mel.BUNDLED_BIN_MELS`).
     """
-    bin_mels = bundled_bin_mels(n_fft, sample_rate)
-    if bin_mels is None:
-        bin_mels = torch_bin_mels(n_fft, sample_rate).numpy()
-    return torch.from_numpy(kaldi_mel_bank(n_mels, n_fft, sample_rate, low_freq, high_freq, bin_mels))
+    return torch.from_numpy(kaldi_mel_bank(n_mels, n_fft, sample_rate, low_freq, high_freq,
+                                           torch_bin_mels(n_fft, sample_rate).numpy()))
 
 
 def torch_bin_mels(n_fft: int, sample_rate: float) -> Tensor:

@@ -63,31 +63,23 @@ class EfficientATMelSettings:
         return hop % self.hop_length == 0 and (window - 1 - half) // self.hop_length >= first
 
 
-# torch's float32 Kaldi mel of the FFT bins (`frontends.torch_bin_mels`) as torch computes them through MKL's
-# reproducible code path (MKL_CBWR=COMPATIBLE; what non-Intel x86 CPUs get, and the official goldens' values). On
-# Intel CPUs MKL's fast log moves some bins by up to 2 ulp, which moves 57 of EfficientAT's bank entries by up to
-# 1.8e-5; bundling them makes every machine compute the goldens' banks. A test recomputes them. EfficientAT at
-# 32 kHz, and the 16 kHz Kaldi fbank of BEATs, SSAST and EAT.
-BUNDLED_BIN_MELS = {(1024, 32000.0): "kaldi_bin_mels_1024_32000.npy", (512, 16000.0): "kaldi_bin_mels_512_16000.npy"}
-
-
-def bundled_bin_mels(n_fft: int, sample_rate: float) -> np.ndarray | None:
-    """The bundled Kaldi mel of each FFT bin, k < n_fft // 2, for this FFT size and rate; None if none is bundled."""
-    bundled = BUNDLED_BIN_MELS.get((int(n_fft), float(sample_rate)))
-    if bundled is None:
-        return None
-    with resources.as_file(resources.files("streamtag.assets") / bundled) as path:
-        mels = np.load(path)
-    return mels if mels.shape == (n_fft // 2,) and mels.dtype == np.float32 else None
+# torch's float32 Kaldi mel of the FFT bins (`frontends.torch_bin_mels`), saved by torch through MKL's reproducible
+# path (MKL_CBWR=COMPATIBLE; what AMD CPUs get, and the goldens' values; a test recomputes them). torch takes its
+# log from MKL, whose fast path on Intel CPUs moves some bins by up to 2 ulp (57 EfficientAT bank entries, by up to
+# 1.8e-5): there the torch front-end follows torch's log, as torchaudio and so the official front-end do.
+BUNDLED_BIN_MELS = {(1024, 32000.0): "kaldi_bin_mels_1024_32000.npy"}
 
 
 def kaldi_bin_mels(n_fft: int, sample_rate: float) -> np.ndarray:
     """Kaldi mel of each FFT bin k * sr / n_fft, k < n_fft // 2, in float32 as torch's float32 log gives it (what
-    torchaudio's `get_mel_banks` evaluates): the bundled values where they exist, else a correctly rounded log,
-    which differs from torch's in the last bit of a few bins."""
-    bundled = bundled_bin_mels(n_fft, sample_rate)
+    torchaudio's `get_mel_banks` evaluates): the bundled values where they exist (EfficientAT's 1024 / 32 kHz),
+    else a correctly rounded log, which differs from torch's in the last bit of a few bins."""
+    bundled = BUNDLED_BIN_MELS.get((int(n_fft), float(sample_rate)))
     if bundled is not None:
-        return bundled
+        with resources.as_file(resources.files("streamtag.assets") / bundled) as path:
+            mels = np.load(path)
+        if mels.shape == (n_fft // 2,) and mels.dtype == np.float32:
+            return mels
     inner = 1.0 + np.float32(sample_rate / n_fft) * np.arange(n_fft // 2, dtype=np.float32) / 700.0
     return 1127.0 * np.log(inner.astype(np.float64)).astype(np.float32)
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from streamtag.models import get_spec
 from streamtag.models.frontends import EfficientATMel
 from streamtag.models.mel import EfficientATMelSettings, FrameCache, NumpyEfficientATMel
-from tests.helpers import CLIP32, demo_wave
+from tests.helpers import CLIP32, demo_wave, under_reproducible_mkl
 
 MAX_TOL, MEAN_TOL, SHARED_TOL = 3e-5, 1e-6, 1e-6
 MODELS = ("mn04_as", "mn10_as_hop_15", "mn10_as_mels_64", "dymn04_as")
@@ -40,11 +40,26 @@ def windows_of(wave, count, step, window):
     return span, np.stack([span[k * step:k * step + window] for k in range(count)])
 
 
+@pytest.fixture(scope="module")
+def reproducible_torch_banks():
+    """Each model's torch front-end bank, built where MKL takes its reproducible path (None: torch has no MKL)."""
+    if not torch.backends.mkl.is_available():
+        return None
+    stacked = under_reproducible_mkl("from streamtag.models import get_spec", "np.concatenate("
+                                     f"[get_spec(n).config.frontend().mel_basis.numpy() for n in {MODELS!r}])")
+    rows = np.cumsum([get_spec(n).config.mel_settings().n_mels for n in MODELS])[:-1]
+    return dict(zip(MODELS, np.split(stacked, rows)))
+
+
 @pytest.mark.parametrize("name", MODELS)
-def test_both_front_ends_come_from_the_family_config(name):
+def test_both_front_ends_come_from_the_family_config(name, reproducible_torch_banks):
     torch_fe, numpy_fe = both(name)
     assert torch_fe.settings == numpy_fe.settings == get_spec(name).config.mel_settings()
-    np.testing.assert_array_equal(numpy_fe.mel_basis_t.T, torch_fe.mel_basis.numpy())
+    # the same bank: bit for bit from the same log (MKL's reproducible path, the bundled bins' origin); torch's
+    # log on Intel CPUs moves some bins by up to 2 ulp, and so some bank entries by up to 1.8e-5
+    np.testing.assert_allclose(numpy_fe.mel_basis_t.T, torch_fe.mel_basis.numpy(), rtol=0, atol=2e-5)
+    if reproducible_torch_banks is not None:
+        np.testing.assert_array_equal(numpy_fe.mel_basis_t.T, reproducible_torch_banks[name])
     left = (torch_fe.n_fft - torch_fe.win_length) // 2  # torch's float32 cos and numpy's differ in the last bit
     np.testing.assert_allclose(numpy_fe.window[left:left + torch_fe.win_length], torch_fe.window.numpy(), rtol=0,
                                atol=1e-7)
