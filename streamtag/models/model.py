@@ -37,6 +37,11 @@ def check_waveforms(wave: object, dims: int, layout: str) -> None:
     if wave.dim() != dims:
         raise ConfigError(f"a model takes waveforms {layout}, got shape {tuple(wave.shape)}")
 
+def stacked_windows(span: Tensor, count: int, step: int, window: int) -> Tensor:
+    """The windows span[k*step : k*step + window], k < count, as one contiguous [count, window] tensor."""
+    return span.unfold(0, window, step)[:count].contiguous()
+
+
 class ModelOutput(NamedTuple):
     """One model call: logits [B, C] (None for embedding-only models), embeddings [B, D], frames [B, F, Df] | None."""
 
@@ -123,7 +128,7 @@ class TaggingModel(nn.Module, ABC):
     def prepare_windows(self, span: Tensor, count: int, step: int, window: int, start: int | None = None,
                         cache: FrameCache | None = None) -> PendingNetwork:
         """`forward_windows` up to the network: its front-end run, the rest pending (the default: all of it)."""
-        return PendingNetwork(self, span.unfold(0, window, step)[:count].contiguous())
+        return PendingNetwork(self, stacked_windows(span, count, step, window))
 
     @property
     def exportable(self) -> bool:
@@ -185,7 +190,7 @@ class SingleModel(TaggingModel):
             if (count > 1 or cache is not None) and self.frontend.can_share_frames(window, step):
                 features = self.frontend.windows(span, count, step, window, start, cache)
             else:
-                features = self.frontend(span.unfold(0, window, step)[:count].contiguous())
+                features = self.frontend(stacked_windows(span, count, step, window))
         return PendingNetwork(self.run_network, features)
 
     def run_network(self, features: Tensor, lengths: Tensor | None = None, n_samples: int | None = None) -> ModelOutput:
