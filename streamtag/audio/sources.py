@@ -114,11 +114,14 @@ class AudioSource(Protocol):
 
 
 def path_problem(path: str | os.PathLike) -> str | None:
-    """Why `path` cannot be an audio file before it is even opened (a directory, or nothing there), else None."""
+    """Why `path` cannot be an audio file before it is even opened (a directory, nothing there, or 0 bytes), else
+    None."""
     if os.path.isdir(path):
         return f"{os.fspath(path)}: is a directory, not an audio file"
     if not os.path.exists(path):
         return f"{os.fspath(path)}: no such file"
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        return f"{os.fspath(path)}: empty file (0 bytes)"
     return None
 
 

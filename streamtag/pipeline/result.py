@@ -2,11 +2,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..models.labels import Labels
+
+
+def _iso(t: datetime | None) -> str | None:
+    """A UTC time as ISO 8601 with milliseconds and `Z` (None stays None)."""
+    if t is None:
+        return None
+    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,11 +54,42 @@ class WindowResult:
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         """The k highest-scoring labels as (display name, score), best first."""
+        return [(self.labels.names[i], float(self.scores[i])) for i in self._top_indices(k)]
+
+    def score(self, label: str) -> float:
+        """The score of one label, by display name or mid (`"Dog"`, `"/m/0bt9lr"`, case and `_`/`-` forgiven).
+
+        Raises `LabelsError` for an unknown label (with close matches) and `ConfigError` for a model without
+        scores (embedding-only)."""
+        if self.scores is None:
+            raise ConfigError(f"{self.model} gives embeddings only: its windows have no scores")
+        return float(self.scores[self.labels.index(label)])
+
+    def to_dict(self, top_k: int = 5, scores: bool = True, embedding: bool = True) -> dict[str, Any]:
+        """The result as plain Python values that `json.dumps` writes: times, model, the top-k tags, and (unless
+        turned off) every score in label order and the embedding as lists of floats."""
+        out: dict[str, Any] = {
+            "index": self.index, "start_s": self.start_s, "end_s": self.end_s,
+            "start_sample": self.start_sample, "end_sample": self.end_sample, "model": self.model,
+            "start_utc": _iso(self.start_utc), "end_utc": _iso(self.end_utc),
+            "lost_samples": self.lost_samples, "latency_s": self.latency_s,
+            "top": [{"label": self.labels.names[i], "mid": self.labels.mids[i], "score": float(self.scores[i])}
+                    for i in self._top_indices(top_k)],
+        }
+        if scores:
+            out["scores"] = None if self.scores is None else [float(v) for v in self.scores]
+        if embedding:
+            out["embedding"] = [float(v) for v in self.embedding]
+            if self.frames is not None:
+                out["frames"] = [[float(v) for v in row] for row in self.frames]
+                out["frame_times"] = [float(t) for t in self.frame_times] if self.frame_times is not None else None
+        return out
+
+    def _top_indices(self, k: int) -> list[int]:
         if self.scores is None:
             return []
         k = max(0, min(int(k), len(self.scores)))
-        idx = np.argsort(-self.scores, kind="stable")[:k]
-        return [(self.labels.names[i], float(self.scores[i])) for i in idx]
+        return [int(i) for i in np.argsort(-self.scores, kind="stable")[:k]]
 
 
 @dataclass(frozen=True)

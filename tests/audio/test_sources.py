@@ -75,6 +75,7 @@ def test_a_16_bit_file_reads_as_the_float_file_of_its_samples(tmp_path, channels
     (lambda p: (p / "fake.wav").write_bytes(b"this is not audio at all" * 10) and p / "fake.wav",
      "not a readable audio file"),
     (lambda p: sf.write(p / "empty.wav", np.zeros(0, np.float32), 16000) or p / "empty.wav", "no audio frames"),
+    (lambda p: (p / "zero.wav").touch() or p / "zero.wav", r"zero.wav: empty file \(0 bytes\)$"),
 ])
 def test_bad_files_raise_audio_read_error(tmp_path, make, message):
     with pytest.raises(AudioReadError, match=message):
@@ -114,3 +115,12 @@ def test_closing_from_another_thread_during_reads_ends_the_stream_without_freein
             src.close()
         reader.join(10)
         assert not reader.is_alive() and errors == [] and 0 < sum(blocks) < 32000 * 20
+
+
+def test_a_0_byte_file_is_named_empty_by_open_audio_too(tmp_path):
+    """A 0-byte file is neither libsndfile's nor FFmpeg's to explain: one plain reason, not both readers' errors."""
+    from streamtag.audio.inputs import open_audio
+    (tmp_path / "zero.flac").touch()
+    with pytest.raises(AudioReadError) as e:
+        open_audio(tmp_path / "zero.flac")
+    assert str(e.value) == f"{tmp_path / 'zero.flac'}: empty file (0 bytes)"
