@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import pickle
 import tempfile
@@ -11,7 +12,7 @@ import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import WeightsError, WeightsUnavailableError
 from .registry import ModelSpec
@@ -59,16 +60,39 @@ def verify_sha256(path: Path, expected: str | None, what: str) -> None:
             f"the file is corrupt or not the official one (delete it and download it again)")
 
 
-def download(url: str, dest: Path, expected_sha256: str | None, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
-    """Download to a temporary file beside `dest`, verify its sha256, then rename into place."""
+Progress = Callable[[int, "int | None"], None]  # (bytes so far, total bytes when the server says) -> None
+
+
+def download(url: str, dest: Path, expected_sha256: str | None, timeout: float = DOWNLOAD_TIMEOUT_S,
+             progress: Progress | None = None) -> Path:
+    """Download to a temporary file beside `dest`, verify its length and sha256, then rename into place.
+
+    The temporary file is removed on any failure (an HTTP error, a dropped connection, a wrong sha256, an
+    interrupt), so `dest` is either the complete, verified file or untouched. `progress(done, total)` is called
+    after each chunk."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
         h = hashlib.sha256()
+        done = 0
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                h.update(chunk)
-                out.write(chunk)
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            if progress is not None:
+                progress(0, total)
+            try:
+                for chunk in iter(lambda: resp.read(1 << 16), b""):
+                    h.update(chunk)
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+            except (http.client.IncompleteRead, ConnectionError, TimeoutError):
+                total = -1 if total is None else total  # the connection dropped mid-file
+            if total is not None and done != total:
+                of = f" of {total}" if total >= 0 else ""
+                raise WeightsError(f"download of {url} stopped after {done}{of} bytes (the connection "
+                                   f"dropped); nothing was saved")
         if expected_sha256 is not None and h.hexdigest() != expected_sha256:
             raise WeightsError(f"download of {url} has sha256 {h.hexdigest()[:16]}…, "
                                f"expected {expected_sha256[:16]}…; nothing was saved")

@@ -141,6 +141,22 @@ def event_scores(reference: list[Segment], predicted: list[Segment], collar: flo
     return result
 
 
+def ignored_labels(reference: list[Segment], predicted: list[Segment]) -> list[str]:
+    """The predicted labels that the reference never names (what `event_scores` leaves out unless asked), sorted."""
+    named = {s.label for s in reference}
+    return sorted({s.label for s in predicted} - named)
+
+
+def ignored_notice(reference: list[Segment], predicted: list[Segment]) -> str | None:
+    """One line naming the predicted labels left out of the scores (None when there are none)."""
+    ignored = ignored_labels(reference, predicted)
+    if not ignored:
+        return None
+    events = sum(1 for s in predicted if s.label in set(ignored))
+    return (f"ignored {len(ignored)} predicted label(s) absent from the reference ({events} events): "
+            f"{', '.join(ignored)}; --all-labels counts them as false positives")
+
+
 def overall(per_label: dict[str, Scores]) -> Scores:
     """Micro-average over labels."""
     return Scores(*(sum(getattr(s, k) for s in per_label.values()) for k in ("tp", "fp", "fn")))
