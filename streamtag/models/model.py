@@ -87,10 +87,21 @@ def freeze_for_cpu(network: nn.Module, example: Tensor) -> nn.Module:
 
 
 class TaggingModel(nn.Module, ABC):
-    """What every model offers the pipeline: waveforms [B, N] at `sample_rate` -> `ModelOutput`."""
+    """What every model offers the pipeline: waveforms [B, N] at `sample_rate` -> `ModelOutput`.
+
+    In eval mode (as `create_model` returns it) a call records no gradients: its outputs are plain tensors
+    that `.numpy()` takes and that a trainable head of your own may use. `model.train()` turns autograd back on,
+    for fine-tuning. (Not `torch.inference_mode`: its tensors cannot be saved for a later backward pass.)
+    """
 
     spec: ModelSpec
     weights: ResolvedFile | None  # where the loaded weights came from (None: random init or a composite)
+
+    def __call__(self, *args, **kwargs):
+        if self.training or not torch.is_grad_enabled():
+            return super().__call__(*args, **kwargs)
+        with torch.no_grad():
+            return super().__call__(*args, **kwargs)
 
     @property
     def sample_rate(self) -> int:
