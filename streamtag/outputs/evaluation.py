@@ -75,7 +75,8 @@ def read_segments(path: str | os.PathLike) -> list[Segment]:
     head = [c.strip().lower() for c in table[0]]
     pick = {}
     for key, options in (("onset", ("onset_s", "onset", "begin time (s)", "start")),
-                         ("offset", ("offset_s", "offset", "end time (s)", "end")), ("label", ("label", "event_label", "annotation", "class", "species", "common name"))):
+                         ("offset", ("offset_s", "offset", "end time (s)", "end")),
+                         ("label", ("label", "event_label", "annotation", "class", "species", "common name"))):
         pick[key] = next((head.index(o) for o in options if o in head), None)
     if None in pick.values():
         try:  # Audacity labels: start, end, label, no header

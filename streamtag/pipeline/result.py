@@ -54,7 +54,8 @@ class WindowResult:
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         """The k highest-scoring labels as (display name, score), best first."""
-        return [(self.labels.names[i], float(self.scores[i])) for i in self._top_indices(k)]
+        scores = self.scores
+        return [] if scores is None else [(self.labels.names[i], float(scores[i])) for i in self._top_indices(k)]
 
     def score(self, label: str) -> float:
         """The score of one label, by display name or mid (`"Dog"`, `"/m/0bt9lr"`, case and `_`/`-` forgiven).
@@ -68,16 +69,17 @@ class WindowResult:
     def to_dict(self, top_k: int = 5, scores: bool = True, embedding: bool = True) -> dict[str, Any]:
         """The result as plain Python values that `json.dumps` writes: times, model, the top-k tags, and (unless
         turned off) every score in label order and the embedding as lists of floats."""
+        scores_ = self.scores
         out: dict[str, Any] = {
             "index": self.index, "start_s": self.start_s, "end_s": self.end_s,
             "start_sample": self.start_sample, "end_sample": self.end_sample, "model": self.model,
             "start_utc": _iso(self.start_utc), "end_utc": _iso(self.end_utc),
             "lost_samples": self.lost_samples, "latency_s": self.latency_s,
-            "top": [{"label": self.labels.names[i], "mid": self.labels.mids[i], "score": float(self.scores[i])}
-                    for i in self._top_indices(top_k)],
+            "top": [{"label": self.labels.names[i], "mid": self.labels.mids[i], "score": float(scores_[i])}
+                    for i in self._top_indices(top_k)] if scores_ is not None else [],
         }
         if scores:
-            out["scores"] = None if self.scores is None else [float(v) for v in self.scores]
+            out["scores"] = None if scores_ is None else [float(v) for v in scores_]
         if embedding:
             out["embedding"] = [float(v) for v in self.embedding]
             if self.frames is not None:
