@@ -1,0 +1,64 @@
+"""Every `streamtag` command in the README's (and docs/') code blocks parses: the subcommand exists and each
+--option it uses is in that subcommand's --help."""
+from __future__ import annotations
+
+import re
+import shlex
+from functools import cache
+
+import pytest
+from click.testing import CliRunner
+
+from streamtag.cli import main
+from tests.helpers import ROOT
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def code_blocks(text: str) -> list[str]:
+    """The fenced code blocks that are not Python (shell commands and synopses)."""
+    return [body for lang, body in re.findall(r"^```(\w*)\n(.*?)^```", text, flags=re.M | re.S)
+            if lang not in ("python", "py")]
+
+
+def commands(page) -> list[str]:
+    """Each `streamtag ...` command in a page's code blocks (continued lines joined, pipes split)."""
+    found = []
+    for block in code_blocks(page.read_text()):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #")[0]  # a trailing comment
+            for part in re.split(r"\|\||&&|\|", line):
+                part = part.strip()
+                if part.startswith("streamtag "):
+                    found.append(part)
+    return found
+
+
+@cache
+def help_text(sub: str) -> str:
+    res = CliRunner().invoke(main, [sub, "--help"], terminal_width=200)
+    assert res.exit_code == 0, f"`streamtag {sub} --help` failed: {res.output}"
+    return res.output
+
+
+ALL = [(page.relative_to(ROOT).as_posix(), cmd) for page in PAGES for cmd in commands(page)]
+
+
+def test_the_readme_shows_commands_for_each_job():
+    readme = [cmd for page, cmd in ALL if page == "README.md"]
+    subs = {shlex.split(c)[1] for c in readme}
+    assert {"tag", "listen", "models", "eval", "bench"} <= subs
+
+
+@pytest.mark.parametrize("page, command", ALL, ids=[f"{p}:{c[:60]}" for p, c in ALL])
+def test_each_command_names_a_subcommand_and_options_it_has(page, command):
+    words = shlex.split(command, comments=False)
+    sub = words[1]
+    assert sub in main.commands, f"{page}: `{command}`: no subcommand {sub!r}"
+    text = help_text(sub)
+    for word in words[2:]:
+        option = word.strip("[]").split("=")[0]
+        if re.fullmatch(r"--[a-z][a-z0-9-]*", option):
+            # an option is listed as `--name`, `--name / --no-name` or `--name/--no-name`
+            assert re.search(rf"(^|[\s/,]){re.escape(option)}(?![a-z0-9-])", text), \
+                f"{page}: `{command}`: `streamtag {sub}` has no option {option}"
