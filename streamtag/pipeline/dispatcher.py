@@ -48,9 +48,12 @@ class SubscriberList:
         with self._lock:
             self._items = tuple(s for s in self._items if s != cb)  # == : a bound method equals its twin
 
-    def publish(self, result: WindowResult) -> None:
-        """Call every subscriber with `result`; exceptions are logged and counted, never raised."""
+    def publish(self, result: WindowResult, stopped: Callable[[], bool] | None = None) -> None:
+        """Call every subscriber with `result`; exceptions are logged and counted, never raised. Once `stopped()`
+        is true (a subscriber stopped the run) no further subscriber is called."""
         for cb in self._items:
+            if stopped is not None and stopped():
+                return
             try:
                 cb(result)
             except Exception as e:  # a subscriber's bug must not stop the others

@@ -146,7 +146,8 @@ class Stream:
             t.start()
 
     def stop(self) -> None:
-        """Ask every thread to stop; idempotent, safe from any thread, never blocks."""
+        """Ask every thread to stop; idempotent, safe from any thread, never blocks. No subscriber is called after
+        it (from a subscriber: none after the one calling it, not even for the same window)."""
         self._stop.set()
         self.ring.abort()
         try:
@@ -354,9 +355,11 @@ class Stream:
                 early[item[0]] = item[1]
                 while next_batch in early:
                     for r in early.pop(next_batch):
+                        if self._discarding():  # stopped mid-batch (by a subscriber, say): no more callbacks
+                            break
                         self._windows += 1
                         self._lossy += r.lost_samples > 0
-                        self.subscribers.publish(r)
+                        self.subscribers.publish(r, stopped=self._discarding)
                     next_batch += 1
         finally:
             self._t1 = time.monotonic()
