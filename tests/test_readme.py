@@ -62,3 +62,17 @@ def test_each_command_names_a_subcommand_and_options_it_has(page, command):
             # an option is listed as `--name`, `--name / --no-name` or `--name/--no-name`
             assert re.search(rf"(^|[\s/,]){re.escape(option)}(?![a-z0-9-])", text), \
                 f"{page}: `{command}`: `streamtag {sub}` has no option {option}"
+
+
+def test_the_readme_model_table_states_each_models_registry_facts():
+    """mAP, parameters and embedding size in the README's table are the registry's (they are not measured)."""
+    from streamtag.models import get_spec
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| model | mAP |"):]
+    rows = [line.split("|")[1:6] for line in table[: table.index("\n\n")].splitlines()[2:]]
+    assert len(rows) >= 8
+    for name, mAP, params, emb, _ in rows:
+        spec = get_spec(name.strip().strip("`"))
+        assert mAP.strip() == (f"{spec.mAP}" if spec.mAP else "–"), name
+        assert abs(float(params.strip().removesuffix(" M")) - spec.params_millions) < 0.051, name
+        assert int(emb) == spec.embedding_dim, name

@@ -71,15 +71,15 @@ def test_subscribers_last_until_detached_through_their_handle():
 
 
 def _readme_model_names() -> list[str]:
-    """The backticked names in the first column of the README's model table."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The backticked names in the first column of the model table in docs/models.md."""
+    text = (ROOT / "docs" / "models.md").read_text(encoding="utf-8")
     table = text[text.index("| name | params |"):]
     table = table[: table.index("\n\n")]
     rows = [line.split("|")[1] for line in table.splitlines()[2:]]
     return [n for row in rows for n in re.findall(r"`([a-z0-9_]+)`", row)]
 
 
-def test_the_readme_model_table_names_every_registered_model_and_nothing_else():
+def test_the_docs_model_table_names_every_registered_model_and_nothing_else():
     names = _readme_model_names()
     assert len(names) == len(set(names))
     assert set(names) == {s.name for s in list_models()}
