@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from datetime import datetime, timedelta
 from typing import IO
 
@@ -57,11 +58,13 @@ def write_audacity(out: IO[str], events: list[Event]) -> None:
 def write_raven(out: IO[str], events: list[Event], source: str, max_freq_hz: float,
                 start_utc: datetime | None = None) -> None:
     """Raven selection table (tab-separated, the columns BirdNET-Analyzer writes), with Raven's `Begin Date Time`
-    (UTC) when the recording's start is known."""
+    (UTC) when the recording's start is known. `Begin Path` is the recording's absolute path (Raven opens the
+    file from it wherever the table is), or the URL as given."""
+    begin_path = source if "://" in source else os.path.abspath(source)
     w = csv.writer(out, delimiter="\t", lineterminator="\n")
     w.writerow(RAVEN_COLUMNS + ([RAVEN_DATE_COLUMN] if start_utc is not None else []))
     for i, e in enumerate(events, 1):
         when = [] if start_utc is None else \
             [(start_utc + timedelta(seconds=e.onset_s)).strftime("%Y/%m/%d %H:%M:%S.%f")[:-3]]
         w.writerow([i, "Spectrogram 1", 1, f"{e.onset_s:.4f}", f"{e.offset_s:.4f}", "0", f"{max_freq_hz:.1f}",
-                    e.label, f"{e.peak:.4f}", source, f"{e.onset_s:.4f}", *when])
+                    e.label, f"{e.peak:.4f}", begin_path, f"{e.onset_s:.4f}", *when])

@@ -17,7 +17,8 @@ class LiveView:
         self.lossy = 0
 
     def render(self, r: WindowResult) -> str:
-        lines = [f"{self.title}  window {r.index}  {r.start_s:.1f}-{r.end_s:.1f} s"]
+        # times first: "window 5" read as a 5 s window
+        lines = [f"{self.title}  {r.start_s:.1f}-{r.end_s:.1f} s  (#{r.index}, {r.end_s - r.start_s:g} s window)"]
         for i in (self.tags.pick(r.scores) if r.scores is not None else []):
             name, score = r.labels.names[i], float(r.scores[i])
             lines.append(f"  {name[:32]:<32} {'#' * int(round(score * BAR)):<{BAR}} {score:.2f}")
