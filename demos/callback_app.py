@@ -29,6 +29,7 @@ class DogAlarm:
 
 
 def main() -> None:
+    streamtag.show_warnings_as_lines()  # streamtag's notices as one line each, as the CLI prints them
     path = sys.argv[1] if len(sys.argv) > 1 else Path(__file__).with_name("speech_dog_12s.flac")
     audio, rate = sf.read(path, dtype="float32")
     tagger = streamtag.Tagger("mn04_as", window=2.0, hop=1.0)

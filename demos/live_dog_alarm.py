@@ -14,6 +14,7 @@ from streamtag.audio.microphone import MicrophoneSource
 
 
 def main() -> None:
+    streamtag.show_warnings_as_lines()  # streamtag's notices as one line each, as the CLI prints them
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--input", default=None)
     ap.add_argument("--threshold", type=float, default=0.4)

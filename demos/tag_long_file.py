@@ -11,6 +11,7 @@ import streamtag
 
 
 def main() -> None:
+    streamtag.show_warnings_as_lines()  # streamtag's notices as one line each, as the CLI prints them
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("path")
     ap.add_argument("--model", default=None, help="default: mn10_as, or the bundled mn04_as offline")

@@ -53,6 +53,7 @@ def make_dataset(root: str | Path, per_class: int = 6, seconds: float = 3.0, see
 
 def main(workdir: str) -> None:
     import streamtag
+    streamtag.show_warnings_as_lines()  # streamtag's notices as one line each, as the CLI prints them
 
     work = Path(workdir)
     data = make_dataset(work / "data")

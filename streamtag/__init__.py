@@ -10,19 +10,22 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (AudioReadError, ConfigError, DependencyError, LabelsError, OutputError, PipelineError,
                      StreamtagError, UnknownModelError, WeightsError, WeightsUnavailableError)
+from .notices import show_warnings_as_lines
 from .threads import configure_threads
 
 __version__ = "0.1.0"
 
 _LAZY = {"ArraySource": ".audio", "FileSource": ".audio", "ModelSpec": ".models", "create_model": ".models",
          "list_models": ".models", "load_labels": ".models", "Tagger": ".pipeline", "TaggerStats": ".pipeline",
-         "WindowResult": ".pipeline", "train_head": ".engines.train"}
+         "WindowResult": ".pipeline", "train_head": ".engines.train", "tag_file": ".pipeline.oneshot",
+         "FileTags": ".pipeline.oneshot"}
 
 if TYPE_CHECKING:
     from .audio import ArraySource, FileSource
     from .models import ModelSpec, create_model, list_models, load_labels
     from .engines.train import train_head
     from .pipeline import Tagger, TaggerStats, WindowResult
+    from .pipeline.oneshot import FileTags, tag_file
 
 
 def __getattr__(name: str) -> Any:
@@ -33,7 +36,8 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["ArraySource", "AudioReadError", "ConfigError", "DependencyError", "FileSource", "LabelsError", "ModelSpec",
+__all__ = ["ArraySource", "AudioReadError", "ConfigError", "DependencyError", "FileSource", "FileTags", "LabelsError",
+           "ModelSpec",
            "OutputError", "PipelineError", "StreamtagError", "Tagger", "TaggerStats", "UnknownModelError", "WeightsError",
            "WeightsUnavailableError", "WindowResult", "__version__", "configure_threads", "create_model",
-           "list_models", "load_labels", "train_head"]
+           "list_models", "load_labels", "show_warnings_as_lines", "tag_file", "train_head"]
