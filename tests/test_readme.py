@@ -76,3 +76,16 @@ def test_the_readme_model_table_states_each_models_registry_facts():
         assert mAP.strip() == (f"{spec.mAP}" if spec.mAP else "–"), name
         assert abs(float(params.strip().removesuffix(" M")) - spec.params_millions) < 0.051, name
         assert int(emb) == spec.embedding_dim, name
+
+
+def test_ci_runs_the_readmes_two_set_up_commands_exactly_and_the_static_checks():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    setup = [c for block in code_blocks(readme) for c in block.splitlines() if c.startswith("pip install -e ")]
+    assert setup == ["pip install -e . -c constraints.txt && streamtag tag demos/speech_dog_12s.flac",
+                     "pip install -e '.[test]' -c constraints.txt && python -m pytest"]
+    for command in setup:  # CI adds pip's -q
+        assert command in ci.replace("pip install -q ", "pip install "), command
+    assert "\nruff check .\n" in ci and "\nmypy\n" in ci and "ruff check ." in readme and "`mypy`" in readme
+    # the CPU-only torch line comes before the install command
+    assert readme.index("download.pytorch.org/whl/cpu") < readme.index(setup[0])
