@@ -21,12 +21,11 @@ from ..models.mel import FrameCache
 from ..models.pending import PendingNetwork
 from ..windows import WindowScheduler, WindowSpec
 from .dispatcher import SubscriberList
-from .memory import check_run_memory, ring_samples
+from ..memory import check_run_memory, ring_samples
 from .result import TaggerStats, WindowResult
 
 if TYPE_CHECKING:
-    from .export_runner import ExportRunner
-    from .runner import ModelRunner
+    from .backend import Backend
 
 _END = object()
 POLL_S = 0.1  # how often blocked threads look at the stop flag
@@ -92,7 +91,7 @@ class Stream:
     published, in order, and `join()` re-raises it. A `stop()` drops unpublished results.
     """
 
-    def __init__(self, source: AudioSource, runner: "ModelRunner | ExportRunner", spec: WindowSpec, batch_size: int,
+    def __init__(self, source: AudioSource, runner: "Backend", spec: WindowSpec, batch_size: int,
                  subscribers: SubscriberList, labels: Labels, model_name: str,
                  ring_seconds: float | None = None, on_finish: Callable[[], None] | None = None) -> None:
         self.source = source
