@@ -5,6 +5,8 @@ import logging
 import threading
 from typing import Callable
 
+import numpy as np
+
 from .result import WindowResult
 
 log = logging.getLogger("streamtag")
@@ -47,6 +49,25 @@ class SubscriberList:
     def remove(self, cb: Subscriber) -> None:
         with self._lock:
             self._items = tuple(s for s in self._items if s != cb)  # == : a bound method equals its twin
+
+    def tap(self, start: int, samples: np.ndarray, rate: int) -> None:
+        """Give the stream's audio, as it is written (samples [start, start+len) at `rate`, float32 mono), to
+        every subscriber with an `on_audio(start, samples, rate)` method (an audio tap, e.g. a clip buffer).
+        Called from the source thread: a tap must only copy. Errors are counted as subscribers' errors."""
+        for cb in self._items:
+            on_audio = getattr(cb, "on_audio", None)
+            if on_audio is None:
+                continue
+            try:
+                on_audio(start, samples, rate)
+            except Exception as e:  # a tap's bug must not stop the stream
+                with self._lock:
+                    self.errors += 1
+                    first = self.first_error is None
+                    if first:
+                        self.first_error = e
+                if first:
+                    log.error("audio tap %r raised at sample %d; it stays subscribed", cb, start, exc_info=e)
 
     def publish(self, result: WindowResult) -> None:
         """Call every subscriber with `result`; exceptions are logged and counted, never raised."""
