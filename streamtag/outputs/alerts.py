@@ -46,6 +46,9 @@ class Destination:
         self.dropped = 0  # messages dropped because the queue was full (or left at close)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._count_lock = threading.Lock()
+        self._busy = False  # a message is being delivered
+        self._abandoned = False  # close() gave up on the message being delivered
 
     def start(self) -> None:
         if self._thread is None:
@@ -68,21 +71,26 @@ class Destination:
             if item is _STOP:
                 return
             kind, message = item
+            self._busy = True
             try:
-                if self.deliver(kind, message):
+                ok = self.deliver(kind, message)
+            except Exception as e:  # noqa: BLE001 - a destination's failure is counted, never raised
+                ok = False
+                log.warning("alert to %s failed: %s", self.name, e)
+            with self._count_lock:
+                self._busy = False
+                if self._abandoned:
+                    return  # counted as dropped by close()
+                if ok:
                     self.sent += 1
                 else:
                     self.failed += 1
-            except Exception as e:  # noqa: BLE001 - a destination's failure is counted, never raised
-                self.failed += 1
-                log.warning("alert to %s failed: %s", self.name, e)
 
     def deliver(self, kind: str, message: dict[str, Any]) -> bool:
         raise NotImplementedError
 
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued for up to `timeout` s, then stop; what is left is counted as dropped."""
-        self._stopping.set()
         if self._thread is not None:
             deadline = time.monotonic() + timeout
             while self._thread.is_alive():
@@ -93,6 +101,12 @@ class Destination:
                     if time.monotonic() > deadline:
                         break
             self._thread.join(max(0.0, deadline - time.monotonic()))
+            self._stopping.set()  # a delivery still waiting (a dead broker, a backoff) gives up now
+            self._thread.join(0.5)
+            with self._count_lock:
+                if self._thread.is_alive() and self._busy:  # stuck (a slow server): counted as dropped
+                    self._abandoned = True
+                    self.dropped += 1
             while True:
                 try:
                     item = self._queue.get_nowait()
@@ -100,6 +114,7 @@ class Destination:
                     break
                 if item is not _STOP:
                     self.dropped += 1
+        self._stopping.set()
         self.shutdown()
 
     def shutdown(self) -> None:

@@ -70,9 +70,13 @@ class Recorder:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *a: c.subscribe("#", qos=1)
+        self.subscribed = threading.Event()
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.client.reconnect_delay_set(0.1, 1)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        if not self.subscribed.wait(10):
+            raise RuntimeError("the test's MQTT subscriber could not subscribe")
 
     def _on_message(self, client, userdata, msg) -> None:
         with self.lock:
