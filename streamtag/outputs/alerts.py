@@ -177,7 +177,7 @@ class ExecAlerts(Destination):
                    STREAMTAG_CLIP=str(message.get("clip") or ""))
         try:
             done = subprocess.run(self.argv, env=env, timeout=self.timeout_s, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
             log.warning("exec alert %s: %s", self.argv[0], e)
             return False

@@ -14,6 +14,7 @@ import numpy as np
 from ..audio.levels import mean_level
 from ..errors import ConfigError
 from ..models.labels import Labels
+from ..pipeline.dispatcher import AudioTap
 from ..pipeline.result import WindowResult
 from .events import Event, EventDetector, EventSettings, window_slice
 
@@ -141,7 +142,7 @@ class MonitorStats:
     detections: list[Detection] = field(default_factory=list)
 
 
-class Monitor:
+class Monitor(AudioTap):
     """A subscriber: events from the windows (`EventDetector`), with levels, noise floor and SNR; then the
     parts given: a store (`DetectionStore`), clips (`ClipWriter`, fed by the pipeline's audio tap), alerts
     (`AlertHub`), a privacy gate (`PrivacyGate`) and `on_detection(d)` for your own code.

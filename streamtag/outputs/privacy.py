@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LabelsError
 from ..models.labels import Labels
 from ..pipeline.result import WindowResult
 
@@ -31,7 +31,7 @@ class PrivacyGate:
         for name, threshold in items:
             try:
                 index = labels.index(name)
-            except Exception as e:  # LabelsError: say which option it came from
+            except LabelsError as e:  # say which option it came from
                 raise ConfigError(f"privacy label: {e} (a custom head in 'replace' mode has no AudioSet labels; "
                                   "use head mode 'append')") from None
             if not 0.0 <= float(threshold) <= 1.0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .dispatcher import AudioTap
 from .result import TaggerStats, WindowResult
 from .stream import Stream
 from .tagger import DefaultModelFallback, ShortWindowWarning, Tagger
@@ -27,4 +28,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["DefaultModelFallback", "ShortWindowWarning", "ModelRunner", "Stream", "Tagger", "TaggerStats", "WindowResult", "resolve_device"]
+__all__ = ["AudioTap", "DefaultModelFallback", "ShortWindowWarning", "ModelRunner", "Stream", "Tagger", "TaggerStats", "WindowResult", "resolve_device"]

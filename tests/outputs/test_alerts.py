@@ -1,12 +1,18 @@
 """Alerts to a real mosquitto broker, a local HTTP server (fine, slow, failing, absent) and a command."""
 import json
-import time
 
 import numpy as np
 import pytest
 
 from streamtag.errors import ConfigError
-from streamtag.outputs.alerts import AlertHub, ExecAlerts, MqttAlerts, WebhookAlerts, destination, slug
+from streamtag.outputs.alerts import (
+    AlertHub,
+    ExecAlerts,
+    MqttAlerts,
+    WebhookAlerts,
+    destination,
+    slug,
+)
 from streamtag.outputs.monitor import Monitor
 from tests.outputs.monitor_helpers import RATE, demo_audio, run, tagger
 from tests.outputs.services import Broker, Recorder, Webhook, free_port
@@ -154,3 +160,22 @@ def test_exec_gets_the_event_in_its_environment_and_cooldown_holds_repeats(demo,
 def test_bad_alert_urls_are_refused(url):
     with pytest.raises(ConfigError):
         destination(url)
+
+
+def test_paho_is_imported_only_by_an_mqtt_destination_and_its_absence_is_one_clear_error(tmp_path):
+    import subprocess
+    import sys
+    fake = tmp_path / "paho"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('no paho here')\n")
+    code = ("import sys, streamtag, streamtag.outputs\n"
+            "from streamtag.outputs import AlertHub, WebhookAlerts\n"
+            "assert not any(m.startswith('paho') for m in sys.modules), 'paho imported'\n"
+            "from streamtag.errors import DependencyError\n"
+            "from streamtag.outputs import MqttAlerts\n"
+            "try:\n    MqttAlerts('mqtt://127.0.0.1:1/x')\nexcept DependencyError as e:\n    print(e)\n")
+    from tests.helpers import ROOT
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                         env={**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"})
+    assert out.returncode == 0, out.stderr
+    assert "pip install 'streamtag[alerts]'" in out.stdout

@@ -1,7 +1,8 @@
 """Window levels: dBFS RMS and A-weighted, against closed forms and IEC 61672's table."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamtag.audio.levels import SILENCE_DB, a_weight_gain, mean_level, window_levels
 

@@ -24,7 +24,7 @@ def test_clips_hold_the_stream_audio_of_each_event_plus_padding_with_private_par
     privacy = PrivacyGate(t.labels, {"Speech": 0.2})
     mon = Monitor(t.labels, source="demo", store=store, clips=ClipWriter(tmp_path / "clips", padding_s=1.0),
                   privacy=privacy)
-    results, _ = run(t, audio, mon)
+    run(t, audio, mon)
     dets = mon.stats.detections
     assert {"Speech", "Dog"} <= {d.label for d in dets}
     rows = {r["id"]: r for r in DetectionStore(tmp_path / "db.sqlite").events()}

@@ -5,7 +5,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,7 +14,7 @@ from streamtag.outputs.monitor import Detection
 from streamtag.outputs.store import MIGRATIONS, SCHEMA_VERSION, DetectionStore
 from tests.helpers import ROOT
 
-T0 = datetime(2026, 5, 1, 5, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 5, 30, tzinfo=UTC)
 
 
 def det(label, onset, dur=2.0, source="garden"):
