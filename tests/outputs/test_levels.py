@@ -40,3 +40,24 @@ def test_a_gain_shifts_both_levels_by_itself(gain_db, seed):
     scaled = window_levels(x * 10 ** (gain_db / 20), np.array([0]), 8000, RATE)
     assert scaled[0][0] - base[0][0] == pytest.approx(gain_db, abs=1e-6)
     assert scaled[1][0] - base[1][0] == pytest.approx(gain_db, abs=1e-6)
+
+
+def test_jsonl_and_npz_outputs_carry_each_windows_levels(tmp_path):
+    import io
+    import json
+
+    from streamtag.outputs.sinks import JsonlSink, NpzSink
+    from tests.outputs.monitor_helpers import demo_audio, tagger
+    t = tagger()
+    out = io.StringIO()
+    jsonl, npz = JsonlSink(out, "demo"), NpzSink(tmp_path / "a.npz", t.labels)
+    results = []
+    for r in t.tag_array(demo_audio()[:3 * RATE], RATE):
+        results.append(r)
+        jsonl(r)
+        npz(r)
+    npz.close()
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [x["level_db"] for x in lines] == [round(r.level_db, 2) for r in results]
+    z = np.load(tmp_path / "a.npz")
+    np.testing.assert_array_equal(z["level_dba"], [r.level_dba for r in results])
