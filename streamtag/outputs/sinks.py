@@ -212,6 +212,8 @@ class JsonlSink:
         if r.start_utc is not None:
             rec |= {"start_utc": utc_text(r.start_utc), "end_utc": utc_text(r.end_utc)}
         rec["top"] = top
+        if r.level_db is not None:
+            rec |= {"level_db": round(r.level_db, 2), "level_dba": round(r.level_dba, 2)}
         if r.lost_samples:
             rec["lost_samples"] = r.lost_samples
         self.out.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -277,6 +279,7 @@ class NpzSink:
         self._times: list[tuple[float, float]] = []
         self._origins: list[datetime | None] = []
         self._lost: list[int] = []
+        self._levels: list[tuple[float, float]] = []  # (dBFS, dBFS A-weighted) when every window has them
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._rows: dict[str, int] = dict.fromkeys(self.ARRAYS, 0)
         self._model = ""
@@ -286,6 +289,8 @@ class NpzSink:
         self._times.append((r.start_s, r.end_s))
         self._origins.append(r.stream_start_utc)
         self._lost.append(r.lost_samples)
+        if r.level_db is not None and r.level_dba is not None:
+            self._levels.append((r.level_db, r.level_dba))
         for key, row, dtype in (("scores", r.scores, "<f4"), ("embeddings", r.embedding, "<f4"),
                                 ("frame_embeddings", r.frames, "<f4"), ("frame_times", r.frame_times, "<f8")):
             if row is not None:
@@ -310,6 +315,8 @@ class NpzSink:
             "hop_s": np.asarray(self.hop_s if self.hop_s is not None else np.nan),
             "streamtag_version": np.asarray(__version__),
             **{k: np.asarray(v) for k, v in self.extra.items()},
+            **({"level_db": np.asarray([a for a, _ in self._levels]), "level_dba": np.asarray([b for _, b in self._levels])}
+               if k and len(self._levels) == k else {}),
             **self._utc_arrays(times),
         }
         try:
