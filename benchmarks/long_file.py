@@ -19,12 +19,10 @@ import numpy as np  # noqa: E402
 
 from streamtag import Tagger  # noqa: E402
 from streamtag.audio.sources import FileSource  # noqa: E402
-from streamtag.engines.archive import audio_seconds  # noqa: E402
-from streamtag.pipeline.tagger import TORCH_FRONTEND_FROM_S  # noqa: E402
 
 weights, path = sys.argv[1], sys.argv[2]
 pairs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-tagger = Tagger("mn10_as", weights=weights, device="cpu", audio_s=audio_seconds([path], TORCH_FRONTEND_FROM_S))
+tagger = Tagger("mn10_as", weights=weights, device="cpu")
 spec, batch = tagger.window, tagger.batch_size
 first = np.concatenate([b for _, b in zip(range(40), FileSource(path).blocks(tagger.sample_rate))])
 span = first[:spec.window + (batch - 1) * spec.hop]

@@ -16,15 +16,12 @@ import numpy as np  # noqa: E402
 import streamtag  # noqa: E402
 from streamtag import Tagger  # noqa: E402
 from streamtag.audio.sources import FileSource  # noqa: E402
-from streamtag.engines.archive import audio_seconds  # noqa: E402
 from streamtag.models.mel import FrameCache  # noqa: E402
-from streamtag.pipeline.tagger import TORCH_FRONTEND_FROM_S  # noqa: E402
 
 weights, path, win, hop = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 streamtag.configure_threads()
 t2 = time.perf_counter()
-tagger = Tagger("mn10_as", weights=weights, window=win, hop=hop, device="cpu",
-                audio_s=audio_seconds([path], TORCH_FRONTEND_FROM_S))
+tagger = Tagger("mn10_as", win, hop, weights=weights, device="cpu")
 t3 = time.perf_counter()
 tagger.warm_up()
 t4 = time.perf_counter()

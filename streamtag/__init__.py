@@ -8,12 +8,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .errors import (AudioReadError, ConfigError, DependencyError, LabelsError, OutputError, PipelineError,
                      StreamtagError, UnknownModelError, WeightsError, WeightsUnavailableError)
 from .notices import show_warnings_as_lines
 from .threads import configure_threads
-
-__version__ = "0.1.0"
 
 _LAZY = {"ArraySource": ".audio", "FileSource": ".audio", "ModelSpec": ".models", "create_model": ".models",
          "list_models": ".models", "load_labels": ".models", "Tagger": ".pipeline", "TaggerStats": ".pipeline",

@@ -16,9 +16,10 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .frontends import Frontend
+from .interface import SpecFacts
 from .mel import FrameCache
 from .pending import PendingNetwork
-from .registry import ModelSpec
+from .spec import ModelSpec
 from .runtimes import EXPORT_RUNTIMES, OnnxRuntimeNetwork, OpenVINONetwork, export_identity
 from .weights import ResolvedFile, weights_sha256
 
@@ -86,8 +87,8 @@ def freeze_for_cpu(network: nn.Module, example: Tensor) -> nn.Module:
         return network
 
 
-class TaggingModel(nn.Module, ABC):
-    """What every model offers the pipeline: waveforms [B, N] at `sample_rate` -> `ModelOutput`.
+class TaggingModel(SpecFacts, nn.Module, ABC):
+    """A torch model as the pipeline runs it (`RunnableModel`): waveforms [B, N] at `sample_rate` -> `ModelOutput`.
 
     In eval mode (as `create_model` returns it) a call records no gradients: its outputs are plain tensors
     that `.numpy()` takes and that a trainable head of your own may use. `model.train()` turns autograd back on,
@@ -96,21 +97,13 @@ class TaggingModel(nn.Module, ABC):
 
     spec: ModelSpec
     weights: ResolvedFile | None  # where the loaded weights came from (None: random init or a composite)
+    needs_torch: ClassVar[bool] = True
 
     def __call__(self, *args, **kwargs):
         if self.training or not torch.is_grad_enabled():
             return super().__call__(*args, **kwargs)
         with torch.no_grad():
             return super().__call__(*args, **kwargs)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.spec.sample_rate
-
-    @property
-    def min_samples(self) -> int:
-        """Shortest window or hop this model accepts."""
-        return self.spec.min_samples
 
     @property
     @abstractmethod

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import WeightsError, WeightsUnavailableError
-from .registry import ModelSpec
+from .spec import ModelSpec
 
 if TYPE_CHECKING:
     import torch
@@ -173,9 +173,11 @@ def read_checkpoint(path: str | os.PathLike) -> object:
             raise WeightsError(f"{path}: refused: the checkpoint holds pickled objects other than tensors, "
                                f"which could run code ({detail})") from None
         raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({detail})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
+    except Exception as e:  # torch's unpickler fails on arbitrary bytes in many ways (KeyError, IndexError, ...)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        detail = first if isinstance(e, (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError)) else \
+            f"{type(e).__name__}: {first}" if first else type(e).__name__
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({detail})") from None
     return obj
 
 

@@ -5,10 +5,21 @@ import logging
 import threading
 from typing import Callable
 
+import numpy as np
+
 from .result import WindowResult
 
 log = logging.getLogger("streamtag")
 Subscriber = Callable[[WindowResult], object]
+
+
+class AudioTap:
+    """A subscriber that also receives the stream's audio as it is written (e.g. a clip buffer): subclass it and
+    implement `on_audio`. It runs on the source thread, ahead of the windows' results: it must only copy."""
+
+    def on_audio(self, start: int, samples: np.ndarray, rate: int) -> None:
+        """Samples [start, start+len(samples)) of the stream, float32 mono at `rate` (zeros for lost audio)."""
+        raise NotImplementedError
 
 
 class Subscription:
@@ -30,6 +41,7 @@ class SubscriberList:
 
     def __init__(self, initial: list[Subscriber] | None = None) -> None:
         self._items: tuple[Subscriber, ...] = tuple(initial or ())
+        self._taps: tuple[AudioTap, ...] = tuple(cb for cb in self._items if isinstance(cb, AudioTap))
         self._lock = threading.Lock()
         self.errors = 0
         self.first_error: BaseException | None = None
@@ -43,10 +55,28 @@ class SubscriberList:
             raise TypeError(f"subscriber must be callable, got {type(cb).__name__}")
         with self._lock:
             self._items = self._items + (cb,)
+            if isinstance(cb, AudioTap):
+                self._taps = self._taps + (cb,)
 
     def remove(self, cb: Subscriber) -> None:
         with self._lock:
             self._items = tuple(s for s in self._items if s != cb)  # == : a bound method equals its twin
+            self._taps = tuple(s for s in self._taps if s != cb)
+
+    def tap(self, start: int, samples: np.ndarray, rate: int) -> None:
+        """Give the stream's audio, as it is written (samples [start, start+len) at `rate`, float32 mono), to
+        every subscriber that is an `AudioTap`. Called from the source thread; errors count as subscribers'."""
+        for cb in self._taps:
+            try:
+                cb.on_audio(start, samples, rate)
+            except Exception as e:  # a tap's bug must not stop the stream
+                with self._lock:
+                    self.errors += 1
+                    first = self.first_error is None
+                    if first:
+                        self.first_error = e
+                if first:
+                    log.error("audio tap %r raised at sample %d; it stays subscribed", cb, start, exc_info=e)
 
     def publish(self, result: WindowResult, stopped: Callable[[], bool] | None = None) -> None:
         """Call every subscriber with `result`; exceptions are logged and counted, never raised. Once `stopped()`

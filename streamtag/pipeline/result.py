@@ -36,6 +36,8 @@ class WindowResult:
     frames: np.ndarray | None = field(default=None, repr=False)  # float32 [F, Df] frame embeddings, if asked
     frame_times: np.ndarray | None = field(default=None, repr=False)  # float64 [F] absolute frame starts (s)
     stream_start_utc: datetime | None = None  # wall-clock (UTC) time of the stream's first sample, when known
+    level_db: float | None = None  # the window's level, dBFS RMS (0 dB: full-scale square wave), when measured
+    level_dba: float | None = None  # the same A-weighted (IEC 61672, 0 dB at 1 kHz)
 
     @property
     def start_utc(self) -> datetime | None:
