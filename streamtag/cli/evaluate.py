@@ -14,15 +14,20 @@ from .common import user_errors
               help="CSV/TSV with onset, offset and label columns (or an Audacity label file).")
 @click.option("--collar", default=0.5, show_default=True, type=click.FloatRange(min=0), help="Onset collar, seconds.")
 @click.option("--onsets-only", is_flag=True, help="Ignore offsets when matching.")
-@click.option("--all-labels", is_flag=True, help="Also count predicted labels absent from the reference as false positives.")
+@click.option("--all-labels", is_flag=True,
+              help="Also count predicted labels absent from the reference as false positives (without it they are "
+                   "left out, and named on stderr).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def evaluate(predicted, reference, collar, onsets_only, all_labels, as_json) -> None:
     """Event-based precision, recall and F1 of PREDICTED events (streamtag events JSONL/CSV, Audacity or
     Raven files) against a reference list, per label and overall."""
-    from ..outputs.evaluation import event_scores, overall, read_segments
+    from ..outputs.evaluation import event_scores, ignored_notice, overall, read_segments
     with user_errors():
         ref, est = read_segments(reference), read_segments(predicted)
         per = event_scores(ref, est, collar, offsets=not onsets_only, only_reference_labels=not all_labels)
+    notice = None if all_labels else ignored_notice(ref, est)
+    if notice:  # on stderr: --json output stays one document
+        click.echo(f"streamtag: {notice}", err=True)
     tot = overall(per)
     rows = {k: {"tp": v.tp, "fp": v.fp, "fn": v.fn, "precision": v.precision, "recall": v.recall, "f1": v.f1}
             for k, v in [*per.items(), ("overall", tot)]}

@@ -24,7 +24,8 @@ from .options import labels_option, model_options, quiet_option, reconnect_optio
               help="Hide tags below this score; label=score pairs give classes their own (0.2,Dog=0.5).")
 @click.option("--thresholds", "thresholds_path", type=click.Path(dir_okay=False), default=None,
               help="CSV of label,threshold rows: each class's own threshold (--threshold wins).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False), default=None, help="Output format (default: live view / text).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False), default=None,
+              help="Output format (default: live view / text).")
 @click.option("--output", "-o", default=None, help="Output file, or - for stdout.")
 @click.option("--buffer-seconds", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Audio kept while inference catches up; older unread audio is lost (and counted).")

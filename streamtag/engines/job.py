@@ -181,7 +181,8 @@ class TagJob:
                                    utc=clock is not None or bool(urls),
                                    clock=None if clock is None else clock.as_dict())
         return cls(inputs=paths, plan=plan, labels=label_set, model=model, window_s=float(window), hop_s=float(hop),
-                   target=dataclasses.replace(target, frames=outputs.frames), batch_size=batch_size, engine=engine, input_options=input_options, clock=clock)
+                   target=dataclasses.replace(target, frames=outputs.frames), batch_size=batch_size, engine=engine,
+                   input_options=input_options, clock=clock)
 
     def replace(self, **changes) -> "TagJob":
         return dataclasses.replace(self, **changes)

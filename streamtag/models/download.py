@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, WeightsError, WeightsUnavailableError
 from .catalog import get_spec
-from .registry import ModelSpec
+from .spec import ModelSpec
 from .weights import DOWNLOAD_TIMEOUT_S, Progress, bundled_path, download, download_url, streamtag_home, verify_sha256
 
 STATUSES = ("downloaded", "present", "bundled")

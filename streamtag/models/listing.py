@@ -5,7 +5,7 @@ from typing import Any
 
 from ..errors import StreamtagError
 from .catalog import list_models
-from .factory import BUNDLED_MODEL, DEFAULT_MODEL
+from .loader import BUNDLED_MODEL, DEFAULT_MODEL
 from .weights import find_cached, streamtag_home
 
 DEFAULT_MARK = " *"

@@ -11,8 +11,9 @@ from ..errors import ConfigError
 from ..models.labels import Labels
 
 if TYPE_CHECKING:
-    from ..models.model import TaggingModel
-    from ..models.registry import ModelSpec
+    from ..models.interface import RunnableModel
+    from ..models.loader import ModelChoice
+    from ..models.spec import ModelSpec
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,7 +56,7 @@ class FileTags:
         return [(self.labels.names[i], float(peak[i])) for i in np.argsort(-peak, kind="stable")[:k]]
 
 
-def tag_file(path: str | os.PathLike, model: "str | ModelSpec | TaggingModel | None" = None,
+def tag_file(path: str | os.PathLike, model: "str | ModelSpec | ModelChoice | RunnableModel | None" = None,
              window: float | None = None, hop: float | None = None, **tagger_options: Any) -> FileTags:
     """Tag a whole recording (streamed, never loaded whole) and return its windows' times, scores and embeddings.
 
