@@ -48,11 +48,15 @@ class PipelineError(StreamtagError):
 class OutputError(StreamtagError):
     """An output cannot be written (full disk, no permission, read-only folder, closed pipe); names the file."""
 
+    closed_pipe: bool = False  # the reader of a pipe went away (`| head`): not a failure to a Unix tool
+
     @classmethod
     def writing(cls, path: object, error: BaseException) -> "OutputError":
         """The error for `error` (an OSError, usually) raised while writing `path`."""
         reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-        return cls(f"cannot write {path}: {reason}")
+        made = cls(f"cannot write {path}: {reason}")
+        made.closed_pipe = isinstance(error, BrokenPipeError)
+        return made
 
 
 class SignalInterrupt(KeyboardInterrupt):

@@ -19,6 +19,15 @@ def fail(message: str, code: int = 1) -> "click.exceptions.Exit":
     return click.exceptions.Exit(code)
 
 
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose reader went away
+
+
+def reader_gone() -> "click.exceptions.Exit":
+    """Standard output's reader closed it (`streamtag tag ... | head`): stop quietly, as Unix tools do."""
+    _release_closed_stdout()
+    return click.exceptions.Exit(EXIT_CLOSED_PIPE)
+
+
 def _release_closed_stdout() -> None:
     """If standard output's reader is gone (`| head`), point it at /dev/null so exiting does not fail again."""
     try:
@@ -54,9 +63,11 @@ def user_errors(at_once: bool = True) -> Iterator[None]:
         with interrupts_from_signals():
             yield
     except StreamtagError as e:
+        if getattr(e, "closed_pipe", False):
+            raise reader_gone() from None
         raise fail(str(e)) from None
     except BrokenPipeError:
-        raise fail("cannot write standard output: its reader closed it (broken pipe)") from None
+        raise reader_gone() from None
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
         raise fail(f"{where}{e.strerror or e}") from None

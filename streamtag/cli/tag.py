@@ -15,11 +15,11 @@ from .options import (RECONNECT, labels_option, model_options, option_group, qui
 
 
 def _outputs(formats, output, output_dir, top_k, events, include, exclude, threshold, thresholds, off_threshold,
-             min_duration, max_gap, median, plot, frames) -> OutputOptions:
+             min_duration, max_gap, median, plot, frames, force) -> OutputOptions:
     return OutputOptions(formats=tuple(formats), output=output, output_dir=output_dir, top_k=top_k, events=events,
                          include=include, exclude=exclude, threshold=threshold, thresholds=thresholds,
                          off_threshold=off_threshold, min_duration_s=min_duration, max_gap_s=max_gap, median=median,
-                         plot=plot, frames=frames)
+                         plot=plot, frames=frames, force=force)
 
 
 output_options = option_group("outputs", _outputs, [
@@ -29,7 +29,9 @@ output_options = option_group("outputs", _outputs, [
     (("--output", "-o"), dict(default=None, help="Output file, or - for stdout.")),
     (("--output-dir",), dict(type=click.Path(file_okay=False), default=None, help="One output file per input.")),
     (("--top-k",), dict(default=5, show_default=True, type=click.IntRange(min=1), help="Tags per window.")),
-    (("--events",), dict(is_flag=True, help="text/JSONL/CSV list detected events instead of windows.")),
+    (("--events",), dict(is_flag=True, help=(
+        "text/JSONL/CSV list detected events instead of windows (on 1 s windows with a 0.5 s hop unless "
+        "--window/--hop say otherwise)."))),
     (("--include",), dict(default=None, metavar="NAMES",
                           help="Only these labels (display names or mids, comma-separated).")),
     (("--exclude",), dict(default=None, metavar="NAMES", help="Never these labels.")),
@@ -47,8 +49,11 @@ output_options = option_group("outputs", _outputs, [
     (("--median",), dict(type=click.IntRange(min=1), default=3, show_default=True,
                          help="Median smoothing over windows (odd).")),
     (("--plot",), dict(type=click.Path(dir_okay=False), default=None, help=(
-        "Heat map PNG of the top labels with events (one input; with --output-dir, one per input)."))),
+        "Heat map PNG of the top labels with events, written where given; for several inputs (with --output-dir) "
+        "one per input there, named after it."))),
     (("--frames",), dict(is_flag=True, help="NPZ also holds frame-level embeddings and their times (transformers).")),
+    (("--force",), dict(is_flag=True, help=(
+        "Tag every input again, even those whose outputs in --output-dir are complete (default: skip them)."))),
 ])
 
 engine_options = option_group("engine", lambda engine, address, shard_windows, workers: EngineOptions(

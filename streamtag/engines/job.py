@@ -12,6 +12,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import IO, Protocol, Sequence
 
 from ..audio.clock import StartClock
@@ -20,14 +21,19 @@ from ..audio.inputs import InputOptions
 from ..errors import ConfigError
 from ..models.head_info import HeadInfo
 from ..models.labels import Labels, load_labels
-from ..models.loader import DEFAULT_WINDOWS, DefaultModelFallback, ModelChoice, RunTarget
-from ..outputs.recording import OutputOptions, OutputPlan
+from ..models.loader import DEFAULT_WINDOWS, LIVE_WINDOWS, DefaultModelFallback, ModelChoice, RunTarget
+from ..outputs.recording import EVENT_FORMATS, OutputOptions, OutputPlan
 from ..outputs.thresholds import ClassThreshold, Thresholds
 from ..pipeline.tagger import Tagger
 from ..windows import WindowSpec
 from .archive import expand_inputs
 
 ENGINES = ("local", "ray")
+# Events are onsets and offsets: they need windows much shorter than the sounds they separate. With no window given,
+# `tag --events` takes the live windows (1 s, hop 0.5 s) instead of the 10 s / 2.5 s of window tags; an explicit
+# window this long or longer gets a notice that its events are coarse.
+EVENT_WINDOWS = LIVE_WINDOWS
+LONG_EVENT_WINDOW_S = 5.0
 DEFAULT_SHARD_WINDOWS = 256
 
 
@@ -143,6 +149,7 @@ class TagJob:
     engine: EngineOptions = EngineOptions()
     input_options: InputOptions = InputOptions()  # audio stream choice, network reconnects
     clock: StartClock | None = None  # where each recording's wall-clock start comes from (None: not asked)
+    notices: tuple[str, ...] = ()  # what the job chose for the user that they should know (reported when it runs)
 
     @classmethod
     def create(cls, inputs: Sequence[str | os.PathLike], *, model: ModelChoice = ModelChoice(),
@@ -168,11 +175,24 @@ class TagJob:
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
         info = model.head_info()
-        window, hop = model.windows(window, hop)
-        WindowSpec.from_seconds(window, hop, 1_000_000)  # finite and positive; the model minimum is checked at load
         label_set = load_labels(labels)
         plan = OutputPlan.from_options(model.output_labels(label_set), outputs, len(paths),
                                        head_thresholds(info, model.head_mode, len(label_set)))
+        wants_events = plan.as_events or any(f in EVENT_FORMATS for f in plan.formats)
+        notices = []
+        if wants_events and window is None and hop is None and info is None:
+            window, hop = EVENT_WINDOWS
+            notices.append(f"events: {window:g} s windows with a {hop:g} s hop (10 s windows would merge sounds "
+                           f"seconds apart into one event; --window/--hop change it)")
+        window, hop = model.windows(window, hop)
+        WindowSpec.from_seconds(window, hop, 1_000_000)  # finite and positive; the model minimum is checked at load
+        if wants_events and window >= LONG_EVENT_WINDOW_S:
+            notices.append(f"events from {window:g} s windows: onsets and offsets are only as fine as the {hop:g} s "
+                           f"hop, and sounds less than {window:g} s apart become one event (--window 1 --hop 0.5 "
+                           f"separates them)")
+        if plan.plot_each:
+            notices.append(f"plots: one per recording, {Path(str(plan.output_dir)) / '<recording>'}"
+                           f"{Path(str(plan.plot_path)).suffix}")
         weights = ",".join(w or "" for w in model.weights) if any(model.weights) else None  # recorded: part of resume
         plan = dataclasses.replace(plan, weights=weights,
                                    head=None if info is None else {"path": info.path, "sha256": info.sha256,
@@ -182,7 +202,7 @@ class TagJob:
                                    clock=None if clock is None else clock.as_dict())
         return cls(inputs=paths, plan=plan, labels=label_set, model=model, window_s=float(window), hop_s=float(hop),
                    target=dataclasses.replace(target, frames=outputs.frames), batch_size=batch_size, engine=engine,
-                   input_options=input_options, clock=clock)
+                   input_options=input_options, clock=clock, notices=tuple(notices))
 
     def replace(self, **changes) -> "TagJob":
         return dataclasses.replace(self, **changes)
@@ -216,5 +236,5 @@ def build_tagger(choice: ModelChoice, labels: Labels, reporter: Reporter, target
     return tagger
 
 
-__all__ = ["DEFAULT_SHARD_WINDOWS", "ENGINES", "EngineOptions", "ProgressBar", "Reporter", "RunSummary",
+__all__ = ["DEFAULT_SHARD_WINDOWS", "ENGINES", "EVENT_WINDOWS", "EngineOptions", "ProgressBar", "Reporter", "RunSummary",
            "SilentReporter", "TagJob", "build_tagger", "head_thresholds"]

@@ -52,6 +52,8 @@ def _run(job: TagJob, reporter: Reporter) -> RunSummary:
     missing = {p: problem for p in job.inputs if not is_url(p) and (problem := path_problem(p))}
     for message in missing.values():  # before any model notice: these fail whatever the model
         reporter.error(message)
+    for notice in job.notices:
+        reporter.notice(notice)
     present = job.replace(inputs=tuple(p for p in job.inputs if p not in missing))
     if not present.inputs:
         summary = RunSummary(engine=job.engine.engine)

@@ -51,9 +51,11 @@ def choose_formats(requested: Sequence[str] = (), output: str | None = None, out
         return list(dict.fromkeys(fmts))
     if output and output != "-":
         for name, ext in sorted(EXTENSIONS.items(), key=lambda kv: -len(kv[1])):
-            if output.endswith(ext):
+            if output.lower().endswith(ext):
                 return [name]
-        return ["jsonl"]
+        known = ", ".join(f"{ext} ({name})" for name, ext in EXTENSIONS.items())
+        raise ConfigError(f"{output}: the format follows the output's extension, and "
+                          f"{Path(output).suffix or 'no extension'} is none of {known}: rename it or give --format")
     return ["jsonl"] if output_dir else ["text"]
 
 
@@ -90,6 +92,7 @@ class OutputOptions:
     median: int = 3
     plot: str | None = None
     frames: bool = False
+    force: bool = False  # redo recordings whose outputs in output_dir are already complete (no resume)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +110,8 @@ class OutputPlan:
     head: dict | None = None  # the head file used (path, sha256, classes, mode): recorded; part of resume
     utc: bool = False  # tables get wall-clock (UTC) columns: the recordings have a start time, or are live
     clock: dict | None = None  # where the start times come from (recorded; part of resume)
+    plot_each: bool = False  # several recordings: one plot each, output_dir/<recording><plot's extension>
+    force: bool = False  # redo complete recordings (no resume)
 
     @classmethod
     def from_options(cls, labels: Labels, options: OutputOptions = OutputOptions(), recordings: int = 1,
@@ -127,6 +132,15 @@ class OutputPlan:
             raise ConfigError(f"--plot {o.plot}: a plot is written as {', '.join(PLOT_FORMATS)} (by its extension)")
         if o.plot and recordings > 1 and not o.output_dir:
             raise ConfigError("a plot draws one recording: use an output folder for several files")
+        if o.output and o.output != "-":
+            folder = Path(o.output).expanduser().parent
+            if not folder.is_dir():
+                raise ConfigError(f"cannot write {o.output}: the folder {folder} does not exist (create it, or give "
+                                  f"--output-dir, which is created)")
+        if o.plot:
+            folder = Path(o.plot).expanduser().parent
+            if not (recordings > 1 and o.output_dir) and not folder.is_dir():
+                raise ConfigError(f"cannot write the plot {o.plot}: the folder {folder} does not exist")
         if o.frames and "npz" not in chosen:
             raise ConfigError("frame embeddings are written to NPZ output only: choose the npz format")
         if o.top_k < 1:
@@ -141,7 +155,17 @@ class OutputPlan:
                                  labels=tuple(allowed), per_class=given.per_class_events(o.off_threshold))
         tags = TagFilter(top_k, given.default or 0.0, None if len(allowed) == len(labels) else tuple(allowed),
                          given.per_class_windows())
-        return cls(tuple(chosen), tags, settings, o.events, o.output, o.output_dir, o.plot)
+        return cls(tuple(chosen), tags, settings, o.events, o.output, o.output_dir, o.plot,
+                   plot_each=bool(o.plot) and recordings > 1, force=o.force)
+
+    def plot_dest(self, stem: str) -> Path | None:
+        """Where the plot of recording `stem` goes: the path asked for; with several recordings, one each in the
+        output folder, named after the recording with the plot's extension."""
+        if not self.plot_path:
+            return None
+        if self.plot_each and self.output_dir:
+            return Path(self.output_dir) / f"{stem}{Path(self.plot_path).suffix or '.png'}"
+        return Path(self.plot_path)
 
     def needs_scores(self) -> list[str]:
         """The parts of this plan made of tags (empty when embeddings alone can be written)."""
@@ -167,7 +191,10 @@ class OutputPlan:
         return Path(self.output_dir) / (stem + SIDECAR)
 
     def is_complete(self, stem: str, info: RunInfo) -> bool:
-        """Whether `output_dir` already holds every output of `stem` from a run with the same settings."""
+        """Whether `output_dir` already holds every output of `stem` from a run with the same settings (never when
+        the plan says `force`)."""
+        if self.force:
+            return False
         try:
             meta = json.loads(self.sidecar(stem).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -278,7 +305,7 @@ class RecordingOutputs:
                 where = self._dest.get(id(out), self.path)
                 self._write_events(fmt, out, events)
             if self.plan.plot_path:
-                where = self.plan.plot_path
+                where = str(self.plan.plot_dest(self.stem))
                 self._plot(events)
             for own in self.files:
                 where = str(own.path)
@@ -317,8 +344,7 @@ class RecordingOutputs:
     def _plot(self, events) -> None:
         from .plot import plot_scores  # matplotlib only when a plot is asked for
         plan, rows = self.plan, self.plot_rows
-        dest = Path(plan.output_dir) / f"{self.stem}{Path(plan.plot_path).suffix or '.png'}" if plan.output_dir \
-            else plan.plot_path
+        dest = plan.plot_dest(self.stem)
         start = np.array([r[0] for r in rows])
         end = np.array([r[1] for r in rows])
         scores = np.stack([r[2] for r in rows]) if rows else np.zeros((0, len(self.info.labels)))
