@@ -139,7 +139,8 @@ class OutputPlan:
                                   f"--output-dir, which is created)")
         if o.plot:
             folder = Path(o.plot).expanduser().parent
-            if not (recordings > 1 and o.output_dir) and not folder.is_dir():
+            made = o.output_dir is not None and folder.resolve() == Path(o.output_dir).expanduser().resolve()
+            if not (recordings > 1 and o.output_dir) and not made and not folder.is_dir():
                 raise ConfigError(f"cannot write the plot {o.plot}: the folder {folder} does not exist")
         if o.frames and "npz" not in chosen:
             raise ConfigError("frame embeddings are written to NPZ output only: choose the npz format")

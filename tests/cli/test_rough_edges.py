@@ -115,3 +115,13 @@ def test_raven_begin_path_is_absolute_from_a_relative_input(tmp_path, monkeypatc
     column = table[0].split("\t").index("Begin Path")
     assert {row.split("\t")[column] for row in table[1:]} == {str(tmp_path / "clip.flac")}
     assert np.all([len(row.split("\t")) == len(table[0].split("\t")) for row in table])
+
+
+def test_a_plot_may_go_into_the_output_folder_the_run_creates(tmp_path):
+    out = tmp_path / "new"
+    res = CliRunner().invoke(main, ["tag", str(DEMO_CLIP), *FAST, "--window", "5", "--hop", "5",
+                                    "--plot", str(out / "p.png"), "--output-dir", str(out)])
+    assert res.exit_code == 0, res.stderr
+    assert (out / "p.png").is_file()
+    missing = CliRunner().invoke(main, ["tag", str(DEMO_CLIP), *FAST, "--plot", str(tmp_path / "no" / "p.png")])
+    assert missing.exit_code == 1 and "the folder" in missing.stderr and "does not exist" in missing.stderr

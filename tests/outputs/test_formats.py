@@ -28,7 +28,7 @@ def tag_all_formats(path, out):
     res = CliRunner().invoke(main, ["tag", str(path), "--model", "mn04_as", "--weights", str(MN04_WEIGHTS),
                                     "--labels", str(LABELS_CSV), "--window", "1", "--hop", "0.5", "--events",
                                     "--format", "jsonl,csv,audacity,raven,npz", "--output-dir", str(out),
-                                    "--plot", f"{path.stem}.png", "--quiet"])
+                                    "--plot", str(out / f"{path.stem}.png"), "--quiet"])
     assert res.exit_code == 0, res.output
     return out
 
