@@ -118,16 +118,19 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
                           ring_seconds=job.buffer_s)
     source = job.open_input()
     name = source.device["name"] if isinstance(source, MicrophoneSource) else source.path
-    title = f"{name} -> {tagger.model_name}"
+    title = f"{name} -> {tagger.model_name}"  # the live view's heading; rows name the input alone (`file`)
     own = None
+    to_file = job.output not in (None, "-")
     if job.format == "npz":
-        sink = NpzSink(job.output, tagger.labels, source=title, hop_s=tagger.window.hop_s)
+        sink = NpzSink(job.output, tagger.labels, source=name, hop_s=tagger.window.hop_s)
     else:
         out, own = open_text(job.output or "-")
         if job.format == "text" and out is sys.stdout and sys.stdout.isatty():
             sink = LiveView(out, job.tags, title)
         else:
-            sink = text_sink(job.format, out, title, job.tags, header=True, utc=True)
+            sink = text_sink(job.format, out, name, job.tags, header=True, utc=True)
+    if to_file and sys.stdout.isatty():  # writing a file from a terminal: show the live view there too
+        tagger.subscribe(LiveView(sys.stdout, job.tags, title))
     latencies: list[float] = []
     tagger.subscribe(sink)
     tagger.subscribe(lambda r: latencies.append(r.latency_s) if r.latency_s is not None else None)
