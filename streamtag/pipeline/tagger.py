@@ -117,6 +117,10 @@ class Tagger:
 
     def _ensure_idle(self) -> None:
         if self._stream is not None and not self._stream.done:
+            if isinstance(self._source, ArraySource):  # a push stream: feed() started it, nothing has ended it
+                raise ConfigError("this Tagger is still running the push stream feed() started: call end() and "
+                                  "join() after the last feed() (or feed inside `with tagger:`, which does both), "
+                                  "or stop() it")
             raise ConfigError("this Tagger is already running; stop() or join() it first")
 
     def _new_stream(self, source: AudioSource, subscribers: SubscriberList, on_finish=None) -> Stream:
@@ -129,7 +133,8 @@ class Tagger:
 
     def feed(self, samples: np.ndarray, sample_rate: int) -> None:
         """Push audio ([frames] or [frames, channels]; float, or integer PCM scaled as soundfile does) into the
-        running push stream (starts one if needed)."""
+        running push stream (starts one if needed: end it with `end()` and `join()`, or feed inside `with tagger:`,
+        which ends it and waits for the last windows)."""
         samples = as_float_samples(samples)
         if self._stream is None or self._stream.done:
             self.start()

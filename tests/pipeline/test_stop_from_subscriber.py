@@ -41,3 +41,16 @@ def test_without_a_stop_every_window_reaches_every_subscriber(mn04):
     tagger.run(src)
     n = len(a)
     assert n > 20 and a == b == list(np.arange(n))
+
+
+def test_a_push_stream_left_open_is_named_with_the_way_to_end_it(mn04):
+    import pytest
+
+    from streamtag.errors import ConfigError
+    tagger = Tagger(mn04, window=1.0, hop=0.5)
+    tagger.feed(demo_wave(32000)[:32000], 32000)  # no `with tagger:`: a push stream starts and stays open
+    with pytest.raises(ConfigError, match=r"call end\(\) and join\(\) after the last feed\(\)"):
+        list(tagger.tag_array(np.zeros(16000, np.float32), 32000))
+    tagger.end()
+    assert tagger.join(timeout=30)
+    assert len(list(tagger.tag_array(np.zeros(32000, np.float32), 32000))) == 1  # idle again
