@@ -8,6 +8,7 @@ through a `Reporter`.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -227,13 +228,37 @@ class TagJob:
 
 def build_tagger(choice: ModelChoice, labels: Labels, reporter: Reporter, target: RunTarget, **options) -> Tagger:
     """A Tagger for `choice` on `target` (without torch when the export is cached); the loader's notices (the
-    default model's fallback, a window much shorter than the training inputs) go to `reporter.notice`."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        tagger = Tagger(choice, labels=labels, target=target, **options)
-    for w in caught:
-        reporter.notice(str(w.message) if issubclass(w.category, DefaultModelFallback) else f"warning: {w.message}")
-    return tagger
+    default model's fallback, a window much shorter than the training inputs, the export made at a model's first
+    use) go to `reporter.notice` as they happen."""
+    def show(message, category, *args, **kwargs) -> None:
+        reporter.notice(str(message) if issubclass(category, DefaultModelFallback) else f"warning: {message}")
+
+    forward = _NoticeHandler(reporter)
+    log = logging.getLogger("streamtag")
+    level = log.level
+    log.addHandler(forward)
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = show
+            return Tagger(choice, labels=labels, target=target, **options)
+    finally:
+        log.removeHandler(forward)
+        log.setLevel(level)
+
+
+class _NoticeHandler(logging.Handler):
+    """The loader's INFO records (what it prepares, once) as the reporter's notices, while a Tagger is built."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        super().__init__(logging.INFO)
+        self.reporter = reporter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.INFO:
+            self.reporter.notice(record.getMessage())
 
 
 __all__ = ["DEFAULT_SHARD_WINDOWS", "ENGINES", "EVENT_WINDOWS", "EngineOptions", "ProgressBar", "Reporter", "RunSummary",

@@ -5,6 +5,7 @@ uses or makes the cached export. Importing it loads no torch; `load` imports tor
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from .labels import Labels
 from .runtimes import RUNTIMES, check_runtime, choose_runtime
 from .spec import ModelSpec
 from .weights import ResolvedFile, read_checkpoint, resolve_weights
+
+log = logging.getLogger("streamtag")
 
 if TYPE_CHECKING:
     import torch
@@ -217,6 +220,10 @@ def _exported(spec: ModelSpec, weights: ResolvedFile, labels: Labels, window: in
     found = ExportedModel.from_cache(spec, weights, window)
     if found is not None:
         return found
+    from .runtimes import compiled_cache
+    # a few seconds without output otherwise; logged at INFO: the CLI shows it as a notice, Python stays quiet
+    log.info("preparing %s for this CPU, once: an OpenVINO export for %g s windows, kept in %s", spec.name,
+             window / spec.sample_rate, compiled_cache())
     import torch
     build_network(spec, weights, labels).optimized_for(torch.zeros(1, window), "openvino")
     return ExportedModel.from_cache(spec, weights, window)

@@ -91,8 +91,9 @@ class TaggingModel(SpecFacts, nn.Module, ABC):
     """A torch model as the pipeline runs it (`RunnableModel`): waveforms [B, N] at `sample_rate` -> `ModelOutput`.
 
     In eval mode (as `create_model` returns it) a call records no gradients: its outputs are plain tensors
-    that `.numpy()` takes and that a trainable head of your own may use. `model.train()` turns autograd back on,
-    for fine-tuning. (Not `torch.inference_mode`: its tensors cannot be saved for a later backward pass.)
+    that `.numpy()` takes and that a trainable head of your own may use. To fine-tune, `model.train()` and
+    `model.requires_grad_(True)` (`create_model` turns the parameters' gradients off). Not
+    `torch.inference_mode`: its tensors cannot be saved for a later backward pass.
     """
 
     spec: ModelSpec

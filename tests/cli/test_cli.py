@@ -74,7 +74,7 @@ def test_ensemble_through_the_cli(tmp_path, random_checkpoint):
 def test_jsonl_and_csv_give_times_and_top_tags(tmp_path, mn04):
     res = run("tag", DEMO_CLIP, *MN04, "--format", "jsonl", "--top-k", 3, "--output", "-")
     assert res.exit_code == 0, res.output
-    lines = [json.loads(x) for x in res.output.splitlines()]
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
     assert [x["start_s"] for x in lines] == [0.0, 2.5] and lines[0]["model"] == "mn04_as"
     api = list(Tagger(mn04, device="cpu").tag_file(DEMO_CLIP))  # the same run through the Python API
     for line, r in zip(lines, api):

@@ -24,6 +24,8 @@ def test_train_mode_records_gradients_for_fine_tuning():
     model = create_model("mn04_as", pretrained=False)
     wave = torch.zeros(1, 32000)
     assert not model(wave).embedding.requires_grad
+    model.requires_grad_(True)
+    assert not model(wave).embedding.requires_grad  # still in eval mode: an inference call
     model.train()
     assert model(wave).embedding.requires_grad
     model.eval()
