@@ -22,7 +22,7 @@ from ..models.pending import PendingNetwork
 from ..windows import WindowScheduler, WindowSpec
 from .dispatcher import SubscriberList
 from .memory import check_run_memory, ring_samples
-from .result import TaggerStats, WindowResult
+from .result import FrontEndBatch, TaggerStats, WindowResult
 
 if TYPE_CHECKING:
     from .export_runner import ExportRunner
@@ -266,6 +266,7 @@ class Stream:
                 pending = self.runner.prepare_span(span, len(ks), spec.hop, spec.window,
                                                    valid if ended and valid.min() < spec.window else None,
                                                    start=span_start, cache=self._frame_cache)
+                self._tap_frontend(span_start, span)
                 batch = PreparedBatch(self._batches, tuple(int(k) for k in ks), tuple(lost), available, pending)
                 self._batches += 1
                 if self._network_threads:
@@ -276,6 +277,21 @@ class Stream:
             into = self._prepared if self._network_threads else self._queue
             for _ in range(self._network_threads or 1):
                 self._put(into, _END, force=True)
+
+    def _tap_frontend(self, span_start: int, span: np.ndarray) -> None:
+        """Hand the batch's audio and log-mel frames to subscribers with an `on_frontend` method (errors counted)."""
+        taps = [tap for s in self.subscribers.items if (tap := getattr(s, "on_frontend", None)) is not None]
+        if not taps:
+            return
+        mel = self._frame_cache.frames
+        if mel is not None and not isinstance(mel, np.ndarray):  # a torch front-end's tensor
+            mel = mel.detach().float().cpu().numpy()
+        batch = FrontEndBatch(span_start, span, None if mel is None else self._frame_cache.start, mel)
+        for tap in taps:
+            try:
+                tap(batch)
+            except Exception:  # noqa: BLE001 - a tap's bug must not stop the stream
+                self.subscribers.errors += 1
 
     def _run_networks(self) -> None:
         """A network thread (pipelined runners): prepared batches' networks, their results to the dispatcher."""
