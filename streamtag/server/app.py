@@ -9,6 +9,7 @@ import hmac
 import json
 import logging
 import resource
+import socket
 import threading
 import time
 from collections import Counter
@@ -42,6 +43,7 @@ class Client:
         self.sources, self.labels, self.scores, self.top_k = sources, labels, scores, top_k
         self.embeddings, self.mel, self.windows, self.events, self.status = embeddings, mel, windows, events, status
         self.dropped: str | None = None
+        self.transport: asyncio.Transport | None = None  # aborted when the client is dropped as too slow
 
     def configure(self, msg: dict) -> None:
         """Apply a `subscribe` message; ValueError on a bad field."""
@@ -84,7 +86,8 @@ class Client:
 def window_json(source: str, run: int, r, level: float | None, scores: str, top_k: int,
                 labels: set[str] | None, embedding: bool) -> dict:
     """The API's window message (see docs/api-network.md)."""
-    out = {"type": "window", "source": source, "run": run, "index": r.index, "start_s": r.start_s,
+    out = {"type": "window", "source": source, "run": run, "index": r.index, "start_sample": r.start_sample,
+           "end_sample": r.end_sample, "start_s": r.start_s,
            "end_s": r.end_s, "start_utc": None if r.start_utc is None else r.start_utc.isoformat(),
            "model": r.model, "lost_samples": r.lost_samples,
            "latency_ms": None if r.latency_s is None else round(r.latency_s * 1e3, 3),
@@ -135,9 +138,13 @@ class Server:
         if self._error is not None:
             raise self._error
         if sources:
-            for r in self.runners.values():
-                r.start()
+            self.start_sources()
         return self
+
+    def start_sources(self) -> None:
+        """Start every source's pipeline (`start(sources=False)` binds first, e.g. to connect clients before)."""
+        for r in self.runners.values():
+            r.start()
 
     def stop(self) -> None:
         for r in self.runners.values():
@@ -253,6 +260,8 @@ class Server:
             self.dropped[reason] += 1
             log.warning("a %s client was dropped: %s", c.kind, reason)
         self.clients.discard(c)
+        if reason and c.transport is not None and self.loop is not None:
+            self.loop.call_later(2.0, c.transport.abort)  # its writer may wait on a full socket: end it
         while True:  # wake its writer: the queue holds only the stop marker now
             try:
                 c.queue.get_nowait()
@@ -304,7 +313,7 @@ class Server:
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise web.HTTPUnauthorized(reason="a valid token is required")
         response = await handler(request)
-        if request.query.get("token") and request.path == "/" and isinstance(response, web.Response):
+        if request.query.get("token") and request.path == "/" and isinstance(response, web.StreamResponse):
             response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
         return response
 
@@ -381,8 +390,10 @@ class Server:
         except ValueError as e:
             raise web.HTTPBadRequest(reason=str(e))
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1 << 16)
+        _bound_send_buffer(request)
         await ws.prepare(request)
         await ws.send_str(json.dumps(self._hello()))
+        client.transport = request.transport
         self.clients.add(client)
         writer = asyncio.ensure_future(self._write_ws(ws, client))
         try:
@@ -426,10 +437,12 @@ class Server:
             raise web.HTTPBadRequest(reason=str(e))
         client.windows = client.windows and "windows" in request.query  # events only, unless asked
         client.status = "status" in request.query and client.status
+        _bound_send_buffer(request)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})
         await resp.prepare(request)
         await resp.write(f"event: hello\ndata: {json.dumps({'version': API_VERSION})}\n\n".encode())
+        client.transport = request.transport
         self.clients.add(client)
         try:
             while True:
@@ -445,6 +458,19 @@ class Server:
 
 
 _NO_SNIFF = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+
+
+SEND_BUFFER = 128 * 1024  # bytes the kernel holds for a client (not auto-tuned to megabytes): then its queue fills
+
+
+def _bound_send_buffer(request: web.Request) -> None:
+    """Bound what a client that stopped reading can hold in the kernel, so that its queue (and drop) tells."""
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        except OSError:
+            pass
 
 
 def _settings(c: Client) -> dict:

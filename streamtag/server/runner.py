@@ -96,7 +96,8 @@ class SourceRunner:
             src.close()
 
     def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
 
     def status(self) -> dict:
         t, src = self.tagger, self._source

@@ -16,9 +16,10 @@ def source(path, name, **kw) -> SourceConfig:
 
 
 @contextlib.contextmanager
-def running(*sources: SourceConfig, **kw):
+def running(*sources: SourceConfig, start_sources: bool = True, **kw):
+    """A started server (its sources started too unless `start_sources` is False: `server.start_sources()`)."""
     kw.setdefault("port", 0)
-    server = Server(ServeConfig(tuple(sources), labels=str(LABELS_CSV), device="cpu", **kw)).start()
+    server = Server(ServeConfig(tuple(sources), labels=str(LABELS_CSV), device="cpu", **kw)).start(start_sources)
     try:
         yield server
     finally:
