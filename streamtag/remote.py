@@ -6,9 +6,9 @@ import asyncio
 import json
 import queue
 import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import AsyncIterator, Iterator
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class Received:
 
     source: str
     run: int  # the source's run: window indices start again at 0 when its input came back
-    item: "WindowResult | Event | Opened | dict"
+    item: WindowResult | Event | Opened | dict
 
 
 def _url(url: str, sources, labels, scores, embeddings, status) -> str:

@@ -5,10 +5,21 @@ import logging
 import threading
 from typing import Callable
 
-from .result import WindowResult
+from .result import FrontEndBatch, WindowResult
 
 log = logging.getLogger("streamtag")
 Subscriber = Callable[[WindowResult], object]
+
+
+class FrontEndSubscriber:
+    """A subscriber that also takes each batch's front-end output: `on_frontend(FrontEndBatch)` runs on the
+    worker thread before the batch's windows are published (keep it short: copy and hand off)."""
+
+    def __call__(self, result: WindowResult) -> object:
+        raise NotImplementedError
+
+    def on_frontend(self, batch: FrontEndBatch) -> None:
+        raise NotImplementedError
 
 
 class Subscription:

@@ -54,8 +54,8 @@ class WindowResult:
 
 @dataclass(frozen=True, eq=False)
 class FrontEndBatch:
-    """What a batch's front-end saw, handed to subscribers that have an `on_frontend(batch)` method (a live
-    view's level meter and log-mel strip): the audio span read from the ring and the log-mel frames computed."""
+    """What a batch's front-end saw, handed to `FrontEndSubscriber`s (a live view's level meter and log-mel
+    strip): the audio span read from the ring and the log-mel frames computed."""
 
     start_sample: int  # the span's first sample in the stream, at the model rate
     audio: np.ndarray = field(repr=False)  # float32 [N]: the batch's audio (read-only; copy what you keep)

@@ -20,7 +20,7 @@ from ..models.labels import Labels
 from ..models.mel import FrameCache
 from ..models.pending import PendingNetwork
 from ..windows import WindowScheduler, WindowSpec
-from .dispatcher import SubscriberList
+from .dispatcher import FrontEndSubscriber, SubscriberList
 from .memory import check_run_memory, ring_samples
 from .result import FrontEndBatch, TaggerStats, WindowResult
 
@@ -279,8 +279,8 @@ class Stream:
                 self._put(into, _END, force=True)
 
     def _tap_frontend(self, span_start: int, span: np.ndarray) -> None:
-        """Hand the batch's audio and log-mel frames to subscribers with an `on_frontend` method (errors counted)."""
-        taps = [tap for s in self.subscribers.items if (tap := getattr(s, "on_frontend", None)) is not None]
+        """Hand the batch's audio and log-mel frames to the `FrontEndSubscriber`s (their errors counted)."""
+        taps = [s for s in self.subscribers.items if isinstance(s, FrontEndSubscriber)]
         if not taps:
             return
         mel = self._frame_cache.frames
@@ -289,7 +289,7 @@ class Stream:
         batch = FrontEndBatch(span_start, span, None if mel is None else self._frame_cache.start, mel)
         for tap in taps:
             try:
-                tap(batch)
+                tap.on_frontend(batch)
             except Exception:  # noqa: BLE001 - a tap's bug must not stop the stream
                 self.subscribers.errors += 1
 

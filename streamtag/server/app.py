@@ -131,7 +131,7 @@ class Server:
         return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
 
     # -- lifecycle ---------------------------------------------------------------------
-    def start(self, sources: bool = True) -> "Server":
+    def start(self, sources: bool = True) -> Server:
         self._thread = threading.Thread(target=self._serve, name="streamtag-server", daemon=True)
         self._thread.start()
         self._ready.wait(30)
@@ -161,7 +161,7 @@ class Server:
         while self._thread is not None and self._thread.is_alive():
             self._thread.join(0.5)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -298,7 +298,7 @@ class Server:
             return web.json_response({"error": e.reason}, status=e.status)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("error serving %s", request.path)
             return web.json_response({"error": "internal error"}, status=500)
 
@@ -343,7 +343,7 @@ class Server:
 
     def _sources(self) -> list[dict]:
         out = []
-        for name, r in self.runners.items():
+        for r in self.runners.values():
             s = r.status()
             out.append({k: s[k] for k in ("name", "kind", "input", "model", "window_s", "hop_s", "state")})
         return out

@@ -6,13 +6,14 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from ..models.labels import Labels
 from ..outputs.events import Event, EventDetector, EventSettings
+from ..pipeline.dispatcher import FrontEndSubscriber
 from ..pipeline.result import FrontEndBatch, TaggerStats, WindowResult
 
 MEL_BANDS = 64  # log-mel rows sent to dashboards (the model's bands averaged in pairs)
@@ -30,7 +31,7 @@ class Message:
     payload: object  # WindowResult, dict (events, status) or (first_frame, uint8 [bands, G]) for mel
 
 
-class SourceHub:
+class SourceHub(FrontEndSubscriber):
     """The subscriber of one source's pipeline (each run of it): forwards every window, its level, the events
     that open and close, and new log-mel columns to `post`, which must not block (the server's loop takes them)."""
 

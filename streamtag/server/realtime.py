@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -33,12 +33,12 @@ class RealtimeSource:
 
     def length(self, rate: int) -> None:
         """Unknown, as for a device: the run ends when the file does."""
-        return None
+        return
 
     def blocks(self, rate: int) -> Iterator[np.ndarray | Gap]:
         chunk = max(1, int(rate * CHUNK_S))
         t0, sent = time.monotonic(), 0
-        self.start_utc = datetime.now(timezone.utc)
+        self.start_utc = datetime.now(UTC)
         for block in self.inner.blocks(rate):
             if isinstance(block, Gap):
                 sent += block.samples

@@ -6,7 +6,7 @@ import copy
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..audio.inputs import InputOptions, open_audio
 from ..audio.sources import AudioSource
@@ -15,7 +15,7 @@ from ..models.labels import Labels
 from ..outputs.events import EventSettings
 from ..pipeline.dispatcher import SubscriberList
 from ..pipeline.tagger import Tagger
-from .config import ServeConfig, SourceConfig
+from .config import SourceConfig
 from .hub import Message, SourceHub
 from .realtime import RealtimeSource
 
@@ -114,7 +114,7 @@ class SourceRunner:
         except StreamtagError as e:
             hub.set_state("failed", str(e))
             return
-        except Exception as e:  # noqa: BLE001 - shown as the source's state, the others go on
+        except Exception as e:
             log.exception("source %s: the model could not be loaded", cfg.name)
             hub.set_state("failed", f"{type(e).__name__}: {e}")
             return
@@ -145,7 +145,7 @@ class SourceRunner:
                         break
             except StreamtagError as e:
                 error = str(e)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 log.exception("source %s failed", cfg.name)
                 error = f"{type(e).__name__}: {e}"
             finally:

@@ -18,7 +18,7 @@ import soundfile as sf
 from streamtag.errors import ConfigError
 from streamtag.pipeline.tagger import Tagger
 from streamtag.server.config import ServeConfig, SourceConfig, load_config, parse_bind
-from tests.helpers import DEMO_CLIP, LABELS_CSV, LONG_MIX, MN04_WEIGHTS, needs_shared
+from tests.helpers import DEMO_CLIP, LABELS_CSV, MN04_WEIGHTS
 from tests.server.conftest import running, source
 
 

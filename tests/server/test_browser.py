@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
-
 from tests.helpers import DEMO_CLIP, ROOT
 from tests.server.conftest import running, source
 

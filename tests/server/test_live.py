@@ -43,7 +43,7 @@ def test_pulse_and_file_sources_live_in_chromium_with_fifty_clients_p95_under_50
                     while time.time() - t0 < 20:
                         try:
                             m = await asyncio.wait_for(ws.receive(), 1.0)
-                        except asyncio.TimeoutError:
+                        except TimeoutError:
                             continue
                         n += json.loads(m.data)["type"] == "window"
                 return n

@@ -67,7 +67,7 @@ def test_rtsp_source_is_tagged_survives_the_servers_restart_and_counts_the_gap(t
                     while not stop.is_set():
                         try:
                             m = await asyncio.wait_for(ws.receive(), 0.5)
-                        except asyncio.TimeoutError:
+                        except TimeoutError:
                             continue
                         d = json.loads(m.data)
                         if d["type"] == "window":
