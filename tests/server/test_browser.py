@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from tests.helpers import DEMO_CLIP, ROOT
+from tests.helpers import DEMO_CLIP
 from tests.server.conftest import running, source
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,8 +39,6 @@ def test_dashboard_draws_the_heat_map_tags_and_events_of_a_live_file(tmp_path):
         shot = tmp_path / "dashboard.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10000
-        docs = ROOT / "docs" / "img"
-        docs.mkdir(exist_ok=True)
-        shutil.copy(shot, docs / "dashboard-test.png")
+        print(f"screenshot: {shot}")
         assert not errors, errors
         b.close()
