@@ -2,7 +2,6 @@
 disappears, with the gap counted. Sources that use the same model share one loaded copy."""
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import time
@@ -13,7 +12,6 @@ from ..audio.sources import AudioSource
 from ..errors import StreamtagError
 from ..models.labels import Labels
 from ..outputs.events import EventSettings
-from ..pipeline.dispatcher import SubscriberList
 from ..pipeline.tagger import Tagger
 from .config import SourceConfig
 from .hub import Message, SourceHub
@@ -35,8 +33,8 @@ def open_input(cfg: SourceConfig) -> AudioSource:
 
 
 class ModelPool:
-    """One loaded model per (model, weights, window, hop, head): later sources get a twin `Tagger` that shares the
-    first one's model and runner (both are safe to call from several streams at once)."""
+    """One loaded model per (model, weights, window, hop, head): later sources get a `Tagger` of their own built on
+    the first one's loaded model (an export or a torch model is safe to call from several streams at once)."""
 
     def __init__(self, labels: Labels, device: str) -> None:
         self.labels, self.device = labels, device
@@ -57,17 +55,8 @@ class ModelPool:
                 first.warm_up()
                 self._taggers[cfg.model_key] = first
                 return first
-            return twin(first, cfg.buffer_s)
-
-
-def twin(tagger: Tagger, ring_seconds: float | None) -> Tagger:
-    """A Tagger sharing `tagger`'s model and runner, with its own subscribers and run."""
-    other = copy.copy(tagger)
-    other._subscribers = SubscriberList()
-    other._stream = other._source = other._dropped = None
-    other._lock = threading.Lock()
-    other.ring_seconds = ring_seconds
-    return other
+            return Tagger(first.model, cfg.window_s, cfg.hop_s, labels=first.labels, ring_seconds=cfg.buffer_s,
+                          target=first.target, batch_size=first.batch_size)
 
 
 class SourceRunner:
