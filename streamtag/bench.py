@@ -210,70 +210,12 @@ def _spawn(mode: str, args: dict, tmp: Path) -> dict:
     return r
 
 
-REFERENCE_RUN = Path(__file__).with_name("reference_run.py")
-
-
-def _timed_process(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of one whole process; its one-line error if it fails."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-        raise ConfigError(f"{os.path.basename(cmd[1])} failed: {lines[-1] if lines else proc.returncode}")
-    return seconds, usage.ru_maxrss / 1024
-
-
-def compare_with_reference(reference_code: str, path: str, model: str, weights: str, window: float, hop: float,
-                           repeats: int = 2, reference_python: str | None = None, runtime: str = "auto",
-                           device: str = "cpu") -> dict:
-    """Whole processes on the same file, alternating: `streamtag tag` against the official EATagger.
-
-    `reference_code` is an EfficientAT checkout (its `windowed_inference.py`); `reference_python` a
-    Python with its requirements (default: this one). Reports the median wall time of each side.
-    """
-    if not (Path(reference_code) / "windowed_inference.py").is_file():
-        raise ConfigError(f"{reference_code}: not an EfficientAT checkout (no windowed_inference.py)")
-    with tempfile.TemporaryDirectory(prefix="streamtag-reference-") as d:
-        ours_out, theirs_out = os.path.join(d, "streamtag.npz"), os.path.join(d, "official.npy")
-        ours = [sys.executable, "-m", "streamtag", "tag", path, "--model", model, "--weights", weights, "--window",
-                str(window), "--hop", str(hop), "--format", "npz", "-o", ours_out, "--device", device, "--runtime",
-                runtime, "--quiet"]
-        theirs = [reference_python or sys.executable, str(REFERENCE_RUN), reference_code, path, model, weights,
-                  str(window), str(hop), theirs_out]
-        _timed_process(ours)  # warm-up: OpenVINO export cache, file cache (not timed)
-        _timed_process(theirs)
-        times: dict[str, list[tuple[float, float]]] = {"streamtag": [], "official": []}
-        for i in range(repeats):
-            for side in (("streamtag", "official") if i % 2 == 0 else ("official", "streamtag")):
-                times[side].append(_timed_process(ours if side == "streamtag" else theirs))
-        with np.load(ours_out) as z:
-            a = z["scores"]
-        b = np.load(theirs_out)
-    audio_s = sf.info(path).duration
-    report: dict = {"baseline_kind": "official EATagger, whole process", "audio_s": audio_s, "windows": len(a)}
-    for side, runs in times.items():
-        seconds = statistics.median(t for t, _ in runs)
-        report[side] = {"seconds": seconds, "windows_per_s": len(a) / seconds, "realtime_factor": audio_s / seconds,
-                        "peak_rss_mb": max(r for _, r in runs)}
-    report["speedup"] = report["official"]["seconds"] / report["streamtag"]["seconds"]
-    report["max_abs_score_diff"] = float(np.abs(a - b).max()) if a.shape == b.shape else None
-    return report
-
-
 def benchmark(model: str | None = None, duration: float = 600.0, window: float = 10.0, hop: float = 2.5,
               repeats: int = 3, device: str = "auto", batch_size: int | None = None, weights: str | None = None,
               file: str | None = None, threads: int | None = None, live_seconds: float = 20.0,
-              baseline: bool = True, live: bool = True, reference_code: str | None = None,
-              reference_python: str | None = None, runtime: str = "auto") -> dict:
+              baseline: bool = True, live: bool = True, runtime: str = "auto") -> dict:
     """Run both sides (and the live simulation) and return the comparison as a dict.
 
-    With `reference_code` (an EfficientAT checkout) the baseline is the official EATagger and both
-    sides run as whole processes on the same file; otherwise it is the in-process naive loop.
     `model` None is the default model with `weights`, else the bundled one (real weights offline).
     """
     if model is None:
@@ -289,15 +231,6 @@ def benchmark(model: str | None = None, duration: float = 600.0, window: float =
                           f"got {live_seconds:g} s (or pass --no-live)")
     if not isinstance(get_spec(model).config, EfficientATConfig):
         raise ConfigError(f"the benchmark's EATagger-style baseline runs EfficientAT models (mn*, dymn*), not {model}")
-    if reference_code is not None:
-        if get_spec(model).family != "mn":
-            raise ConfigError(f"the official EATagger comparison runs the mn* MobileNets, not {model}")
-        with tempfile.TemporaryDirectory(prefix="streamtag-bench-") as d:
-            path = file or str(synth_audio(Path(d) / "bench.wav", duration))
-            resolved = weights or str(create_model(model).weights.path)
-            return {"model": model, "window_s": window, "hop_s": hop, "repeats": repeats, "runtime": runtime,
-                    **compare_with_reference(reference_code, path, model, resolved, window, hop, repeats,
-                                             reference_python, runtime, device)}
     with tempfile.TemporaryDirectory(prefix="streamtag-bench-") as d:
         tmp = Path(d)
         path = file or str(synth_audio(tmp / "bench.wav", duration))

@@ -325,29 +325,16 @@ def models_cmd(as_json: bool, pattern: str) -> None:
 @click.option("--baseline/--no-baseline", default=True, help="Also run the naive per-window loop.")
 @click.option("--live/--no-live", default=True, help="Also run the live real-time simulation.")
 @click.option("--runtime", type=click.Choice(RUNTIMES, case_sensitive=False), default="auto", show_default=True, help="streamtag's CPU runtime.")
-@click.option("--reference-code", type=click.Path(exists=True, file_okay=False), default=None,
-              help="An EfficientAT checkout: compare whole processes against its official EATagger instead.")
-@click.option("--reference-python", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Python with EfficientAT's requirements for --reference-code (default: this one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def bench(model_name, weights, duration, audio_file, window, hop, repeats, device, batch_size, threads,
-          live_seconds, baseline, live, runtime, reference_code, reference_python, as_json) -> None:
-    """Benchmark streamtag against the official EATagger (--reference-code) or a naive EATagger-style loop."""
+          live_seconds, baseline, live, runtime, as_json) -> None:
+    """Benchmark streamtag against a naive EATagger-style loop (the official code: benchmarks/compare_official.py)."""
     from .bench import benchmark
     with user_errors():
         report = benchmark(model_name, duration, window, hop, repeats, device, batch_size, weights, audio_file,
-                           threads, live_seconds, baseline, live, reference_code, reference_python, runtime)
+                           threads, live_seconds, baseline, live, runtime)
     if as_json:
         click.echo(json.dumps(report, indent=2))
-        return
-    if "official" in report:
-        click.echo(f"{report['model']}, window {window} s, hop {hop} s, {report['audio_s']:.0f} s of audio, "
-                   f"whole processes, median of {repeats} ({report['baseline_kind']})")
-        for side in ("streamtag", "official"):
-            r = report[side]
-            click.echo(f"  {side:<9}  {r['seconds']:7.2f} s  {r['windows_per_s']:8.1f} windows/s  "
-                       f"{r['realtime_factor']:7.1f}x real time  peak RSS {r['peak_rss_mb']:.0f} MB")
-        click.echo(f"  speed-up {report['speedup']:.2f}x, max score difference {report['max_abs_score_diff']:.2e}")
         return
     p = report["pipeline"]
     click.echo(f"{report['model']} ({report['weights']} weights, runtime {runtime}), window {window} s, hop {hop} s, "
