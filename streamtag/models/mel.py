@@ -188,7 +188,9 @@ class NumpyEfficientATMel:
         bank = kaldi_mel_bank(s.n_mels, s.n_fft, float(s.sample_rate), float(s.fmin), s.eval_fmax)
         self.mel_basis_t = np.ascontiguousarray(np.pad(bank, ((0, 0), (0, 1))).T)  # [n_fft//2+1, n_mels]
         # the bank as groups of MEL_GROUP adjacent bands, each over the bins where any of them is nonzero: dense
-        # products that skip the zeros (a triangle spans a few bins; 8x fewer operations than the whole bank)
+        # products that skip the zeros (a triangle spans a few bins; 8x fewer operations than the whole bank). Each
+        # is far below OpenBLAS's threading threshold (one thread, none left spinning beside the network's), and
+        # BLAS never splits the summed axis, so the energies do not follow its thread count
         self._groups = mel_groups(bank)
         self._left = (s.n_fft - s.win_length) // 2  # torch.stft pads the window to n_fft, centred
         self.window = np.zeros(s.n_fft, np.float32)
