@@ -67,22 +67,35 @@ class Setting:
         return cls(float(window), float(hop))
 
 
+GNU_TIME = "/usr/bin/time"  # reports its child's own peak RSS (Debian package `time`)
+
+
 def timed(cmd: list[str], env: dict | None = None) -> Run:
-    """Run `cmd` to its end: its wall time and its own peak RSS; raises RuntimeError with its last stderr line."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    if proc.returncode != 0:
-        lines = [ln for ln in stderr.splitlines() if ln.strip()]
-        raise RuntimeError(f"{' '.join(cmd[:3])} ... failed ({proc.returncode}): {lines[-1] if lines else ''}")
+    """Run `cmd` to its end: its wall time and its own peak RSS; raises RuntimeError with its last stderr line.
+
+    The peak RSS comes from GNU time, which forks the command: a child's ru_maxrss on Linux also holds the peak
+    of the process that spawned it (exec keeps the old memory's high-water mark), so taken from this Python's
+    own wait4 it would never read below this script's size. Without GNU time it is that upper bound.
+    """
+    with tempfile.TemporaryDirectory() as d:
+        rss_file = Path(d) / "rss"
+        gnu_time = os.access(GNU_TIME, os.X_OK)
+        full = [GNU_TIME, "-f", "%M", "-o", str(rss_file), *cmd] if gnu_time else cmd
+        with open(Path(d) / "out", "w+b") as out, open(Path(d) / "err", "w+b") as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t0
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        if proc.returncode != 0:
+            lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("Command exited")]
+            raise RuntimeError(f"{' '.join(cmd[:3])} ... failed ({proc.returncode}): {lines[-1] if lines else ''}")
+        peak_kb = int(rss_file.read_text().split()[-1]) if gnu_time else usage.ru_maxrss
     lines = [ln for ln in stdout.splitlines() if ln.strip()]
-    return Run(round(wall, 4), round(usage.ru_maxrss / 1024, 1), lines[-1] if lines else "")
+    return Run(round(wall, 4), round(peak_kb / 1024, 1), lines[-1] if lines else "")
 
 
 def run_pairs(commands: dict[str, list[str]], pairs: int, warm: bool = True,

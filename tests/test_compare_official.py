@@ -61,6 +61,8 @@ def test_summary_ratios_medians_and_peaks(official, ours, median_ratio, lo, hi):
 
 
 def test_a_process_is_timed_with_its_own_peak_rss():
+    ballast = bytearray(400 << 20)  # this process is large: a child's peak must not include it
+    ballast[::4096] = b"x" * len(ballast[::4096])
     small = co.timed([sys.executable, "-c", "print('done')"])
     big = co.timed([sys.executable, "-c", "b = bytearray(300 << 20); b[::4096] = b'x' * len(b[::4096]); print(7)"])
     assert small.stdout_tail == "done" and big.stdout_tail == "7"
