@@ -6,7 +6,6 @@ import os
 import pickle
 import tempfile
 import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from importlib import resources
@@ -61,6 +60,8 @@ def verify_sha256(path: Path, expected: str | None, what: str) -> None:
 
 def download(url: str, dest: Path, expected_sha256: str | None, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
     """Download to a temporary file beside `dest`, verify its sha256, then rename into place."""
+    # imported here: its HTTP and TLS modules would cost every start-up that downloads nothing
+    import urllib.request
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
     try:
