@@ -2,7 +2,8 @@
 
     python benchmarks/long_file.py WEIGHTS FILE [PAIRS]    # e.g. mn10_as_random.pt hour.wav 3
 
-Builds the Tagger as `streamtag tag FILE` would (the file's length picks the front-end), then alternates:
+Builds the Tagger of `streamtag tag FILE` on the CPU (the torch-free path: numpy front-end, OpenVINO export), then
+alternates:
 the exported network alone on one batch of real features (as many calls as the file has batches, from as many
 threads at once as the pipeline's network threads), and the whole pipeline on the file. Each pair's ratio is the
 pipeline's windows/s over the network's.

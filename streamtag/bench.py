@@ -60,7 +60,13 @@ def synth_audio(path: Path, seconds: float, rate: int = 44100, channels: int = 2
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak resident memory: VmHWM, where Linux has it (after fork and exec, ru_maxrss keeps
+    the parent's high-water mark too)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _load_model(name: str, weights: str | None):

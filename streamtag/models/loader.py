@@ -9,7 +9,7 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from ..deps import cuda_may_be_present
 from ..errors import ConfigError, WeightsUnavailableError
@@ -28,9 +28,8 @@ if TYPE_CHECKING:
     import torch
 
     from .exported import ExportedModel
+    from .interface import RunnableModel
     from .model import SingleModel, TaggingModel
-
-    LoadedModel = Union[TaggingModel, ExportedModel]
 
 DEFAULT_MODEL = "mn10_as"  # the mission's default (960-d embeddings)
 BUNDLED_MODEL = "mn04_as"  # shipped inside the package: works offline
@@ -186,7 +185,7 @@ class Loaded:
     """A model ready to run: the model (torch, or its export run without torch), the runtime chosen for it, the
     windows at its rate, the classes its outputs name, and the notices a user should see."""
 
-    model: "LoadedModel"
+    model: "RunnableModel"
     runtime: str
     window: WindowSpec
     labels: Labels
@@ -231,7 +230,7 @@ def _exported(spec: ModelSpec, weights: ResolvedFile, labels: Labels, window: in
 
 def load(choice: ModelChoice, labels: Labels, target: RunTarget = RunTarget(), window: float | None = None,
          hop: float | None = None, defaults: tuple[float, float] = DEFAULT_WINDOWS, ring_seconds: float | None = None,
-         model: "LoadedModel | None" = None) -> Loaded:
+         model: "RunnableModel | None" = None) -> Loaded:
     """Resolve `choice`, check that one window fits in memory before anything is built, choose the runtime once,
     and return the model: the cached export (numpy front-end, no torch) for an exportable model in fp32 on the CPU,
     made at the first use; else the torch model (ensembles, heads, DyMN, transformers, CUDA, bf16/fp16).

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import pickle
 import tempfile
 import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from importlib import resources
@@ -70,6 +68,9 @@ def download(url: str, dest: Path, expected_sha256: str | None, timeout: float =
     The temporary file is removed on any failure (an HTTP error, a dropped connection, a wrong sha256, an
     interrupt), so `dest` is either the complete, verified file or untouched. `progress(done, total)` is called
     after each chunk."""
+    # imported here: their HTTP and TLS modules would cost every start-up that downloads nothing
+    import http.client
+    import urllib.request
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:

@@ -15,7 +15,6 @@ import subprocess
 import threading
 import time
 import urllib.error
-import urllib.request
 from typing import Any, Iterable
 from urllib.parse import unquote, urlsplit
 
@@ -137,6 +136,7 @@ class WebhookAlerts(Destination):
         self.name = f"webhook {urlsplit(url).hostname}"
 
     def deliver(self, kind: str, message: dict[str, Any]) -> bool:
+        import urllib.request  # with http.client and ssl: only when a webhook is used (start-up of `tag`)
         body = json.dumps({"type": kind, **message}).encode()
         for attempt in range(self.retries + 1):
             if attempt:

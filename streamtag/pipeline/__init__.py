@@ -8,7 +8,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .backend import Backend, Inferred
-from .dispatcher import AudioTap
+from .dispatcher import AudioTap, FrontEndSubscriber
 from .result import TaggerStats, WindowResult
 from .stream import Stream
 from .tagger import DefaultModelFallback, ShortWindowWarning, Tagger, open_backend
@@ -30,5 +30,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["AudioTap", "Backend", "DefaultModelFallback", "Inferred", "ModelRunner", "ShortWindowWarning", "Stream",
+__all__ = ["AudioTap", "Backend", "FrontEndSubscriber", "DefaultModelFallback", "Inferred", "ModelRunner", "ShortWindowWarning", "Stream",
            "Tagger", "TaggerStats", "WindowResult", "open_backend", "resolve_device"]

@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from .result import WindowResult
+from .result import FrontEndBatch, WindowResult
 
 log = logging.getLogger("streamtag")
 Subscriber = Callable[[WindowResult], object]
@@ -19,6 +19,18 @@ class AudioTap:
 
     def on_audio(self, start: int, samples: np.ndarray, rate: int) -> None:
         """Samples [start, start+len(samples)) of the stream, float32 mono at `rate` (zeros for lost audio)."""
+        raise NotImplementedError
+
+
+class FrontEndSubscriber:
+    """A subscriber that also takes each batch's front-end output: `on_frontend(FrontEndBatch)` runs on the
+    worker thread before the batch's windows are published (keep it short: copy and hand off)."""
+
+    def __call__(self, result: WindowResult) -> object:
+        raise NotImplementedError
+
+    def on_frontend(self, batch: FrontEndBatch) -> None:
+        """The batch's audio and, where the front-end shares frames, its log-mel frames."""
         raise NotImplementedError
 
 
@@ -42,6 +54,7 @@ class SubscriberList:
     def __init__(self, initial: list[Subscriber] | None = None) -> None:
         self._items: tuple[Subscriber, ...] = tuple(initial or ())
         self._taps: tuple[AudioTap, ...] = tuple(cb for cb in self._items if isinstance(cb, AudioTap))
+        self._frontends = tuple(cb for cb in self._items if isinstance(cb, FrontEndSubscriber))
         self._lock = threading.Lock()
         self.errors = 0
         self.first_error: BaseException | None = None
@@ -57,11 +70,19 @@ class SubscriberList:
             self._items = self._items + (cb,)
             if isinstance(cb, AudioTap):
                 self._taps = self._taps + (cb,)
+            if isinstance(cb, FrontEndSubscriber):
+                self._frontends = self._frontends + (cb,)
 
     def remove(self, cb: Subscriber) -> None:
         with self._lock:
             self._items = tuple(s for s in self._items if s != cb)  # == : a bound method equals its twin
             self._taps = tuple(s for s in self._taps if s != cb)
+            self._frontends = tuple(s for s in self._frontends if s != cb)
+
+    @property
+    def wants_frontend(self) -> bool:
+        """Whether any subscriber is a `FrontEndSubscriber` (the worker then hands out each batch's front-end)."""
+        return bool(self._frontends)
 
     def tap(self, start: int, samples: np.ndarray, rate: int) -> None:
         """Give the stream's audio, as it is written (samples [start, start+len) at `rate`, float32 mono), to
@@ -70,13 +91,24 @@ class SubscriberList:
             try:
                 cb.on_audio(start, samples, rate)
             except Exception as e:  # a tap's bug must not stop the stream
-                with self._lock:
-                    self.errors += 1
-                    first = self.first_error is None
-                    if first:
-                        self.first_error = e
-                if first:
-                    log.error("audio tap %r raised at sample %d; it stays subscribed", cb, start, exc_info=e)
+                self._count(e, f"audio tap {cb!r} raised at sample {start}; it stays subscribed")
+
+    def frontend(self, batch: FrontEndBatch) -> None:
+        """Give a batch's front-end output to every `FrontEndSubscriber` (from the worker thread; errors counted)."""
+        for cb in self._frontends:
+            try:
+                cb.on_frontend(batch)
+            except Exception as e:  # a subscriber's bug must not stop the stream
+                self._count(e, f"front-end subscriber {cb!r} raised at sample {batch.start_sample}; it stays subscribed")
+
+    def _count(self, error: Exception, message: str) -> None:
+        with self._lock:
+            self.errors += 1
+            first = self.first_error is None
+            if first:
+                self.first_error = error
+        if first:
+            log.error(message, exc_info=error)
 
     def publish(self, result: WindowResult, stopped: Callable[[], bool] | None = None) -> None:
         """Call every subscriber with `result`; exceptions are logged and counted, never raised. Once `stopped()`

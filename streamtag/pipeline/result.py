@@ -96,6 +96,17 @@ class WindowResult:
         return [int(i) for i in np.argsort(-self.scores, kind="stable")[:k]]
 
 
+@dataclass(frozen=True, eq=False)
+class FrontEndBatch:
+    """What a batch's front-end saw, handed to `FrontEndSubscriber`s (a live view's level meter and log-mel
+    strip): the audio span read from the ring and the log-mel frames computed."""
+
+    start_sample: int  # the span's first sample in the stream, at the model rate
+    audio: np.ndarray = field(repr=False)  # float32 [N]: the batch's audio (read-only; copy what you keep)
+    first_frame: int | None  # absolute index of mel's first frame (None without shared frames)
+    mel: np.ndarray | None = field(repr=False)  # float32 [n_mels, G] log-mel frames, or None (no shared front-end)
+
+
 @dataclass(frozen=True)
 class TaggerStats:
     """Totals of one run (a snapshot)."""

@@ -21,9 +21,9 @@ from ..models.labels import Labels
 from ..models.mel import FrameCache
 from ..models.pending import PendingNetwork
 from ..windows import WindowScheduler, WindowSpec
-from .dispatcher import SubscriberList
 from ..memory import check_run_memory, ring_samples
-from .result import TaggerStats, WindowResult
+from .dispatcher import SubscriberList
+from .result import FrontEndBatch, TaggerStats, WindowResult
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -274,6 +274,7 @@ class Stream:
                 pending = self.runner.prepare_span(span, len(ks), spec.hop, spec.window,
                                                    valid if ended and valid.min() < spec.window else None,
                                                    start=span_start, cache=self._frame_cache)
+                self._tap_frontend(span_start, span)
                 batch = PreparedBatch(self._batches, tuple(int(k) for k in ks), tuple(lost), available, pending,
                                       tuple(zip(levels[0].tolist(), levels[1].tolist())))
                 self._batches += 1
@@ -285,6 +286,16 @@ class Stream:
             into = self._prepared if self._network_threads else self._queue
             for _ in range(self._network_threads or 1):
                 self._put(into, _END, force=True)
+
+    def _tap_frontend(self, span_start: int, span: np.ndarray) -> None:
+        """Hand the batch's audio and log-mel frames to the `FrontEndSubscriber`s (their errors counted)."""
+        if not self.subscribers.wants_frontend:
+            return
+        mel = self._frame_cache.frames
+        if mel is not None and not isinstance(mel, np.ndarray):  # a torch front-end's tensor
+            mel = mel.detach().float().cpu().numpy()
+        batch = FrontEndBatch(span_start, span, None if mel is None else self._frame_cache.start, mel)
+        self.subscribers.frontend(batch)
 
     def _run_networks(self) -> None:
         """A network thread (pipelined runners): prepared batches' networks, their results to the dispatcher."""
