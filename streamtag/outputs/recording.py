@@ -42,7 +42,8 @@ SCORE_FORMATS = ("csv",) + EVENT_FORMATS  # formats made of tags: they need a mo
 
 def choose_formats(requested: Sequence[str] = (), output: str | None = None, output_dir: str | None = None) -> list[str]:
     """The formats to write: those requested (each may be comma-separated), else from the output's
-    extension, else jsonl into a folder or text on stdout."""
+    extension (an unknown one is refused; a device or a pipe gets jsonl), else jsonl into a folder or text on
+    stdout."""
     fmts = [f.strip().lower() for v in requested for f in v.split(",") if f.strip()]
     for f in fmts:
         if f not in FORMATS + EVENT_FORMATS:
@@ -53,6 +54,8 @@ def choose_formats(requested: Sequence[str] = (), output: str | None = None, out
         for name, ext in sorted(EXTENSIONS.items(), key=lambda kv: -len(kv[1])):
             if output.lower().endswith(ext):
                 return [name]
+        if os.path.exists(output) and not os.path.isfile(output):  # a device or a pipe: no extension to follow
+            return ["jsonl"]
         known = ", ".join(f"{ext} ({name})" for name, ext in EXTENSIONS.items())
         raise ConfigError(f"{output}: the format follows the output's extension, and "
                           f"{Path(output).suffix or 'no extension'} is none of {known}: rename it or give --format")

@@ -1,5 +1,6 @@
 """Jobs check every option once, in the library; the CLI and the Python API run the same job."""
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -40,11 +41,18 @@ def test_output_plan_refuses_what_cannot_be_written(options, message):
 @pytest.mark.parametrize("requested, output, output_dir, expected", [
     ((), None, None, ["text"]), ((), "-", None, ["text"]), ((), None, "out", ["jsonl"]),
     ((), "x.csv", None, ["csv"]), ((), "x.labels.txt", None, ["audacity"]), ((), "x.txt", None, ["text"]),
-    ((), "x.selection.table.txt", None, ["raven"]), ((), "x.npz", None, ["npz"]), ((), "x.dat", None, ["jsonl"]),
+    ((), "x.selection.table.txt", None, ["raven"]), ((), "x.npz", None, ["npz"]), (("jsonl",), "x.dat", None, ["jsonl"]),
     (("npz,jsonl", "npz"), None, "out", ["npz", "jsonl"]),
 ])
 def test_formats_follow_the_request_then_the_extension(requested, output, output_dir, expected):
     assert choose_formats(requested, output, output_dir) == expected
+
+
+def test_an_extension_no_format_has_is_refused_without_a_format(tmp_path):
+    with pytest.raises(ConfigError, match=r"x\.dat: the format follows the output's extension, and \.dat is none"):
+        choose_formats((), "x.dat", None)
+    os.mkfifo(tmp_path / "pipe")  # a pipe (or a device) has no extension to follow: JSONL, as before
+    assert choose_formats((), str(tmp_path / "pipe"), None) == ["jsonl"]
 
 
 def test_plan_resolves_filters_and_event_settings():
