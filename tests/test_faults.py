@@ -511,7 +511,7 @@ def test_outputs_get_the_mode_open_would_give_them(tmp_path, isolated_home, umas
     old = os.umask(umask)
     try:
         res = CliRunner().invoke(main, ["tag", str(DEMO_CLIP), *FAST, "--format", "jsonl,csv,npz,raven",
-                                        "--output-dir", str(out), "--plot", "x.png"])
+                                        "--output-dir", str(out), "--plot", str(out / "x.png")])
         single = tmp_path / "one.jsonl"
         res2 = CliRunner().invoke(main, ["tag", str(DEMO_CLIP), *FAST, "--output", str(single)])
     finally:

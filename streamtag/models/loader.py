@@ -219,12 +219,15 @@ def _exported(spec: ModelSpec, weights: ResolvedFile, labels: Labels, window: in
     found = ExportedModel.from_cache(spec, weights, window)
     if found is not None:
         return found
+    import torch
+
     from .runtimes import compiled_cache
-    # a few seconds without output otherwise; logged at INFO: the CLI shows it as a notice, Python stays quiet
+    network = build_network(spec, weights, labels)  # a bad checkpoint fails here, before any notice
+    # the export takes seconds without output otherwise; logged at INFO: the CLI shows it as a notice, Python
+    # stays quiet unless it configures logging
     log.info("preparing %s for this CPU, once: an OpenVINO export for %g s windows, kept in %s", spec.name,
              window / spec.sample_rate, compiled_cache())
-    import torch
-    build_network(spec, weights, labels).optimized_for(torch.zeros(1, window), "openvino")
+    network.optimized_for(torch.zeros(1, window), "openvino")
     return ExportedModel.from_cache(spec, weights, window)
 
 

@@ -260,7 +260,7 @@ def test_every_output_events_and_filters_work_with_the_heads_classes(tmp_path, t
              demo.RATE)
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["tag", str(clip), "--head", str(trained["head"]), "--output-dir", str(out),
-                                    "--format", "text,jsonl,csv,npz,audacity,raven", "--plot", "x.png",
+                                    "--format", "text,jsonl,csv,npz,audacity,raven", "--plot", str(out / "mix.png"),
                                     "--exclude", "hiss", "--device", "cpu"])
     assert res.exit_code == 0, res.stderr
     with np.load(out / "mix.npz") as z:
