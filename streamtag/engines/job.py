@@ -228,8 +228,8 @@ class TagJob:
 
 def build_tagger(choice: ModelChoice, labels: Labels, reporter: Reporter, target: RunTarget, **options) -> Tagger:
     """A Tagger for `choice` on `target` (without torch when the export is cached); the loader's notices (the
-    default model's fallback, a window much shorter than the training inputs, the export made at a model's first
-    use) go to `reporter.notice` as they happen."""
+    default model's fallback, a window much shorter than the training inputs; where progress is shown, the export
+    made at a model's first use) go to `reporter.notice` as they happen."""
     def show(message, category, *args, **kwargs) -> None:
         reporter.notice(str(message) if issubclass(category, DefaultModelFallback) else f"warning: {message}")
 
@@ -250,14 +250,15 @@ def build_tagger(choice: ModelChoice, labels: Labels, reporter: Reporter, target
 
 
 class _NoticeHandler(logging.Handler):
-    """The loader's INFO records (what it prepares, once) as the reporter's notices, while a Tagger is built."""
+    """The loader's INFO records (what it is preparing, once: seconds of work) as the reporter's notices while a
+    Tagger is built, where progress is shown (a terminal, or --progress): they say what is happening now."""
 
     def __init__(self, reporter: Reporter) -> None:
         super().__init__(logging.INFO)
         self.reporter = reporter
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno == logging.INFO:
+        if record.levelno == logging.INFO and getattr(self.reporter, "show_progress", False):
             self.reporter.notice(record.getMessage())
 
 

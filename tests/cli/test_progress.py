@@ -32,7 +32,6 @@ def test_a_terminal_shows_a_progress_line_that_never_breaks_result_rows(tmp_path
 def test_no_progress_without_a_terminal_unless_asked(tmp_path):
     args = ["tag", str(CLIP32), "--model", "mn04_as", "--weights", str(MN04_WEIGHTS), "--window", "1", "--hop", "0.5",
             "--device", "cpu"]
-    CliRunner().invoke(main, args)  # a first run may prepare the model's export (and says so)
     plain = CliRunner().invoke(main, args)
     assert plain.exit_code == 0 and plain.stderr == ""
     forced = CliRunner().invoke(main, [*args, "--progress", "--output-dir", str(tmp_path)])

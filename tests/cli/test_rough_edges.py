@@ -128,12 +128,16 @@ def test_a_plot_may_go_into_the_output_folder_the_run_creates(tmp_path):
 
 
 def test_the_first_run_of_a_model_says_it_is_preparing_it_once(tmp_path, monkeypatch):
-    """The export at a model's first use takes seconds: one notice before it, none once it is cached."""
+    """The export at a model's first use takes seconds: where progress is shown (a terminal, or --progress) one
+    notice comes before it, none once it is cached; scripts reading stderr see no such line."""
     monkeypatch.setenv("STREAMTAG_HOME", str(tmp_path / "fresh-home"))  # no export cache at all
-    args = ["tag", str(DEMO_CLIP), *FAST, "--window", "3", "--hop", "3"]
+    args = ["tag", str(DEMO_CLIP), *FAST, "--window", "3", "--hop", "3", "--progress"]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.stderr
     assert first.stderr.splitlines()[0] == (f"streamtag: preparing mn04_as for this CPU, once: an OpenVINO export for "
                                             f"3 s windows, kept in {tmp_path / 'fresh-home' / 'compiled'}")
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and "preparing" not in again.stderr
+    monkeypatch.setenv("STREAMTAG_HOME", str(tmp_path / "other-home"))
+    plain = CliRunner().invoke(main, args[:-1])  # not a terminal, no --progress: it exports without a word
+    assert plain.exit_code == 0 and plain.stderr == ""
