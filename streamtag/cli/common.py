@@ -107,6 +107,10 @@ class CliReporter:
         if not self.quiet:
             self._echo(f"streamtag: {self.prefix}{line}")
 
+    def status(self, message: str) -> None:
+        if self.show_progress:
+            self._echo(f"streamtag: {message}")
+
     def progress_bar(self, label: str, duration_s: float | None, windows: int | None) -> "_Bar | None":
         return _Bar(label, duration_s, windows) if self.show_progress else None
 

@@ -57,6 +57,10 @@ class Reporter(Protocol):
 
     def progress(self, line: str) -> None: ...
 
+    def status(self, message: str) -> None:
+        """What is happening now (seconds of one-time work): shown only where progress is shown."""
+        ...
+
     def progress_bar(self, label: str, duration_s: float | None, windows: int | None) -> ProgressBar | None:
         """A progress display for one input (its length and window count None when not known: a stream)."""
         ...
@@ -72,7 +76,7 @@ class SilentReporter:
     def notice(self, message: str) -> None:
         pass
 
-    warning = error = progress = notice
+    warning = error = progress = status = notice
 
     def progress_bar(self, label: str, duration_s: float | None, windows: int | None) -> None:
         return None
@@ -250,16 +254,16 @@ def build_tagger(choice: ModelChoice, labels: Labels, reporter: Reporter, target
 
 
 class _NoticeHandler(logging.Handler):
-    """The loader's INFO records (what it is preparing, once: seconds of work) as the reporter's notices while a
-    Tagger is built, where progress is shown (a terminal, or --progress): they say what is happening now."""
+    """The loader's INFO records (what it is preparing, once: seconds of work) as the reporter's status lines while
+    a Tagger is built (shown where progress is: a terminal, or --progress)."""
 
     def __init__(self, reporter: Reporter) -> None:
         super().__init__(logging.INFO)
         self.reporter = reporter
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno == logging.INFO and getattr(self.reporter, "show_progress", False):
-            self.reporter.notice(record.getMessage())
+        if record.levelno == logging.INFO:
+            self.reporter.status(record.getMessage())
 
 
 __all__ = ["DEFAULT_SHARD_WINDOWS", "ENGINES", "EVENT_WINDOWS", "EngineOptions", "ProgressBar", "Reporter", "RunSummary",
