@@ -89,3 +89,13 @@ def test_ci_runs_the_readmes_two_set_up_commands_exactly_and_the_static_checks()
     assert "\nruff check .\n" in ci and "\nmypy\n" in ci and "ruff check ." in readme and "`mypy`" in readme
     # the CPU-only torch line comes before the install command
     assert readme.index("download.pytorch.org/whl/cpu") < readme.index(setup[0])
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    """`--help` of each command has a line of text for each option (listen's --top-k once had none)."""
+    bare = []
+    for name, command in main.commands.items():
+        for param in command.params:
+            if param.param_type_name == "option" and not (param.help or "").strip():
+                bare.append(f"streamtag {name} {param.opts[0]}")
+    assert bare == []

@@ -21,10 +21,11 @@ from .options import model_options, quiet_option, target_options, window_options
 @target_options(precision=False)
 @click.option("--hidden", default=0, show_default=True, type=click.IntRange(min=0),
               help="Width of one hidden layer (0: a linear head).")
-@click.option("--epochs", default=300, show_default=True, type=click.IntRange(min=1))
+@click.option("--epochs", default=300, show_default=True, type=click.IntRange(min=1),
+              help="Most passes over the training windows (early stopping usually ends sooner).")
 @click.option("--patience", default=20, show_default=True, type=click.IntRange(min=1),
               help="Stop after this many epochs without a better validation loss.")
-@click.option("--learning-rate", default=1e-3, show_default=True, type=float)
+@click.option("--learning-rate", default=1e-3, show_default=True, type=float, help="Adam's learning rate.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same data and seed: the same head.")
 @click.option("--val-share", default=0.25, show_default=True, type=float, help="Share of recordings for validation.")
 @click.option("--min-overlap", default=0.5, show_default=True, type=float,
