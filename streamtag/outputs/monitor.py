@@ -128,6 +128,11 @@ class Monitor(AudioTap):
         if self.clips is not None:
             self.clips.on_audio(start, samples, rate)
 
+    def on_source_audio(self, start: int, samples: np.ndarray, rate: int) -> None:
+        """The pipeline's audio tap at the source's rate (clips are cut from it where the source gives it)."""
+        if self.clips is not None:
+            self.clips.on_source_audio(start, samples, rate)
+
     def __call__(self, r: WindowResult) -> None:
         with self._lock:
             if self.stats.windows == 0:
