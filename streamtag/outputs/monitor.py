@@ -3,6 +3,7 @@ their clips, sends alerts and keeps private audio out, each part optional."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import math
 import threading
 from collections import deque
@@ -290,32 +291,35 @@ def privacy_items(spec: str) -> list[tuple[str, float | None]]:
     return out
 
 
-def privacy_thresholds(spec: str, labels: Labels) -> dict[str, float]:
-    """The privacy labels of a `--privacy` spec and their thresholds; names may hold commas ("Male speech, man
-    speaking"): the longest run of parts that names a label wins."""
-    items = privacy_items(spec)
-    out: dict[str, float] = {}
+def label_runs(items: list[tuple[str, float | None]], labels: Labels, option: str) -> list[tuple[str, float | None]]:
+    """Comma-separated parts (each with an optional threshold) as label display names: a name may hold commas
+    ("Male speech, man speaking"), so the longest run of parts that names a label wins; ConfigError otherwise."""
+    out: list[tuple[str, float | None]] = []
     i = 0
     while i < len(items):
         for j in range(len(items), i, -1):
             if any(t is not None for _, t in items[i:j - 1]):
                 continue  # a threshold ends a name
-            name = ", ".join(n for n, _ in items[i:j])
             try:
-                index = labels.index(name)
+                index = labels.index(", ".join(n for n, _ in items[i:j]))
             except LabelsError:
                 continue
-            t = items[j - 1][1]
-            out[labels.names[index]] = DEFAULT_PRIVACY_THRESHOLD if t is None else t
+            out.append((labels.names[index], items[j - 1][1]))
             i = j
             break
         else:
             try:
                 labels.index(items[i][0])
             except LabelsError as e:
-                raise ConfigError(f"--privacy: {e} (a custom head in 'replace' mode has no AudioSet labels; use "
+                raise ConfigError(f"{option}: {e} (a custom head in 'replace' mode has no AudioSet labels; use "
                                   "head mode 'append')") from None
     return out
+
+
+def privacy_thresholds(spec: str, labels: Labels) -> dict[str, float]:
+    """The privacy labels of a `--privacy` spec (display names) and their thresholds."""
+    return {name: DEFAULT_PRIVACY_THRESHOLD if t is None else t
+            for name, t in label_runs(privacy_items(spec), labels, "--privacy")}
 
 
 @dataclass(frozen=True)
@@ -439,13 +443,9 @@ class Monitoring:
             if options.store is not None:
                 self.store = DetectionStore(options.store)
             if options.alerts:
-                watched = list(options.alert_labels) if options.alert_labels is not None else []
-                for name in watched:
-                    try:
-                        labels.index(name)
-                    except LabelsError as e:
-                        raise ConfigError(f"--alert-labels: {e}") from None
-                self.alerts = AlertHub([], options.alert_labels, options.alert_cooldown_s)
+                watched = [] if options.alert_labels is None else \
+                    [n for n, _ in label_runs([(n, None) for n in options.alert_labels], labels, "--alert-labels")]
+                self.alerts = AlertHub([], watched or None, options.alert_cooldown_s)
                 for url in options.alerts:
                     self.alerts.destinations.append(destination(url, watched))
         except BaseException:
@@ -457,7 +457,7 @@ class Monitoring:
         """A Monitor for one stream named `source` (its own clip buffer and privacy spans), with the events'
         settings the run's other event outputs use; subscribe it, and `close(end_s)` it after the last window."""
         o = self.options
-        clips = None if o.clips is None else ClipWriter(o.clips, padding_s=o.clip_padding_s, max_bytes=o.max_bytes)
+        clips = None if o.clips is None else ClipWriter(os.path.abspath(o.clips), padding_s=o.clip_padding_s, max_bytes=o.max_bytes)
         gate = None if self.privacy is None else PrivacyGate(self.labels, self.privacy)
         settings = self.settings | {"events": _events_record(events, self.labels)}
         m = Monitor(self.labels, events, source=source, store=self.store, clips=clips, alerts=self.alerts,
