@@ -51,10 +51,11 @@ class ListenJob:
                labels: str | os.PathLike | None = None, duration: float | None = None, top_k: int = 5,
                threshold: float | str | None = None, thresholds: str | os.PathLike | None = None,
                format: str | None = None, output: str | None = None, buffer_seconds: float = 10.0,
-               reconnect: int = 5, monitor: MonitorOptions | None = None) -> "ListenJob":
+               reconnect: int = 5, monitor: MonitorOptions | None = None, median: int = 3) -> "ListenJob":
         """A job from its parts as a user gives them; ConfigError if any is wrong. window/hop default to the
         head's (with a head), else 1 s / 0.5 s. With `monitor`, events (thresholds as for `tag --events`: the
-        default score is the on-threshold, 0.3 when not given, off at half) are stored, clipped and alerted."""
+        default score is the on-threshold, 0.3 when not given, off at half; `median`: smoothing over windows) are
+        stored, clipped and alerted."""
         fmt = choose_formats((format,) if format else (), output)[0]
         if fmt not in ("text", "jsonl", "csv", "npz"):
             raise ConfigError(f"live output is text, jsonl, csv or npz, not {fmt}")
@@ -79,7 +80,7 @@ class ListenJob:
             given_thresholds(shown, threshold, thresholds))
         tags = TagFilter(top_k, given.default or 0.0, None, given.per_class_windows())
         on = 0.3 if given.default is None else given.default
-        events = EventSettings(on=on, off=on / 2, per_class=given.per_class_events(None))
+        events = EventSettings(on=on, off=on / 2, median=median, per_class=given.per_class_events(None))
         if monitor is not None and not monitor.enabled:
             monitor = None
         if monitor is not None and monitor.privacy is not None:

@@ -110,10 +110,12 @@ class Monitor(AudioTap):
         self.owns_parts = owns_parts
         self._dropped_before = 0  # alerts dropped (shared destinations) before this stream began
         self.floor = noise_floor or NoiseFloor()
-        self.detector = EventDetector(labels, events, on_open=self._opened, hop_s=hop_s)
+        self.detector = EventDetector(labels, events, on_open=self._opened, hop_s=hop_s, on_drop=self._dropped)
         self.stats = MonitorStats()
         self._recent: deque[tuple[WindowResult, float]] = deque(maxlen=4096)  # (window, floor then)
-        self._started: set[str] = set()  # labels whose start alert went out
+        # per label, in the order its events opened: whether each one's start alert went out (events of one label
+        # close in the order they opened; a label may reopen before its previous event's end is decided)
+        self._started: dict[str, deque[bool]] = {}
         self._model = ""
         self._utc0: datetime | None = None
         self._lock = threading.Lock()
@@ -192,6 +194,8 @@ class Monitor(AudioTap):
         """EventDetector's on_open: a start alert (unless its window's SNR is below --min-snr)."""
         if self.alerts is None:
             return
+        announced = self._started.setdefault(label, deque())
+        announced.append(False)
         hop = self.detector.hop_s
         best = min(self._recent, key=lambda rf: abs(window_slice(rf[0].start_s, rf[0].end_s, hop or 0.0,
                                                                  rf[0].index == 0)[0] - onset_s), default=None)
@@ -202,7 +206,7 @@ class Monitor(AudioTap):
         snr = None if r.level_db is None or math.isnan(floor) else r.level_db - floor
         if self.min_snr_db is not None and snr is not None and snr < self.min_snr_db:
             return
-        self._started.add(label)
+        announced[-1] = True
         self.alerts.start(EventStart(label, self.labels.mids[i], onset_s,
                                      float(r.scores[i]) if r.scores is not None else 0.0, self.source, self._model,
                                      self._at(onset_s), r.level_db, snr))
@@ -215,8 +219,7 @@ class Monitor(AudioTap):
         level_a = mean_level(levels_a) if levels_a else None
         floor = windows[0][1] if windows and not math.isnan(windows[0][1]) else None
         snr = None if level is None or floor is None else level - floor
-        started = ev.label in self._started
-        self._started.discard(ev.label)
+        started = self._was_started(ev.label)
         if self.min_snr_db is not None and snr is not None and snr < self.min_snr_db:
             self.stats.below_snr += 1
             if started and self.alerts is not None:  # close what was announced
@@ -234,6 +237,16 @@ class Monitor(AudioTap):
             self.alerts.end(d)
         if self.on_detection is not None:
             self.on_detection(d)
+
+    def _was_started(self, label: str) -> bool:
+        """Whether the start alert of `label`'s oldest open event went out (and forget it)."""
+        announced = self._started.get(label)
+        return bool(announced.popleft()) if announced else False
+
+    def _dropped(self, ev: Event) -> None:
+        """EventDetector's on_drop: an event shorter than min_duration_s; its announced start is ended."""
+        if self._was_started(ev.label) and self.alerts is not None:
+            self.alerts.end(self._detection(ev, None, None, None, None))
 
     def _detection(self, ev: Event, level: float | None, level_a: float | None, floor: float | None,
                    snr: float | None) -> Detection:

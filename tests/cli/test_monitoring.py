@@ -40,17 +40,21 @@ def timeline():
         return [(float(r["onset_s"]), float(r["offset_s"]), r["label"].split(";")) for r in csv.DictReader(f)]
 
 
-def check_monitoring(db, clips, events, offset_s, end_s):
+def check_monitoring(db, clips, events, offset_s, end_s, late=()):
     """Rows for every sound source of the mix with onsets within 1 s of the timeline (shifted by `offset_s`: where
     the mix starts in the stream), a clip per row of the event's length plus padding, silent over the speech, and
-    one MQTT start and end message per row."""
+    one MQTT start and end message per row. `late`: sources the model itself hears late (found within their
+    segment)."""
     rows = list(DetectionStore(db).events())
     assert rows
-    for onset, _, labels in timeline():
+    for onset, offset, labels in timeline():
         found = [r["onset_s"] - offset_s for r in rows if r["label"] in labels]
         # the train recording starts quietly: mn04's Train scores stay < 0.06 in every window before 1.5 s
         tolerance = 1.3 if labels[0] == "Train" else 1.0
-        assert any(abs(f - onset) <= tolerance for f in found), (labels[0], onset, found)
+        if labels[0] in late:
+            assert any(onset - tolerance <= f <= offset for f in found), (labels[0], onset, found)
+        else:
+            assert any(abs(f - onset) <= tolerance for f in found), (labels[0], onset, found)
     for r in rows:
         assert r["clip_path"] and os.path.dirname(r["clip_path"]) == str(clips), r
         clip, sr = sf.read(r["clip_path"], dtype="float32")
@@ -63,10 +67,10 @@ def check_monitoring(db, clips, events, offset_s, end_s):
     messages = [json.loads(p) for p in events]
     starts = [m for m in messages if m["type"] == "start"]
     ends = [m for m in messages if m["type"] == "end"]
-    assert len(starts) == len(ends) == len(rows)
-    assert sorted(m["id"] for m in ends) == sorted(r["id"] for r in rows)
-    assert sorted((m["label"], m["onset_s"]) for m in starts) == sorted((r["label"], round(r["onset_s"], 3))
-                                                                         for r in rows)
+    stored = [m for m in ends if m["id"] is not None]  # the others: events that ended shorter than min-duration
+    assert len(starts) == len(ends) and len(stored) == len(rows)
+    assert sorted(m["id"] for m in stored) == sorted(r["id"] for r in rows)
+    assert sorted((m["label"], m["onset_s"]) for m in starts) == sorted((m["label"], m["onset_s"]) for m in ends)
     return rows
 
 
