@@ -120,6 +120,7 @@ class AudioSource(Protocol):
     overflows: int  # input overflows the device reported (0 for files and arrays)
     nonfinite: int  # NaN/Inf input samples replaced by 0
     start_utc: datetime | None  # wall-clock (UTC) time of the first sample when known: given, read, or captured
+    on_native: NativeHook | None  # set by the pipeline (see above); a source that never calls it ignores it
 
     def blocks(self, rate: int) -> Iterator[np.ndarray | Gap]:
         """Yield float32 mono blocks resampled to `rate` (or a `Gap` for lost audio), until the stream ends."""

@@ -26,7 +26,6 @@ def run_locally(job: TagJob, tagger: Tagger, reporter: Reporter) -> RunSummary:
     stored, clipped and alerted (a run row per recording), with the outputs' event settings.
     """
     t0 = time.monotonic()
-    plan = job.plan
     summary = RunSummary(files=len(job.inputs), workers=1, engine="local")
     monitoring = None if job.monitor is None else open_monitoring(job.monitor, tagger)
     try:

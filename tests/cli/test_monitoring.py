@@ -91,7 +91,7 @@ def test_tag_on_the_mix_stores_clips_and_alerts_every_event_without_speech_audio
               "--privacy", "Speech")
     assert res.exit_code == 0, res.output
     assert "monitor:" in res.output and "0 dropped" in res.output
-    n = len(DetectionStore(db).events and list(DetectionStore(db).events()))
+    n = len(list(DetectionStore(db).events()))
     assert rec.wait_for(lambda: len(rec.on("streamtag/events")) >= 2 * n)
     rows = check_monitoring(db, clips, rec.on("streamtag/events"), 0.0, sf.info(str(LONG_MIX)).duration)
     rec.close()
