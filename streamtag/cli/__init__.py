@@ -7,6 +7,7 @@ import click
 from .._version import __version__
 from .bench import bench
 from .common import CliReporter, exit_interrupted, fail, user_errors
+from .detections import detections
 from .evaluate import evaluate
 from .listen import listen
 from .models import devices, models_cmd
@@ -20,7 +21,7 @@ def main() -> None:
     """Streaming sliding-window AudioSet tagging."""
 
 
-for command in (tag, models_cmd, bench, devices, listen, train, evaluate):
+for command in (tag, models_cmd, bench, devices, listen, train, evaluate, detections):
     main.add_command(command)
 
 __all__ = ["CliReporter", "exit_interrupted", "fail", "main", "user_errors"]
