@@ -9,7 +9,7 @@ from typing import Iterator
 import numpy as np
 
 from .resample import StreamResampler
-from .sources import Gap, downmix, replace_nonfinite
+from .sources import Gap, downmix, replace_nonfinite, tell_native
 
 
 class CaptureBuffer:
@@ -70,10 +70,12 @@ def captured_blocks(items: list, resampler: StreamResampler, native_rate: int, r
     """Captured items -> mono blocks at `rate` (NaN/Inf counted on `source.nonfinite`); lost frames -> a Gap."""
     for item in items:
         if isinstance(item, int):
+            tell_native(source, None, item)
             yield Gap(int(round(item * rate / native_rate)))
         else:
             mono, bad = replace_nonfinite(downmix(item))
             source.nonfinite += bad
+            tell_native(source, mono, len(mono))
             out = resampler.process(mono)
             if len(out):
                 yield out

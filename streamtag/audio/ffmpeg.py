@@ -249,6 +249,9 @@ class NetworkStream:
     connection, already open (a probe's).
     """
 
+    on_native = None  # set by the pipeline: each captured block at the source rate, before resampling
+    native_position = 0
+
     live = True
     overflows = 0
 

@@ -61,6 +61,9 @@ class MicrophoneSource:
     so timestamps stay true and the affected windows are marked.
     """
 
+    on_native = None  # set by the pipeline: each captured block at the source rate, before resampling
+    native_position = 0
+
     live = True
 
     def __init__(self, device: int | str | None = None, channels: int | None = None,

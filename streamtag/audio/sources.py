@@ -8,7 +8,7 @@ import shlex
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -95,13 +95,32 @@ class Gap:
     samples: int
 
 
+NativeHook = Callable[[int, np.ndarray, int], None]
+
+
+def tell_native(source: object, mono: np.ndarray | None, frames: int) -> None:
+    """Hand a block at the source's own rate (mono float32; None for `frames` lost frames) to the source's
+    `on_native(position, samples, rate)` hook, when the pipeline set one, and advance `native_position`."""
+    hook = getattr(source, "on_native", None)
+    if hook is not None and mono is not None and len(mono):
+        hook(source.native_position, mono, source.sample_rate)  # type: ignore[attr-defined]
+    source.native_position += frames  # type: ignore[attr-defined]
+
+
 class AudioSource(Protocol):
-    """What the pipeline needs from a source, and the loss it counts."""
+    """What the pipeline needs from a source, and the loss it counts.
+
+    A source that resamples may also declare `on_native` (None until the pipeline sets it) and `native_position`:
+    it then hands each block, before resampling, at its own rate to `on_native(position, samples, rate)`
+    (`tell_native`), where position counts the source's frames from the stream's first one (lost frames
+    included), so that [position / rate] is the same stream time as the resampled audio's.
+    """
 
     live: bool  # True: never waits (overwrites when behind); False: waits, drops nothing
     overflows: int  # input overflows the device reported (0 for files and arrays)
     nonfinite: int  # NaN/Inf input samples replaced by 0
     start_utc: datetime | None  # wall-clock (UTC) time of the first sample when known: given, read, or captured
+    on_native: NativeHook | None  # set by the pipeline (see above); a source that never calls it ignores it
 
     def blocks(self, rate: int) -> Iterator[np.ndarray | Gap]:
         """Yield float32 mono blocks resampled to `rate` (or a `Gap` for lost audio), until the stream ends."""
@@ -160,6 +179,8 @@ class DecodedSource:
 
     live = False
     overflows = 0  # a file never overflows
+    on_native: NativeHook | None = None  # set by the pipeline: each block at the source rate, before resampling
+    native_position = 0
     path: str
     sample_rate: int
     channels: int
@@ -199,12 +220,14 @@ class DecodedSource:
         first_in = max(0, self.start - int(SHARD_LEAD_S * rate)) // unit_out * unit_in
         want = None if self.stop is None else self.stop - self.start
         cut = ShardCut(self.start - first_in // unit_in * unit_out, want)
+        self.native_position = first_in - int(round(self.start * self.sample_rate / rate))  # 0 at the stream start
         lost = 0
         try:
             for raw in self._decode(first_in):
                 if isinstance(raw, int):
                     lost += raw
                     self.lost_frames += raw
+                    tell_native(self, None, raw)
                     gap = cut.gap(int(round(raw * rate / self.sample_rate)))
                     if gap:
                         yield Gap(gap)
@@ -213,6 +236,7 @@ class DecodedSource:
                     if raw.dtype.kind == "f":  # integer PCM is always finite
                         mono, bad = replace_nonfinite(mono)
                         self.nonfinite += bad
+                    tell_native(self, mono, len(mono))
                     out = cut.take(resampler.process(mono))
                     if len(out):
                         yield out
@@ -365,6 +389,9 @@ class ArraySource:
     `feed` waits while the bounded queue is full (back-pressure) unless the source is live.
     """
 
+    on_native: NativeHook | None = None  # set by the pipeline: the pushed blocks, before resampling
+    native_position = 0
+
     def __init__(self, sample_rate: int | None = None, live: bool = False, max_blocks: int = 64,
                  start_utc: datetime | None = None) -> None:
         self.sample_rate = sample_rate
@@ -428,6 +455,7 @@ class ArraySource:
                 return
             if resampler is None:
                 resampler = StreamResampler(self.sample_rate, rate)
+            tell_native(self, item, len(item))
             out = resampler.process(item)
             if len(out):
                 yield out

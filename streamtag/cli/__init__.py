@@ -7,6 +7,7 @@ import click
 from .._version import __version__
 from .bench import bench
 from .common import CliReporter, exit_interrupted, fail, user_errors
+from .detections import detections
 from .download import download
 from .evaluate import evaluate
 from .listen import listen
@@ -21,7 +22,7 @@ def main() -> None:
     """Streaming sliding-window AudioSet tagging."""
 
 
-for command in (tag, models_cmd, download, bench, devices, listen, train, evaluate):
+for command in (tag, models_cmd, download, bench, devices, listen, train, evaluate, detections):
     main.add_command(command)
 
 __all__ = ["CliReporter", "exit_interrupted", "fail", "main", "user_errors"]

@@ -6,7 +6,8 @@ import click
 from ..models.loader import LIVE_WINDOWS
 from ..outputs.recording import FORMATS
 from .common import CliReporter, exit_interrupted, user_errors
-from .options import labels_option, model_options, quiet_option, reconnect_option, target_options, window_options
+from .options import (labels_option, model_options, monitor_options, quiet_option, reconnect_option, target_options,
+                      window_options)
 
 
 @click.command()
@@ -29,15 +30,19 @@ from .options import labels_option, model_options, quiet_option, reconnect_optio
 @click.option("--output", "-o", default=None, help="Output file, or - for stdout.")
 @click.option("--buffer-seconds", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Audio kept while inference catches up; older unread audio is lost (and counted).")
+@monitor_options
+@click.option("--median", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Events (--store, --clips, --alert): median smoothing over windows (odd; 1 = none).")
 @quiet_option
 def listen(input_, reconnect, model, window, hop, labels_path, target, duration, top_k, threshold, thresholds_path, fmt,
-           output, buffer_seconds, quiet) -> None:
+           output, buffer_seconds, monitor, median, quiet) -> None:
     """Tag what an input device (or a network stream) hears, live. Ctrl-C stops cleanly and flushes outputs."""
     from ..engines.live import ListenJob, run_listen
     with user_errors():
         job = ListenJob.create(input=input_, model=model, window=window, hop=hop, target=target, labels=labels_path,
                                duration=duration, top_k=top_k, threshold=threshold, thresholds=thresholds_path,
-                               format=fmt, output=output, buffer_seconds=buffer_seconds, reconnect=reconnect)
+                               format=fmt, output=output, buffer_seconds=buffer_seconds, reconnect=reconnect,
+                               monitor=monitor, median=median)
         summary = run_listen(job, CliReporter(quiet))
     stats = summary.stats
     if stats.lost_samples or stats.device_overflows:
@@ -48,5 +53,7 @@ def listen(input_, reconnect, model, window, hop, labels_path, target, duration,
     if latency and not quiet:
         click.echo(f"streamtag: latency p50 {latency[0]:.0f} ms, p95 {latency[1]:.0f} ms, max {latency[2]:.0f} ms "
                    f"over {len(summary.latencies_s)} windows", err=True)
+    if summary.monitor is not None and (not quiet or summary.dropped_alerts):
+        click.echo(f"streamtag: {summary.monitor}", err=True)
     if summary.interrupted:
         exit_interrupted(summary.exit_code)

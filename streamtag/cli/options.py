@@ -10,6 +10,7 @@ import click
 from ..errors import StreamtagError
 from ..models.loader import BUNDLED_MODEL, DEFAULT_MODEL, PRECISION_NAMES, ModelChoice, RunTarget
 from ..models.runtimes import RUNTIMES
+from ..outputs.monitor import MonitorOptions
 from .common import fail
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -90,6 +91,37 @@ def target_options(precision: bool = True) -> Decorator:
     return option_group("target", build, options)
 
 
+def _monitor(store, clips, clip_padding, clips_max_gb, alerts, alert_labels, alert_cooldown, privacy,
+             min_snr) -> MonitorOptions | None:
+    options = MonitorOptions(store=store, clips=clips, clip_padding_s=clip_padding, clips_max_gb=clips_max_gb,
+                             alerts=tuple(alerts), alert_labels=alert_labels, alert_cooldown_s=alert_cooldown,
+                             privacy=privacy, min_snr_db=min_snr)
+    return options if options.enabled else None
+
+
+monitor_options = option_group("monitor", _monitor, [
+    (("--store",), dict(type=click.Path(dir_okay=False), default=None, metavar="DB",
+                        help="Store each event in this SQLite detections database (see `streamtag detections`).")),
+    (("--clips",), dict(type=click.Path(file_okay=False), default=None, metavar="DIR",
+                        help="Write each event's audio (plus padding) as a FLAC clip at the source's rate here.")),
+    (("--clip-padding",), dict(type=float, default=1.0, show_default=True, metavar="S",
+                               help="Seconds of audio kept before and after each event in its clip.")),
+    (("--clips-max-gb",), dict(type=float, default=None, metavar="G",
+                               help="Keep the clips folder under G gigabytes (oldest clips deleted first).")),
+    (("--alert", "alerts"), dict(multiple=True, metavar="URL", help=(
+        "Send each event's start and end to mqtt://[user:pass@]host:port/topic (with Home Assistant discovery), "
+        "http(s)://... (a JSON POST) or exec:COMMAND; repeatable."))),
+    (("--alert-labels",), dict(default=None, metavar="NAMES", help="Only alert for these labels (comma-separated).")),
+    (("--alert-cooldown",), dict(type=float, default=0.0, show_default=True, metavar="S",
+                                 help="At most one alert per label per S seconds.")),
+    (("--privacy",), dict(default=None, metavar="LABELS[=T]", help=(
+        "Windows where these labels reach their threshold (default 0.1) are private: never written to clips or "
+        "embedding outputs, events overlapping them marked redacted (e.g. Speech or Speech=0.2,Laughter)."))),
+    (("--min-snr",), dict(type=float, default=None, metavar="DB",
+                          help="Drop events whose level is less than DB above the running noise floor.")),
+])
+
+
 labels_option = click.option("--labels", "labels_path", type=click.Path(), default=None,
                              help="AudioSet class_labels_indices.csv.")
 RECONNECT = (("--reconnect",), dict(
@@ -99,5 +131,5 @@ reconnect_option = click.option(*RECONNECT[0], **RECONNECT[1])
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress line, summaries or notices.")
 
 
-__all__ = ["RECONNECT", "labels_option", "model_options", "option_group", "quiet_option", "reconnect_option", "target_options",
+__all__ = ["RECONNECT", "labels_option", "model_options", "monitor_options", "option_group", "quiet_option", "reconnect_option", "target_options",
            "window_options"]

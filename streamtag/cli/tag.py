@@ -10,8 +10,8 @@ from ..engines.tag import run_tag_job
 from ..models.loader import DEFAULT_WINDOWS
 from ..outputs.recording import OutputOptions
 from .common import CliReporter, exit_interrupted, user_errors
-from .options import (RECONNECT, labels_option, model_options, option_group, quiet_option, target_options,
-                      window_options)
+from .options import (RECONNECT, labels_option, model_options, monitor_options, option_group, quiet_option,
+                      target_options, window_options)
 
 
 def _outputs(formats, output, output_dir, top_k, events, include, exclude, threshold, thresholds, off_threshold,
@@ -94,10 +94,12 @@ clock_options = option_group("clock", StartClock.from_options, [
 @engine_options
 @input_options
 @clock_options
+@monitor_options
 @quiet_option
 @click.option("--progress/--no-progress", default=None,
               help="Show the progress line and the summary (default: when stderr is a terminal, without --quiet).")
-def tag(files, model, window, hop, labels_path, target, batch_size, outputs, engine, inputs, clock, quiet, progress) -> None:
+def tag(files, model, window, hop, labels_path, target, batch_size, outputs, engine, inputs, clock, monitor, quiet,
+        progress) -> None:
     """Tag audio FILES (files, folders, .txt lists of paths, http(s)/rtsp URLs, or - for stdin) window by window.
 
     Writes the top tags per window, all scores (NPZ) or detected events.
@@ -107,7 +109,7 @@ def tag(files, model, window, hop, labels_path, target, batch_size, outputs, eng
     with user_errors(at_once=not ray):
         job = TagJob.create(files, model=model, window=window, hop=hop, target=target, batch_size=batch_size,
                             labels=labels_path, outputs=outputs, engine=engine,
-                            input_options=inputs, clock=clock)
+                            input_options=inputs, clock=clock, monitor=monitor)
         summary = run_tag_job(job, reporter)
     if summary.interrupted:
         exit_interrupted(summary.exit_code, at_once=not ray)
@@ -125,5 +127,7 @@ def tag(files, model, window, hop, labels_path, target, batch_size, outputs, eng
         skipped = f" ({len(summary.skipped)} already complete)" if summary.skipped else ""
         click.echo(f"streamtag: {summary.completed} of {summary.files} files{skipped}, {summary.windows} windows, "
                    f"{summary.audio_s:.1f} s of audio in {summary.elapsed_s:.1f} s{speed} -> {dest}", err=True)
+    if summary.monitor is not None and (not quiet or summary.dropped_alerts):
+        click.echo(f"streamtag: {summary.monitor}", err=True)
     if summary.failed:
         raise click.exceptions.Exit(1)

@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..models.head_info import HeadInfo
 from ..models.labels import Labels, load_labels
 from ..models.loader import DEFAULT_WINDOWS, LIVE_WINDOWS, DefaultModelFallback, ModelChoice, RunTarget
+from ..outputs.monitor import MonitorOptions, Monitoring, model_weights_sha256, privacy_thresholds
 from ..outputs.recording import EVENT_FORMATS, OutputOptions, OutputPlan
 from ..outputs.thresholds import ClassThreshold, Thresholds
 from ..pipeline.tagger import Tagger
@@ -127,6 +128,8 @@ class RunSummary:
     elapsed_s: float = 0.0
     workers: int = 0
     engine: str = "local"
+    monitor: str | None = None  # the monitoring's summary line (events, clips, alerts), when it ran
+    dropped_alerts: int = 0
     interrupted: bool = False
     exit_code: int = 0  # after an interrupt: 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)
 
@@ -154,6 +157,7 @@ class TagJob:
     engine: EngineOptions = EngineOptions()
     input_options: InputOptions = InputOptions()  # audio stream choice, network reconnects
     clock: StartClock | None = None  # where each recording's wall-clock start comes from (None: not asked)
+    monitor: MonitorOptions | None = None  # detections database, clips, alerts, privacy gate (None: none)
     notices: tuple[str, ...] = ()  # what the job chose for the user that they should know (reported when it runs)
 
     @classmethod
@@ -161,10 +165,12 @@ class TagJob:
                window: float | None = None, hop: float | None = None, target: RunTarget = RunTarget(),
                batch_size: int | None = None, labels: str | os.PathLike | None = None,
                outputs: OutputOptions = OutputOptions(), engine: EngineOptions = EngineOptions(),
-               input_options: InputOptions = InputOptions(), clock: StartClock | None = None) -> "TagJob":
+               input_options: InputOptions = InputOptions(), clock: StartClock | None = None,
+               monitor: MonitorOptions | None = None) -> "TagJob":
         """A job from its parts as a user gives them (files, folders or .txt lists as inputs); ConfigError if any is
         wrong. window/hop default to the head's, else 10 s / 2.5 s; a head's per-class thresholds apply unless the
-        outputs' thresholds name others. Inputs may be URLs (http(s), rtsp); `clock` gives outputs UTC times."""
+        outputs' thresholds name others. Inputs may be URLs (http(s), rtsp); `clock` gives outputs UTC times.
+        `monitor`: events also stored, clipped, alerted (with the outputs' event settings), private audio kept out."""
         paths = tuple(expand_inputs(list(inputs)))
         if not paths:
             raise ConfigError("no audio files found in the inputs")
@@ -173,6 +179,11 @@ class TagJob:
         urls = [p for p in paths if is_url(p)]
         if urls and engine.engine == "ray":
             raise ConfigError(f"the ray engine reads files its workers can open, not {urls[0]}: use the local engine")
+        if monitor is not None and not monitor.enabled:
+            monitor = None
+        if monitor is not None and engine.engine == "ray":
+            raise ConfigError("the detections database, clips, alerts and the privacy gate run with the local "
+                              "engine: leave out --engine ray")
         if clock is not None and clock.kind == "given" and len(paths) > 1:
             raise ConfigError("--start-time gives one recording's start: for several, use --start-time-from")
         if clock is not None and clock.kind == "metadata" and not ffmpeg_available():
@@ -181,9 +192,12 @@ class TagJob:
             raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
         info = model.head_info()
         label_set = load_labels(labels)
+        if monitor is not None and monitor.privacy is not None:  # privacy labels are checked before any work
+            privacy_thresholds(monitor.privacy, model.output_labels(label_set))
         plan = OutputPlan.from_options(model.output_labels(label_set), outputs, len(paths),
                                        head_thresholds(info, model.head_mode, len(label_set)))
-        wants_events = plan.as_events or any(f in EVENT_FORMATS for f in plan.formats)
+        # events asked for: listed, written as Audacity/Raven tables, or stored and announced by the monitor
+        wants_events = plan.as_events or any(f in EVENT_FORMATS for f in plan.formats) or monitor is not None
         notices = []
         if wants_events and window is None and hop is None and info is None:
             window, hop = EVENT_WINDOWS
@@ -207,7 +221,7 @@ class TagJob:
                                    clock=None if clock is None else clock.as_dict())
         return cls(inputs=paths, plan=plan, labels=label_set, model=model, window_s=float(window), hop_s=float(hop),
                    target=dataclasses.replace(target, frames=outputs.frames), batch_size=batch_size, engine=engine,
-                   input_options=input_options, clock=clock, notices=tuple(notices))
+                   input_options=input_options, clock=clock, monitor=monitor, notices=tuple(notices))
 
     def replace(self, **changes) -> "TagJob":
         return dataclasses.replace(self, **changes)
@@ -228,6 +242,13 @@ class TagJob:
                               batch_size=self.batch_size)
         self.plan.check_model(tagger.model_name, tagger.model.has_scores)
         return tagger
+
+
+def open_monitoring(options: MonitorOptions, tagger: Tagger, settings: dict | None = None) -> Monitoring:
+    """The run's monitoring (database, alerts, privacy) for `tagger`'s labels and model, its settings recorded."""
+    base = {"model": tagger.model_name, "window_s": tagger.window.window_s, "hop_s": tagger.window.hop_s}
+    return options.open(tagger.labels, model=tagger.model_name, weights_sha256=model_weights_sha256(tagger.model),
+                        settings=base | dict(settings or {}))
 
 
 def build_tagger(choice: ModelChoice, labels: Labels, reporter: Reporter, target: RunTarget, **options) -> Tagger:
@@ -267,4 +288,4 @@ class _NoticeHandler(logging.Handler):
 
 
 __all__ = ["DEFAULT_SHARD_WINDOWS", "ENGINES", "EVENT_WINDOWS", "EngineOptions", "ProgressBar", "Reporter", "RunSummary",
-           "SilentReporter", "TagJob", "build_tagger", "head_thresholds"]
+           "SilentReporter", "TagJob", "build_tagger", "head_thresholds", "open_monitoring"]

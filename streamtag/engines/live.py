@@ -15,10 +15,12 @@ from ..errors import ConfigError, StreamtagError
 from ..models import Labels, load_labels
 from ..models.loader import LIVE_WINDOWS, ModelChoice, RunTarget
 from ..outputs import LiveView, NpzSink, TagFilter, open_text
+from ..outputs.events import EventSettings
+from ..outputs.monitor import MonitorOptions, privacy_thresholds
 from ..outputs.recording import choose_formats, text_sink
 from ..outputs.thresholds import given_thresholds
 from ..pipeline.result import TaggerStats
-from .job import Reporter, SilentReporter, build_tagger, head_thresholds
+from .job import Reporter, SilentReporter, build_tagger, head_thresholds, open_monitoring
 from .signals import exit_code
 
 STDIN = "-"
@@ -40,6 +42,8 @@ class ListenJob:
     output: str | None = None  # None or "-": stdout
     buffer_s: float = 10.0  # audio kept while inference catches up; older unread audio is lost (counted)
     reconnect: int = 5  # network streams: reconnect attempts in a row after a drop
+    monitor: MonitorOptions | None = None  # detections database, clips, alerts, privacy gate (None: none)
+    events: EventSettings = EventSettings()  # how the monitor finds events (the thresholds given, as `tag --events`)
 
     @classmethod
     def create(cls, *, input: int | str | None = None, model: ModelChoice = ModelChoice(),
@@ -47,9 +51,11 @@ class ListenJob:
                labels: str | os.PathLike | None = None, duration: float | None = None, top_k: int = 5,
                threshold: float | str | None = None, thresholds: str | os.PathLike | None = None,
                format: str | None = None, output: str | None = None, buffer_seconds: float = 10.0,
-               reconnect: int = 5) -> "ListenJob":
+               reconnect: int = 5, monitor: MonitorOptions | None = None, median: int = 3) -> "ListenJob":
         """A job from its parts as a user gives them; ConfigError if any is wrong. window/hop default to the
-        head's (with a head), else 1 s / 0.5 s."""
+        head's (with a head), else 1 s / 0.5 s. With `monitor`, events (thresholds as for `tag --events`: the
+        default score is the on-threshold, 0.3 when not given, off at half; `median`: smoothing over windows) are
+        stored, clipped and alerted."""
         fmt = choose_formats((format,) if format else (), output)[0]
         if fmt not in ("text", "jsonl", "csv", "npz"):
             raise ConfigError(f"live output is text, jsonl, csv or npz, not {fmt}")
@@ -73,9 +79,15 @@ class ListenJob:
         given = head_thresholds(info, model.head_mode, len(label_set)).merged(
             given_thresholds(shown, threshold, thresholds))
         tags = TagFilter(top_k, given.default or 0.0, None, given.per_class_windows())
+        on = 0.3 if given.default is None else given.default
+        events = EventSettings(on=on, off=on / 2, median=median, per_class=given.per_class_events(None))
+        if monitor is not None and not monitor.enabled:
+            monitor = None
+        if monitor is not None and monitor.privacy is not None:
+            privacy_thresholds(monitor.privacy, shown)
         return cls(labels=label_set, input=input, model=model, window_s=float(window), hop_s=float(hop),
                    target=target, duration_s=duration, tags=tags, format=fmt, output=output, buffer_s=buffer_seconds,
-                   reconnect=reconnect)
+                   reconnect=reconnect, monitor=monitor, events=events)
 
     def open_input(self):
         """The live source: the input device, a network stream (a URL of known length is read like a file), or
@@ -96,6 +108,8 @@ class ListenSummary:
     stats: TaggerStats
     sample_rate: int
     latencies_s: tuple[float, ...] = ()
+    monitor: str | None = None  # the monitoring's summary line (events, clips, alerts), when it ran
+    dropped_alerts: int = 0
     interrupted: bool = False
     exit_code: int = 0  # after an interrupt: 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)
 
@@ -121,8 +135,19 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
     title = f"{name} -> {tagger.model_name}"  # the live view's heading; rows name the input alone (`file`)
     own = None
     to_file = job.output not in (None, "-")
+    monitoring = monitor = None
+    if job.monitor is not None:
+        try:
+            monitoring = open_monitoring(job.monitor, tagger)
+        except BaseException:
+            source.close()
+            raise
+        monitor = monitoring.monitor(name, job.events, tagger.window.hop_s)
     if job.format == "npz":
         sink = NpzSink(job.output, tagger.labels, source=name, hop_s=tagger.window.hop_s)
+        gate = None if monitoring is None else monitoring.privacy_gate()
+        if gate is not None:  # private windows' embeddings are not stored
+            sink = gate.guard(sink)
     else:
         out, own = open_text(job.output or "-")
         if job.format == "text" and out is sys.stdout and sys.stdout.isatty():
@@ -133,6 +158,8 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
         tagger.subscribe(LiveView(sys.stdout, job.tags, title))
     latencies: list[float] = []
     tagger.subscribe(sink)
+    if monitor is not None:
+        tagger.subscribe(monitor)
     tagger.subscribe(lambda r: latencies.append(r.latency_s) if r.latency_s is not None else None)
     interrupted, code = False, 0
     error: StreamtagError | None = None
@@ -153,10 +180,17 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
         error = e
     finally:
         tagger.stop(wait=10.0)
-        sink.close()
-        if own is not None:
-            own.commit()
-    summary = ListenSummary(tagger.stats, tagger.sample_rate, tuple(latencies), interrupted, code)
+        try:
+            sink.close()
+            if own is not None:
+                own.commit()
+        finally:
+            if monitoring is not None and monitor is not None:  # after the last window
+                monitor.close(tagger.stats.audio_s)
+                monitoring.close()
+    summary = ListenSummary(tagger.stats, tagger.sample_rate, tuple(latencies),
+                            None if monitoring is None else monitoring.summary(),
+                            0 if monitoring is None else monitoring.dropped_alerts, interrupted, code)
     if error is not None:
         raise error
     return summary

@@ -9,7 +9,8 @@ from ..errors import OutputError, StreamtagError
 from ..outputs.recording import RecordingOutputs, recording_stems
 from ..outputs.sinks import open_text, remove_stale_partials
 from ..pipeline.tagger import Tagger
-from .job import Reporter, RunSummary, TagJob
+from ..outputs.monitor import Monitoring
+from .job import Reporter, RunSummary, TagJob, open_monitoring
 from .signals import exit_code
 
 
@@ -21,11 +22,25 @@ def run_locally(job: TagJob, tagger: Tagger, reporter: Reporter) -> RunSummary:
     under `interrupts_from_signals`) ends the run with `interrupted` set: what was written to a
     shared output file stays (complete lines), unfinished per-file outputs are discarded. An output
     that cannot be written (full disk, no permission, closed pipe) ends the run with `OutputError`;
-    the recordings finished before it keep their outputs.
+    the recordings finished before it keep their outputs. With `job.monitor`, every recording's events are also
+    stored, clipped and alerted (a run row per recording), with the outputs' event settings.
     """
     t0 = time.monotonic()
-    plan = job.plan
     summary = RunSummary(files=len(job.inputs), workers=1, engine="local")
+    monitoring = None if job.monitor is None else open_monitoring(job.monitor, tagger)
+    try:
+        _run_inputs(job, tagger, reporter, summary, monitoring)
+    finally:
+        if monitoring is not None:
+            monitoring.close()
+            summary.monitor, summary.dropped_alerts = monitoring.summary(), monitoring.dropped_alerts
+    summary.elapsed_s = time.monotonic() - t0
+    return summary
+
+
+def _run_inputs(job: TagJob, tagger: Tagger, reporter: Reporter, summary: RunSummary,
+                monitoring: Monitoring | None) -> None:
+    plan = job.plan
     folder = plan.output_dir or (os.path.dirname(os.path.abspath(plan.output)) if plan.output not in (None, "-")
                                  else None)
     if folder is not None:
@@ -49,7 +64,7 @@ def run_locally(job: TagJob, tagger: Tagger, reporter: Reporter) -> RunSummary:
             try:
                 label = os.path.basename(path) if len(job.inputs) == 1 else \
                     f"[{i + 1}/{len(job.inputs)}] {os.path.basename(path)}"
-                n = tag_recording(tagger, job, path, stem, shared_out, i == 0, reporter, label)
+                n = tag_recording(tagger, job, path, stem, shared_out, i == 0, reporter, label, monitoring)
             except OutputError:
                 raise  # the next recording would fail the same way
             except StreamtagError as e:
@@ -64,8 +79,6 @@ def run_locally(job: TagJob, tagger: Tagger, reporter: Reporter) -> RunSummary:
         summary.exit_code = exit_code(e)
     finally:
         _close_shared(plan, shared_out, shared_file)
-    summary.elapsed_s = time.monotonic() - t0
-    return summary
 
 
 def _close_shared(plan, shared_out, shared_file) -> None:
@@ -80,16 +93,22 @@ def _close_shared(plan, shared_out, shared_file) -> None:
 
 
 def tag_recording(tagger: Tagger, job: TagJob, path: str, stem: str, shared_out, first: bool,
-                  reporter: Reporter, label: str | None = None) -> int:
+                  reporter: Reporter, label: str | None = None, monitoring: Monitoring | None = None) -> int:
     """Tag one input and write every planned output of it; returns its window count.
 
     A file's outputs are all written or none. A live input (a network stream) has no end to wait
-    for: its outputs so far are kept when Ctrl-C or a lost connection ends it.
+    for: its outputs so far are kept when Ctrl-C or a lost connection ends it. The monitor's events (database
+    rows, clips, alerts) are kept whatever happens: each is written as it closes.
     """
     source = open_audio(path, job.input_options, start_utc=job.start_of(path))
-    outputs = RecordingOutputs(job.plan, tagger, path, stem, shared_out, first)
+    outputs = RecordingOutputs(job.plan, tagger, path, stem, shared_out, first,
+                               privacy=None if monitoring is None else monitoring.privacy_gate())
     outputs.on_error = tagger.stop  # an output that cannot be written: stop tagging this file
     subscribers: list = [outputs]
+    monitor = None
+    if monitoring is not None:  # the same event settings as the --events outputs
+        monitor = monitoring.monitor(path, job.plan.settings, tagger.window.hop_s)
+        subscribers.append(monitor)
     length = source.length(tagger.sample_rate)
     bar = reporter.progress_bar(label or os.path.basename(path),
                                 None if length is None else length / tagger.sample_rate,
@@ -113,6 +132,8 @@ def tag_recording(tagger: Tagger, job: TagJob, path: str, stem: str, shared_out,
             bar.close()
         for cb in subscribers:
             tagger.unsubscribe(cb)
+        if monitor is not None:  # after the last window: open events close, the last clips are written
+            monitor.close(tagger.stats.audio_s)
     outputs.finish(stats.audio_s)
     return stats.windows
 

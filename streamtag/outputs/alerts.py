@@ -14,12 +14,12 @@ import shlex
 import subprocess
 import threading
 import time
-import urllib.error
+from collections import deque
 from typing import Any, Iterable
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
-from .monitor import Detection, EventStart
+from .detection import Detection, EventStart
 
 log = logging.getLogger("streamtag")
 DEFAULT_QUEUE = 256  # messages waiting per destination
@@ -136,6 +136,7 @@ class WebhookAlerts(Destination):
         self.name = f"webhook {urlsplit(url).hostname}"
 
     def deliver(self, kind: str, message: dict[str, Any]) -> bool:
+        import urllib.error
         import urllib.request  # with http.client and ssl: only when a webhook is used (start-up of `tag`)
         body = json.dumps({"type": kind, **message}).encode()
         for attempt in range(self.retries + 1):
@@ -307,7 +308,7 @@ class AlertHub:
         self.labels = None if labels is None else {lbl.lower() for lbl in labels}
         self.cooldown_s = cooldown_s
         self._last_start: dict[str, float] = {}
-        self._open: set[str] = set()
+        self._open: dict[str, deque[bool]] = {}  # per label, its open events in order: announced or not
         self.suppressed = 0
 
     def _wanted(self, label: str) -> bool:
@@ -316,19 +317,21 @@ class AlertHub:
     def start(self, e: EventStart) -> None:
         if not self._wanted(e.label):
             return
+        opened = self._open.setdefault(e.label, deque())
         last = self._last_start.get(e.label)
         if last is not None and e.onset_s - last < self.cooldown_s:
             self.suppressed += 1
+            opened.append(False)
             return
         self._last_start[e.label] = e.onset_s
-        self._open.add(e.label)
+        opened.append(True)
         for d in self.destinations:
             d.submit("start", e.message())
 
     def end(self, d: Detection) -> None:
-        if d.label not in self._open:
+        opened = self._open.get(d.label)
+        if not opened or not opened.popleft():  # not announced (another label, or within the cooldown)
             return
-        self._open.discard(d.label)
         for dest in self.destinations:
             dest.submit("end", d.message())
 

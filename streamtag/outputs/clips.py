@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import ConfigError
-from .monitor import Detection
+from .detection import Detection
 from .sinks import utc_text
 
 DEFAULT_BUFFER_S = 300.0  # audio kept for clips: the longest clip, plus how far the source runs ahead
@@ -87,13 +87,15 @@ def clip_name(d: Detection) -> str:
 @dataclass
 class _Pending:
     detection: Detection
-    start: int  # samples, clip range at the buffer's rate
-    end: int
+    start_s: float  # the clip's range, stream seconds
+    end_s: float
     done: Callable[[Detection, str], None] | None
 
 
 class ClipWriter:
-    """Writes each event's audio, `padding_s` before and after, as 16-bit FLAC at the stream's rate.
+    """Writes each event's audio, `padding_s` before and after, as 16-bit FLAC at the source's rate (where the
+    source hands over its audio before resampling: files, devices, network streams, pushed arrays), else at the
+    stream's (the model's) rate.
 
     A clip is written once the windows covering its end are decided (`advance`), so the privacy gate has
     judged all of it; private parts are silenced. `max_bytes` bounds the folder's clips (oldest deleted
@@ -109,7 +111,8 @@ class ClipWriter:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.padding_s, self.max_bytes = padding_s, max_bytes
-        self.buffer = ClipBuffer(buffer_s)
+        self.buffer = ClipBuffer(buffer_s)  # the stream's audio at the model's rate (allocated when first used)
+        self.source_buffer = ClipBuffer(buffer_s)  # the same at the source's rate, when the source gives it
         self.on_delete: Callable[[str], None] | None = None
         self.privacy = None  # a PrivacyGate, set by the Monitor
         self._pending: list[_Pending] = []
@@ -120,20 +123,26 @@ class ClipWriter:
         self.deleted = 0
 
     def on_audio(self, start: int, samples: np.ndarray, rate: int) -> None:
-        """The pipeline's audio tap: keep the stream's latest audio."""
-        self.buffer.write(start, samples, rate)
+        """The pipeline's audio tap: keep the stream's latest audio (unless the source gives its own rate's)."""
+        if self.source_buffer.rate is None:  # a source's native block comes before its resampled one
+            self.buffer.write(start, samples, rate)
+
+    def on_source_audio(self, start: int, samples: np.ndarray, rate: int) -> None:
+        """The pipeline's audio tap at the source's rate: keep the source's latest audio (clips are cut from it)."""
+        self.source_buffer.write(start, samples, rate)
+
+    @property
+    def rate(self) -> int | None:
+        """The clips' sample rate: the source's when it gives its audio, else the stream's (None before audio)."""
+        return self.source_buffer.rate or self.buffer.rate
 
     def request(self, d: Detection, done: Callable[[Detection, str], None] | None = None) -> None:
         """Ask for event `d`'s clip; `done(d, path)` is called once it is written."""
-        rate = self.buffer.rate or 1
-        start = max(0, int(round((d.onset_s - self.padding_s) * rate)))
-        end = int(round((d.offset_s + self.padding_s) * rate))
-        self._pending.append(_Pending(d, start, end, done))
+        self._pending.append(_Pending(d, max(0.0, d.onset_s - self.padding_s), d.offset_s + self.padding_s, done))
 
     def advance(self, decided_s: float) -> None:
         """Windows starting before `decided_s` are decided: write the clips that end by then."""
-        rate = self.buffer.rate or 1
-        ready = [p for p in self._pending if p.end <= decided_s * rate]
+        ready = [p for p in self._pending if p.end_s <= decided_s]
         for p in ready:
             self._pending.remove(p)
             self._write(p)
@@ -145,11 +154,13 @@ class ClipWriter:
         self._pending = []
 
     def _write(self, p: _Pending) -> None:
-        rate = self.buffer.rate
+        buffer = self.source_buffer if self.source_buffer.rate is not None else self.buffer
+        rate = buffer.rate
         if rate is None:
             return
-        audio, first = self.buffer.read(p.start, p.end)
-        if first > p.start:
+        start, end = int(round(p.start_s * rate)), int(round(p.end_s * rate))
+        audio, first = buffer.read(start, end)
+        if first > start:
             self.truncated += 1
         if self.privacy is not None:
             audio, _ = self.privacy.silence(audio, first / rate, rate)

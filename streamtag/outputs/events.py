@@ -94,11 +94,13 @@ class EventDetector:
     """
 
     def __init__(self, labels: Labels, settings: EventSettings | None = None,
-                 on_open: Callable[[str, float], None] | None = None, hop_s: float | None = None) -> None:
+                 on_open: Callable[[str, float], None] | None = None, hop_s: float | None = None,
+                 on_drop: Callable[[Event], None] | None = None) -> None:
         self.names, self.mids = labels.names, labels.mids
         self.hop_s = hop_s  # None: learnt from the windows' start times
         self.settings = settings or EventSettings()
         self.on_open = on_open
+        self.on_drop = on_drop  # an event that opened (on_open) but closed shorter than min_duration_s
         idx = self.settings.labels
         self._idx = np.arange(len(labels.names)) if idx is None else np.asarray(idx, dtype=int)
         own = {i: (on, off) for i, on, off in self.settings.per_class}
@@ -189,10 +191,13 @@ class EventDetector:
 
     def _close(self, label: int) -> list[Event]:
         ev = self._open.pop(label)
+        event = Event(self.names[label], self.mids[label], round(ev.onset_s, 6), round(ev.offset_s, 6),
+                      ev.peak, ev.total / ev.count, ev.first, ev.last)
         if ev.offset_s - ev.onset_s < self.settings.min_duration_s:
+            if self.on_drop is not None:
+                self.on_drop(event)
             return []
-        return [Event(self.names[label], self.mids[label], round(ev.onset_s, 6), round(ev.offset_s, 6),
-                      ev.peak, ev.total / ev.count, ev.first, ev.last)]
+        return [event]
 
 
 @dataclass

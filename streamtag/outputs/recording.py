@@ -18,6 +18,7 @@ from ..pipeline.result import WindowResult
 from ..windows import WindowSpec
 from .detections import write_audacity, write_events_csv, write_events_jsonl, write_raven
 from .events import EventDetector, EventSettings, EventSubscriber
+from .privacy import PrivacyGate
 from .sinks import AtomicFile, CsvSink, JsonlSink, NpzSink, TagFilter, TextSink, open_text, utc_text
 from .thresholds import Thresholds, given_thresholds
 
@@ -219,11 +220,14 @@ class OutputPlan:
 
 
 class RecordingOutputs:
-    """A subscriber writing every planned output of one recording; `finish()` commits them, `discard()` drops them."""
+    """A subscriber writing every planned output of one recording; `finish()` commits them, `discard()` drops them.
+
+    privacy: a `PrivacyGate` whose private windows reach the NPZ output with NaN embeddings (and no frames)."""
 
     def __init__(self, plan: OutputPlan, info: RunInfo, path: str, stem: str, shared_out: IO[str] | None,
-                 first: bool) -> None:
+                 first: bool, privacy: PrivacyGate | None = None) -> None:
         self.plan, self.info, self.path, self.stem, self.first = plan, info, path, stem, first
+        self.privacy = privacy  # private windows reach embedding outputs (NPZ) without their embeddings
         self.sinks: list = []
         self.files: list[AtomicFile] = []
         self.event_writers: list[tuple[str, IO[str]]] = []
@@ -254,6 +258,8 @@ class RecordingOutputs:
             dest = plan.dest(self.stem, fmt) if plan.output_dir else plan.output
             head = {} if plan.head is None else {"head_sha256": plan.head["sha256"], "head_path": plan.head["path"]}
             sink = NpzSink(dest, info.labels, source=self.path, hop_s=info.window.hop_s, extra=head)
+            if self.privacy is not None:
+                sink = self.privacy.guard(sink)
             self.sinks.append(sink)
             self._dest[id(sink)] = str(dest)
             return

@@ -21,6 +21,11 @@ class AudioTap:
         """Samples [start, start+len(samples)) of the stream, float32 mono at `rate` (zeros for lost audio)."""
         raise NotImplementedError
 
+    def on_source_audio(self, start: int, samples: np.ndarray, rate: int) -> None:
+        """The same audio at the source's own rate, before resampling, where the source gives it (each block just
+        before its resampled `on_audio`; `start` counts source frames from the stream's start, lost ones
+        included). By default ignored."""
+
 
 class FrontEndSubscriber:
     """A subscriber that also takes each batch's front-end output: `on_frontend(FrontEndBatch)` runs on the
@@ -92,6 +97,14 @@ class SubscriberList:
                 cb.on_audio(start, samples, rate)
             except Exception as e:  # a tap's bug must not stop the stream
                 self._count(e, f"audio tap {cb!r} raised at sample {start}; it stays subscribed")
+
+    def tap_source(self, start: int, samples: np.ndarray, rate: int) -> None:
+        """Give the stream's audio at the source's rate, before resampling, to every `AudioTap` (source thread)."""
+        for cb in self._taps:
+            try:
+                cb.on_source_audio(start, samples, rate)
+            except Exception as e:  # a tap's bug must not stop the stream
+                self._count(e, f"audio tap {cb!r} raised at source frame {start}; it stays subscribed")
 
     def frontend(self, batch: FrontEndBatch) -> None:
         """Give a batch's front-end output to every `FrontEndSubscriber` (from the worker thread; errors counted)."""

@@ -103,6 +103,7 @@ class Stream:
         self.model_name = model_name
         self.subscribers = subscribers
         self.live = source.live
+        source.on_native = subscribers.tap_source  # a source's audio before resampling, where it gives it (taps)
         length = source.length(spec.rate)
         if length is not None:  # a file: no batch needs more windows than it has
             batch_size = max(1, min(batch_size, spec.total(length)))

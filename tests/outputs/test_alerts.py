@@ -179,3 +179,33 @@ def test_paho_is_imported_only_by_an_mqtt_destination_and_its_absence_is_one_cle
                          env={**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"})
     assert out.returncode == 0, out.stderr
     assert "pip install 'streamtag[alerts]'" in out.stdout
+
+
+def test_hub_pairs_each_end_with_its_start_when_a_label_reopens_before_its_end():
+    """A label can reopen before its previous event's end is decided (start B, then end A): both ends are sent;
+    within the cooldown neither the start nor the end is."""
+    from streamtag.outputs.alerts import Destination
+    from streamtag.outputs.detection import Detection, EventStart
+
+    class Recording(Destination):
+        name = "recording"
+
+        def __init__(self):
+            super().__init__()
+            self.got = []
+
+        def deliver(self, kind, message):
+            self.got.append((kind, message["onset_s"]))
+            return True
+
+    dest = Recording()
+    hub = AlertHub([dest], cooldown_s=5.0)
+    hub.start(EventStart("Dog", "/m/x", 1.0, 0.5))
+    hub.start(EventStart("Dog", "/m/x", 8.0, 0.5))
+    hub.end(Detection("Dog", "/m/x", 1.0, 7.0, 0.5, 0.4))
+    hub.start(EventStart("Dog", "/m/x", 10.0, 0.5))  # within 5 s of the last announced start: suppressed
+    hub.end(Detection("Dog", "/m/x", 8.0, 9.0, 0.5, 0.4))
+    hub.end(Detection("Dog", "/m/x", 10.0, 11.0, 0.5, 0.4))
+    hub.close()
+    assert dest.got == [("start", 1.0), ("start", 8.0), ("end", 1.0), ("end", 8.0)]
+    assert hub.suppressed == 1

@@ -111,3 +111,28 @@ def test_clip_buffer_keeps_the_latest_audio_by_absolute_sample(start, n, cap_s, 
     np.testing.assert_array_equal(got[-min(n, 32000):], x[-min(n, 32000):])
     if start:
         assert buf.read(0, start)[0].tolist() == [0.0] * min(start, 32000)
+
+
+def test_clips_from_a_file_are_at_the_source_rate_and_hold_its_samples(demo, tmp_path):
+    """The source hands its audio over before resampling: a 44.1 kHz stereo file gives 44.1 kHz clips, equal (after
+    the downmix and 16-bit rounding) to the file's samples over the event plus padding."""
+    from tests.helpers import DEMO_CLIP
+    t, _ = demo
+    native, sr = sf.read(str(DEMO_CLIP), dtype="float32", always_2d=True)
+    mono = native.mean(axis=1)
+    mon = Monitor(t.labels, source="demo", clips=ClipWriter(tmp_path / "clips", padding_s=0.5))
+    sub = t.subscribe(mon)
+    try:
+        for _ in t.tag_file(str(DEMO_CLIP)):
+            pass
+    finally:
+        sub.unsubscribe()
+    mon.close(len(mono) / sr)
+    assert mon.stats.detections and sr == 44100
+    for d in mon.stats.detections:
+        clip, clip_sr = sf.read(d.clip_path, dtype="float32")
+        assert clip_sr == sr
+        a = int(round(max(0.0, d.onset_s - 0.5) * sr))
+        b = min(len(mono), int(round((d.offset_s + 0.5) * sr)))
+        assert len(clip) == b - a
+        np.testing.assert_allclose(clip, mono[a:b], atol=1 / 32768 + 1e-6)
