@@ -131,5 +131,5 @@ reconnect_option = click.option(*RECONNECT[0], **RECONNECT[1])
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress line, summaries or notices.")
 
 
-__all__ = ["RECONNECT", "labels_option", "model_options", "monitor_options", "option_group", "quiet_option", "reconnect_option", "target_options",
-           "window_options"]
+__all__ = ["RECONNECT", "labels_option", "model_options", "monitor_options", "option_group", "quiet_option",
+           "reconnect_option", "target_options", "window_options"]
