@@ -3,8 +3,8 @@
     python benchmarks/index_rss.py --minutes 60      # the 1-hour measurement in docs/search.md
 
 Synthesises a recording (tones and noise, 16 kHz mono), indexes it with mn04_as at 1 s / 0.5 s and samples
-the process's RSS every 0.1 s. Prints one JSON object: windows, seconds, RSS once a fifth of the run has gone
-(`rss_early_mb`), the peak after it (`rss_peak_mb`), their difference, and the vectors' own share of it
+the process's RSS as each window reaches the index. Prints one JSON object: windows, seconds, RSS once a tenth
+of the windows are in (`rss_early_mb`, start-up over), the peak after it (`rss_peak_mb`), their difference, and the vectors' own share of it
 (windows x dimensions x 4 bytes plus the graph), which a flat pipeline should roughly account for.
 """
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import threading
 import time
 import wave
 from pathlib import Path
@@ -46,25 +45,25 @@ def measure(minutes: float, folder: Path) -> dict:
     write_recording(audio, minutes)
     tagger = Tagger("mn04_as", window=1.0, hop=0.5, device="cpu", audio_s=minutes * 60)
     index = Index.create(folder / "index", tagger_info(tagger))
-    proc, samples, stop = psutil.Process(), [], threading.Event()
+    proc, samples = psutil.Process(), []
+    expected = int((minutes * 60 - 1.0) / 0.5) + 1
+    iter_source = tagger.iter_source
 
-    def sample() -> None:
-        while not stop.wait(0.1):
-            samples.append((time.perf_counter(), proc.memory_info().rss))
-    thread = threading.Thread(target=sample, daemon=True)
+    def counted(source):  # RSS as each window reaches the index
+        for r in iter_source(source):
+            samples.append(proc.memory_info().rss)
+            yield r
+    tagger.iter_source = counted
     t0 = time.perf_counter()
-    thread.start()
     report = index.add_files([str(audio)], tagger)
-    stop.set()
-    thread.join()
     seconds = time.perf_counter() - t0
-    early = [rss for t, rss in samples if t - t0 <= seconds / 5] or [samples[0][1]]
-    later = [rss for t, rss in samples if t - t0 > seconds / 5] or early
-    vectors_mb = report.windows * (index.info.dim * 4 + 16 * 2 * 4 + 64) / 1e6
+    early = samples[max(1, expected // 10) - 1]  # once a tenth of the windows are in (start-up is over)
+    peak = max(samples[expected // 10:])
+    vectors_mb = report.windows * (index.info.dim * 4 + 16 * 2 * 8) / 1e6  # f32 vectors + HNSW links
     index.close()
     return {"minutes": minutes, "windows": report.windows, "seconds": round(seconds, 1),
-            "rss_early_mb": round(early[-1] / 1e6, 1), "rss_peak_mb": round(max(later) / 1e6, 1),
-            "growth_mb": round((max(later) - early[-1]) / 1e6, 1), "vectors_mb": round(vectors_mb, 1)}
+            "rss_early_mb": round(early / 1e6, 1), "rss_peak_mb": round(peak / 1e6, 1),
+            "growth_mb": round((peak - early) / 1e6, 1), "vectors_mb": round(vectors_mb, 1)}
 
 
 def main() -> None:
