@@ -68,7 +68,7 @@ def find_recordings(data: Sequence[str | os.PathLike], annotations: Sequence[str
             classes = () if folder.name in NEGATIVE_FOLDERS else \
                 tuple(c.strip() for c in folder.name.split(",") if c.strip())
             files = sorted(str(f) for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
-            if not files and classes:
+            if not files and classes and not any(folder.iterdir()):  # an empty class folder
                 raise ConfigError(f"{folder}: no recording of {folder.name}: put at least one audio file in it "
                                   "(one is enough: it is split in time for validation), or remove the folder")
             out.extend(Recording(f, classes) for f in files)
@@ -138,15 +138,18 @@ def _file_rows(ann: str, paths: list[str]) -> list[tuple[str, float, float, str]
 
 
 def window_used(rec: Recording, starts: np.ndarray, window_s: float, min_overlap: float) -> np.ndarray:
-    """[K] bool: the windows that take part in training: all, or for a reviewed recording those overlapping a
-    reviewed stretch (accepted or rejected) by at least `min_overlap` of the shorter of the two."""
+    """[K] bool: the windows that take part in training: all, or for a reviewed recording those the reviewer
+    heard, inside a reviewed stretch (accepted or rejected)."""
     if not rec.reviewed_only:
         return np.ones(len(starts), bool)
     used = np.zeros(len(starts), bool)
     for onset, offset in [(a, b) for a, b, _ in rec.segments] + list(rec.negatives):
-        overlap = np.minimum(starts + window_s, offset) - np.maximum(starts, onset)
-        used |= overlap >= min_overlap * min(window_s, max(offset - onset, 1e-9)) - 1e-9
+        used |= _inside(starts, window_s, onset, offset)
     return used
+
+
+def _inside(starts: np.ndarray, window_s: float, onset: float, offset: float) -> np.ndarray:
+    return (starts >= onset - 1e-6) & (starts + window_s <= offset + 1e-6)
 
 
 def window_targets(rec: Recording, starts: np.ndarray, window_s: float, classes: list[str],
@@ -161,6 +164,9 @@ def window_targets(rec: Recording, starts: np.ndarray, window_s: float, classes:
         return y
     ends = starts + window_s
     for onset, offset, label in rec.segments:
+        if rec.reviewed_only:  # a reviewed hit is the windows heard: those inside it
+            y[_inside(starts, window_s, onset, offset), index[label]] = 1
+            continue
         overlap = np.minimum(ends, offset) - np.maximum(starts, onset)
         need = min_overlap * min(window_s, max(offset - onset, 1e-9))
         y[overlap >= need - 1e-9, index[label]] = 1

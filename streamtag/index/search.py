@@ -209,6 +209,12 @@ def search(index: IndexStore, query: Query | np.ndarray, k: int = 100, combine: 
     return [Hit(row, float(scores[j])) for row, j in zip(rows, order)]
 
 
+def window_segments(hits: Sequence[Hit], label: str = "") -> list[Segment]:
+    """One segment per hit (no merging), in the hits' order: for reviewing window by window."""
+    return [Segment(h.window.file, h.window.start_s, h.window.end_s, h.score, h.score, h.window.id, h.window.id, 1,
+                    h.window.start_utc, label) for h in hits]
+
+
 def merge_hits(hits: Sequence[Hit], label: str = "", max_gap_s: float = 0.0) -> list[Segment]:
     """Hits of one file whose windows overlap or touch (or lie within `max_gap_s`) as one segment each, best
     segment first."""
@@ -421,5 +427,5 @@ def with_label(segments: Sequence[Segment], label: str) -> list[Segment]:
 
 __all__ = ["COMBINE", "CSV_COLUMNS", "Example", "Hit", "Index", "Query", "Reviewed", "Segment", "combine_scores",
            "embed_examples", "example_embeddings", "is_review_file", "merge_hits", "read_review", "search",
-           "uncertain", "with_label", "write_clips", "write_segments_audacity", "write_segments_csv",
+           "uncertain", "window_segments", "with_label", "write_clips", "write_segments_audacity", "write_segments_csv",
            "write_segments_jsonl", "write_segments_raven"]
