@@ -23,6 +23,7 @@ import torch
 
 from streamtag import Tagger, create_model
 from streamtag.audio import FileSource
+from streamtag.models import RunTarget
 from streamtag.pipeline import ModelRunner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,7 +139,7 @@ def batch_sweep(device: str, quick: bool) -> dict:
         if quick:
             batches = batches[:2]
         for precision in precisions:
-            runner = ModelRunner(model, dev, precision=precision)
+            runner = ModelRunner(model, RunTarget(str(dev), precision=precision))
             for batch in batches:
                 x = torch.randn(batch, int(window_s * 32000), device=dev) * 0.05
                 if dev.type == "cuda":

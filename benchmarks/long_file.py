@@ -2,7 +2,8 @@
 
     python benchmarks/long_file.py WEIGHTS FILE [PAIRS]    # e.g. mn10_as_random.pt hour.wav 3
 
-Builds the Tagger as `streamtag tag FILE` would (the file's length picks the front-end), then alternates:
+Builds the Tagger of `streamtag tag FILE` on the CPU (the torch-free path: numpy front-end, OpenVINO export), then
+alternates:
 the exported network alone on one batch of real features (as many calls as the file has batches, from as many
 threads at once as the pipeline's network threads), and the whole pipeline on the file. Each pair's ratio is the
 pipeline's windows/s over the network's.
@@ -19,12 +20,10 @@ import numpy as np  # noqa: E402
 
 from streamtag import Tagger  # noqa: E402
 from streamtag.audio.sources import FileSource  # noqa: E402
-from streamtag.engines.archive import audio_seconds  # noqa: E402
-from streamtag.pipeline.tagger import TORCH_FRONTEND_FROM_S  # noqa: E402
 
 weights, path = sys.argv[1], sys.argv[2]
 pairs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-tagger = Tagger("mn10_as", weights=weights, device="cpu", audio_s=audio_seconds([path], TORCH_FRONTEND_FROM_S))
+tagger = Tagger("mn10_as", weights=weights, device="cpu")
 spec, batch = tagger.window, tagger.batch_size
 first = np.concatenate([b for _, b in zip(range(40), FileSource(path).blocks(tagger.sample_rate))])
 span = first[:spec.window + (batch - 1) * spec.hop]

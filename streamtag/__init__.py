@@ -12,7 +12,7 @@ from .errors import (AudioReadError, ConfigError, DependencyError, LabelsError, 
                      StreamtagError, UnknownModelError, WeightsError, WeightsUnavailableError)
 from .threads import configure_threads
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _LAZY = {"ArraySource": ".audio", "FileSource": ".audio", "ModelSpec": ".models", "create_model": ".models",
          "list_models": ".models", "load_labels": ".models", "Tagger": ".pipeline", "TaggerStats": ".pipeline",

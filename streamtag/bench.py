@@ -31,7 +31,8 @@ import torch.nn.functional as F
 
 from .audio.sources import ArraySource, FileSource
 from .errors import ConfigError, PipelineError, StreamtagError
-from .models import BUNDLED_MODEL, DEFAULT_MODEL, create_model, get_spec
+from .models import BUNDLED_MODEL, get_spec, load_labels
+from .models.loader import ModelChoice, RunTarget, build_network, load
 from .models.frontends import kaldi_mel_banks
 from .models.mobilenet import EfficientATConfig
 from .pipeline import Tagger
@@ -59,22 +60,32 @@ def synth_audio(path: Path, seconds: float, rate: int = 44100, channels: int = 2
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak resident memory: VmHWM, where Linux has it (after fork and exec, ru_maxrss keeps
+    the parent's high-water mark too)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _load_model(name: str, weights: str | None):
-    """The model with its weights (explicit, cached, bundled or downloaded), else random-initialised.
+    """What the pipeline side runs (the model choice, as `tag` loads it; a random-initialised torch model when no
+    weights can be had), the torch model the naive baseline runs, and where the weights came from.
 
     Random initialisation costs the same, but its untrained activations are huge, so the score
     comparison between the sides is only meaningful with real (or fixture) weights.
     """
+    labels = load_labels()
+    choice = ModelChoice.parse(name, weights)
     try:
-        model = create_model(name, weights=weights)
-        return model, model.weights.origin if model.weights is not None else "per member"
+        model = load(choice, labels, RunTarget(device="cpu", runtime="torch", optimize=False)).model
+        return choice, model, model.weights.origin if model.weights is not None else "per member"
     except StreamtagError:
         if weights is not None:
             raise
-        return create_model(name, pretrained=False), "random-init"
+        model = build_network(get_spec(name), None, labels)
+        return model, model, "random-init"
 
 
 def naive_mel(wave: torch.Tensor, n_mels: int = 128, sr: int = 32000, n_fft: int = 1024, win: int = 800,
@@ -159,7 +170,7 @@ def worker(mode: str, path: str, warmup: str, model_name: str, weights: str | No
     """One side of the benchmark, in its own process; writes JSON and the scores next to `out`."""
     if threads:
         torch.set_num_threads(threads)
-    model, kind = _load_model(model_name, weights)
+    choice, model, kind = _load_model(model_name, weights)
     times, scores = [], None
     result: dict = {"mode": mode, "weights": kind}
     if mode == "baseline":
@@ -168,17 +179,17 @@ def worker(mode: str, path: str, warmup: str, model_name: str, weights: str | No
             t, scores = run_baseline(path, model, window, hop)
             times.append(t)
     elif mode == "pipeline":
-        tagger = Tagger(model, window=window, hop=hop, device=device, batch_size=batch_size, runtime=runtime)
+        tagger = Tagger(choice, window, hop, device=device, batch_size=batch_size, runtime=runtime)
         run_pipeline(warmup, tagger)  # the first batch freezes the network: not timed
         for _ in range(repeats):
             t, scores = run_pipeline(path, tagger)
             times.append(t)
         result["batch_size"] = tagger.batch_size
         result["device"] = str(tagger.device)
-        if tagger.device.type == "cuda":
+        if str(tagger.device).startswith("cuda"):
             result["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     else:  # live
-        tagger = Tagger(model, window=window, hop=hop, device=device, batch_size=batch_size, runtime=runtime)
+        tagger = Tagger(choice, window, hop, device=device, batch_size=batch_size, runtime=runtime)
         run_pipeline(warmup, tagger)
         result.update(run_live(tagger, live_seconds))
     if times:
@@ -210,74 +221,20 @@ def _spawn(mode: str, args: dict, tmp: Path) -> dict:
     return r
 
 
-REFERENCE_RUN = Path(__file__).with_name("reference_run.py")
-
-
-def _timed_process(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of one whole process; its one-line error if it fails."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-        raise ConfigError(f"{os.path.basename(cmd[1])} failed: {lines[-1] if lines else proc.returncode}")
-    return seconds, usage.ru_maxrss / 1024
-
-
-def compare_with_reference(reference_code: str, path: str, model: str, weights: str, window: float, hop: float,
-                           repeats: int = 2, reference_python: str | None = None, runtime: str = "auto",
-                           device: str = "cpu") -> dict:
-    """Whole processes on the same file, alternating: `streamtag tag` against the official EATagger.
-
-    `reference_code` is an EfficientAT checkout (its `windowed_inference.py`); `reference_python` a
-    Python with its requirements (default: this one). Reports the median wall time of each side.
+def benchmark(model: ModelChoice = ModelChoice(), duration: float = 600.0, window: float | None = None,
+              hop: float | None = None, repeats: int = 3, target: RunTarget = RunTarget(),
+              batch_size: int | None = None, file: str | None = None, threads: int | None = None,
+              live_seconds: float = 20.0, baseline: bool = True, live: bool = True) -> dict:
+    """Run both sides (the pipeline and an in-process naive EATagger-style loop) and the live simulation, and
+    return the comparison as a dict (the comparison with the official code is `benchmarks/compare_official.py`).
+    No model named: the default model with weights given, else the bundled one (real weights offline).
     """
-    if not (Path(reference_code) / "windowed_inference.py").is_file():
-        raise ConfigError(f"{reference_code}: not an EfficientAT checkout (no windowed_inference.py)")
-    with tempfile.TemporaryDirectory(prefix="streamtag-reference-") as d:
-        ours_out, theirs_out = os.path.join(d, "streamtag.npz"), os.path.join(d, "official.npy")
-        ours = [sys.executable, "-m", "streamtag", "tag", path, "--model", model, "--weights", weights, "--window",
-                str(window), "--hop", str(hop), "--format", "npz", "-o", ours_out, "--device", device, "--runtime",
-                runtime, "--quiet"]
-        theirs = [reference_python or sys.executable, str(REFERENCE_RUN), reference_code, path, model, weights,
-                  str(window), str(hop), theirs_out]
-        _timed_process(ours)  # warm-up: OpenVINO export cache, file cache (not timed)
-        _timed_process(theirs)
-        times: dict[str, list[tuple[float, float]]] = {"streamtag": [], "official": []}
-        for i in range(repeats):
-            for side in (("streamtag", "official") if i % 2 == 0 else ("official", "streamtag")):
-                times[side].append(_timed_process(ours if side == "streamtag" else theirs))
-        with np.load(ours_out) as z:
-            a = z["scores"]
-        b = np.load(theirs_out)
-    audio_s = sf.info(path).duration
-    report: dict = {"baseline_kind": "official EATagger, whole process", "audio_s": audio_s, "windows": len(a)}
-    for side, runs in times.items():
-        seconds = statistics.median(t for t, _ in runs)
-        report[side] = {"seconds": seconds, "windows_per_s": len(a) / seconds, "realtime_factor": audio_s / seconds,
-                        "peak_rss_mb": max(r for _, r in runs)}
-    report["speedup"] = report["official"]["seconds"] / report["streamtag"]["seconds"]
-    report["max_abs_score_diff"] = float(np.abs(a - b).max()) if a.shape == b.shape else None
-    return report
-
-
-def benchmark(model: str | None = None, duration: float = 600.0, window: float = 10.0, hop: float = 2.5,
-              repeats: int = 3, device: str = "auto", batch_size: int | None = None, weights: str | None = None,
-              file: str | None = None, threads: int | None = None, live_seconds: float = 20.0,
-              baseline: bool = True, live: bool = True, reference_code: str | None = None,
-              reference_python: str | None = None, runtime: str = "auto") -> dict:
-    """Run both sides (and the live simulation) and return the comparison as a dict.
-
-    With `reference_code` (an EfficientAT checkout) the baseline is the official EATagger and both
-    sides run as whole processes on the same file; otherwise it is the in-process naive loop.
-    `model` None is the default model with `weights`, else the bundled one (real weights offline).
-    """
-    if model is None:
-        model = DEFAULT_MODEL if weights is not None else BUNDLED_MODEL
+    if model.is_ensemble or model.head is not None:
+        raise ConfigError("the benchmark runs one registered model")
+    weights = model.weights[0] if model.weights else None
+    window, hop = model.windows(window, hop)
+    device, runtime = target.device, target.runtime
+    name = model.describe() or BUNDLED_MODEL
     WindowSpec.from_seconds(window, hop, 32000)  # bad windows fail here, before any subprocess starts
     if threads is not None and threads < 1:
         raise ConfigError(f"threads must be at least 1, got {threads}")
@@ -287,26 +244,17 @@ def benchmark(model: str | None = None, duration: float = 600.0, window: float =
     if live and not (math.isfinite(live_seconds) and window + hop <= live_seconds <= MAX_SYNTH_S):
         raise ConfigError(f"the live simulation must last at least one window and hop ({window + hop:g} s), "
                           f"got {live_seconds:g} s (or pass --no-live)")
-    if not isinstance(get_spec(model).config, EfficientATConfig):
-        raise ConfigError(f"the benchmark's EATagger-style baseline runs EfficientAT models (mn*, dymn*), not {model}")
-    if reference_code is not None:
-        if get_spec(model).family != "mn":
-            raise ConfigError(f"the official EATagger comparison runs the mn* MobileNets, not {model}")
-        with tempfile.TemporaryDirectory(prefix="streamtag-bench-") as d:
-            path = file or str(synth_audio(Path(d) / "bench.wav", duration))
-            resolved = weights or str(create_model(model).weights.path)
-            return {"model": model, "window_s": window, "hop_s": hop, "repeats": repeats, "runtime": runtime,
-                    **compare_with_reference(reference_code, path, model, resolved, window, hop, repeats,
-                                             reference_python, runtime, device)}
+    if not isinstance(get_spec(name).config, EfficientATConfig):
+        raise ConfigError(f"the benchmark's EATagger-style baseline runs EfficientAT models (mn*, dymn*), not {name}")
     with tempfile.TemporaryDirectory(prefix="streamtag-bench-") as d:
         tmp = Path(d)
         path = file or str(synth_audio(tmp / "bench.wav", duration))
         # long enough for two full batches, so one-time costs (freezing, kernel set-up) are not timed
         warmup = str(synth_audio(tmp / "warmup.wav", window + 64 * hop))
         audio_s = sf.info(path).duration
-        args = dict(path=path, warmup=warmup, model_name=model, weights=weights, window=window, hop=hop, repeats=repeats,
+        args = dict(path=path, warmup=warmup, model_name=name, weights=weights, window=window, hop=hop, repeats=repeats,
                     device=device, batch_size=batch_size, threads=threads, live_seconds=live_seconds, runtime=runtime)
-        report: dict = {"model": model, "window_s": window, "hop_s": hop, "audio_s": audio_s,
+        report: dict = {"model": name, "window_s": window, "hop_s": hop, "audio_s": audio_s,
                         "repeats": repeats, "runtime": runtime, "baseline_kind": "naive EATagger-style loop, in process", "torch_threads": threads or torch.get_num_threads()}
         # each side runs in two processes, in the order A B B A so that drift in a shared
         # machine's speed falls on both alike; each process times `repeats` runs after a warm-up

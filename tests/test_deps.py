@@ -79,3 +79,17 @@ def test_importing_streamtag_loads_no_torch_and_changes_no_environment():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"})
     assert res.stdout.strip() == "ok", res.stderr
+
+
+def test_tagging_a_file_with_a_local_model_loads_no_network_modules():
+    """Start-up: with the weights here and the export cached, `streamtag tag` imports no HTTP, TLS or URL-opening
+    modules (only a download needs them) and no fractions/decimal (only PyAV's stream times do)."""
+    from streamtag import Tagger
+    Tagger("mn04_as", device="cpu").warm_up()  # the demo's export (10 s windows), made now if the cache lacks it
+    code = ("import sys\nsys.argv = ['streamtag', 'tag', sys.argv[1], '--model', 'mn04_as', '-q']\n"
+            "from streamtag.console import run\ntry:\n    run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in sys.modules if m in {'urllib.request', 'http.client', 'ssl', 'fractions',"
+            " 'decimal'}))")
+    res = subprocess.run([sys.executable, "-c", code, str(DEMO_CLIP)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "Dog" in res.stdout and res.stdout.strip().endswith("[]"), res.stdout

@@ -283,8 +283,8 @@ LIMITED = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--window", "100000"], "window(s) of 100000 s per batch needs about"),
-    (["--batch-size", "100000"], "100000 window(s) of 1 s per batch needs about"),
+    (["--window", "100000"], "a window of 100000 s needs about"),
+    (["--batch-size", "100000"], None),  # a batch never holds more windows than the file has (24): fine
     (["--window", "1", "--hop", "5000", "--batch-size", "64"], None),  # one window per file: fine
 ])
 def test_huge_settings_are_refused_before_allocating_under_a_memory_limit(tmp_path, isolated_home, args, message):
@@ -296,12 +296,44 @@ def test_huge_settings_are_refused_before_allocating_under_a_memory_limit(tmp_pa
                          env=_env(isolated_home), capture_output=True, text=True, timeout=300)
     if message is None:
         assert res.returncode == 0, res.stderr
-        assert len(dest.read_text().splitlines()) == 1
+        assert len(dest.read_text().splitlines()) == (24 if "100000" in args else 1)
         return
     assert res.returncode == 1, res.stderr
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("streamtag: error: ") and message in last and "available" in last, res.stderr
     assert not dest.exists() and _partials(tmp_path) == []
+
+
+PEAK_RSS = textwrap.dedent("""
+    import sys
+    from streamtag.cli import main
+    try:
+        main(sys.argv[1:])
+    except SystemExit as e:
+        print("exit", e.code, file=sys.stderr)
+    # VmHWM, not ru_maxrss: after fork and exec, ru_maxrss keeps the parent's (pytest's) high-water mark
+    with open("/proc/self/status") as f:
+        print("peak", next(line.split()[1] for line in f if line.startswith("VmHWM:")), file=sys.stderr)
+""")
+
+
+@pytest.mark.parametrize("window, budget", [("100000", None), ("2000", "4G")])
+def test_a_window_far_longer_than_the_audio_is_refused_before_anything_is_built(tmp_path, isolated_home, window,
+                                                                                   budget):
+    """The default path (export, numpy front-end) checks one window's working set before it builds or exports the
+    network: refused in one line, with the process never past 500 MB (it used to take the whole machine). `budget`:
+    the memory a run may plan to use (STREAMTAG_MEMORY_LIMIT), as on a 16 GB machine; unset, a quarter of what is
+    available."""
+    dest = tmp_path / "x.jsonl"
+    env = {**_env(isolated_home), **({"STREAMTAG_MEMORY_LIMIT": budget} if budget else {})}
+    res = subprocess.run([sys.executable, "-c", PEAK_RSS, "tag", str(DEMO_CLIP), "--window", window, "-o", str(dest)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    lines = res.stderr.strip().splitlines()
+    assert lines[-2] == "exit 1", res.stderr
+    assert lines[-3].startswith(f"streamtag: error: a window of {window} s needs about"), res.stderr
+    assert "Traceback" not in res.stderr and not dest.exists()
+    peak_mb = int(lines[-1].split()[1]) / 1024
+    assert peak_mb < 500, f"peak RSS {peak_mb:.0f} MB"
 
 
 @pytest.mark.parametrize("option, value, message", [

@@ -30,12 +30,20 @@ def test_bad_arguments_exit_non_zero_without_traceback(args, message):
     assert res.exit_code != 0 and message in res.stderr and "Traceback" not in res.stderr
 
 
-def test_corrupt_checkpoint_through_the_cli(tmp_path):
+@pytest.mark.parametrize("content", [MN04_WEIGHTS.read_bytes()[:100000], b"hello\n"])
+def test_corrupt_checkpoint_through_the_cli(tmp_path, content):
     bad = tmp_path / "bad.pt"
-    bad.write_bytes(MN04_WEIGHTS.read_bytes()[:100000])
+    bad.write_bytes(content)
     res = CliRunner().invoke(main, ["tag", CLIP, "--model", "mn04_as", "--weights", str(bad)])
     assert res.exit_code == 1 and "not a readable PyTorch checkpoint" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_plot_of_an_unknown_image_type_is_refused_before_tagging(tmp_path):
+    res = CliRunner().invoke(main, ["tag", CLIP, "--model", "mn04_as", "--plot", str(tmp_path / "x.txt")])
+    assert res.exit_code == 1 and res.stdout == "" and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [f"streamtag: error: --plot {tmp_path / 'x.txt'}: a plot is written as "
+                                               "png, pdf, svg, jpg, jpeg, webp, tif, tiff (by its extension)"]
 
 
 def test_ctrl_c_flushes_valid_output_and_exits_130(tmp_path):

@@ -13,7 +13,6 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from fractions import Fraction
 from typing import Iterator
 
 import numpy as np
@@ -99,6 +98,9 @@ def probe(container, stream) -> StreamInfo:
     fmt = container.format.name.split(",")
     frames = exact = None
     if stream.duration is not None and stream.time_base is not None:
+        # imported here: only PyAV's stream times need it, and fractions imports decimal
+        from fractions import Fraction
+
         frames = int(round(stream.duration * stream.time_base * rate))
         exact = stream.time_base == Fraction(1, rate)
     elif container.duration is not None:

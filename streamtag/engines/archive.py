@@ -13,7 +13,7 @@ import numpy as np
 
 from ..audio.ffmpeg import is_url
 from ..audio.inputs import InputOptions, open_audio
-from ..errors import AudioReadError, ConfigError, StreamtagError
+from ..errors import AudioReadError, ConfigError
 from ..models.labels import Labels
 from ..pipeline.result import WindowResult
 from ..pipeline.tagger import Tagger
@@ -60,27 +60,6 @@ class Shard:
     def samples(self, spec: WindowSpec) -> tuple[int, int]:
         """Model-rate samples [start, stop) the shard's windows cover (stop may pass the file's end)."""
         return spec.start(self.first_window), spec.end(self.first_window + self.windows - 1)
-
-
-def audio_seconds(paths: list[str], enough: float) -> float:
-    """Seconds of audio the files in `paths` hold by their headers, summed until `enough` is reached (URLs and
-    files that cannot be read count 0: their errors come when they are tagged)."""
-    total = 0.0
-    for path in paths:
-        if total >= enough:
-            break
-        if is_url(path):
-            continue
-        try:
-            source = open_audio(path)
-        except StreamtagError:
-            continue
-        try:
-            length = source.length(source.sample_rate)
-            total += 0.0 if length is None else length / source.sample_rate
-        finally:
-            source.close()
-    return total
 
 
 def count_windows(path: str, spec: WindowSpec, options: InputOptions = InputOptions()) -> tuple[int, float]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,19 +12,16 @@ from ..audio.ffmpeg import EXTRA, ffmpeg_available, is_url
 from ..audio.inputs import InputOptions, open_audio
 from ..audio.microphone import MicrophoneSource
 from ..errors import ConfigError, StreamtagError
-from ..models import Labels, ModelSpec, load_labels
-from ..models.head_info import head_windows
+from ..models import Labels, load_labels
+from ..models.loader import LIVE_WINDOWS, ModelChoice, RunTarget
 from ..outputs import LiveView, NpzSink, TagFilter, open_text
 from ..outputs.recording import choose_formats, text_sink
 from ..outputs.thresholds import given_thresholds
 from ..pipeline.result import TaggerStats
-from .job import ModelChoice, Reporter, SilentReporter, build_tagger, head_thresholds, output_labels
+from .job import Reporter, SilentReporter, build_tagger, head_thresholds
 from .signals import exit_code
 
 STDIN = "-"
-
-if TYPE_CHECKING:
-    from ..models.model import TaggingModel
 
 
 @dataclass(frozen=True)
@@ -35,27 +31,25 @@ class ListenJob:
     labels: Labels = field(repr=False)
     input: int | str | None = None  # device index or name substring (None: the default input), a URL, or "-"
     model: ModelChoice = ModelChoice()
-    window_s: float = 1.0
-    hop_s: float = 0.5
-    device: str = "auto"
+    window_s: float = LIVE_WINDOWS[0]
+    hop_s: float = LIVE_WINDOWS[1]
+    target: RunTarget = RunTarget()
     duration_s: float | None = None  # None: until the input ends or Ctrl-C
     tags: TagFilter = TagFilter()
     format: str = "text"
     output: str | None = None  # None or "-": stdout
     buffer_s: float = 10.0  # audio kept while inference catches up; older unread audio is lost (counted)
-    runtime: str = "auto"  # what runs the network on CPU: auto | torch | openvino
     reconnect: int = 5  # network streams: reconnect attempts in a row after a drop
 
     @classmethod
-    def from_options(cls, *, input: int | str | None = None, model: str | ModelSpec | None = None,
-                     weights: str | None = None, labels: str | os.PathLike | None = None, window: float | None = None,
-                     hop: float | None = None, device: str = "auto", duration: float | None = None, top_k: int = 5,
-                     threshold: float | str | None = None, thresholds: str | os.PathLike | None = None,
-                     format: str | None = None, output: str | None = None,
-                     buffer_seconds: float = 10.0, runtime: str = "auto", head: str | os.PathLike | None = None,
-                     head_mode: str = "replace", reconnect: int = 5) -> "ListenJob":
-        """A job from options as a user gives them; ConfigError if any is wrong. window/hop default to the
-        head's (with `head`), else 1 s / 0.5 s."""
+    def create(cls, *, input: int | str | None = None, model: ModelChoice = ModelChoice(),
+               window: float | None = None, hop: float | None = None, target: RunTarget = RunTarget(),
+               labels: str | os.PathLike | None = None, duration: float | None = None, top_k: int = 5,
+               threshold: float | str | None = None, thresholds: str | os.PathLike | None = None,
+               format: str | None = None, output: str | None = None, buffer_seconds: float = 10.0,
+               reconnect: int = 5) -> "ListenJob":
+        """A job from its parts as a user gives them; ConfigError if any is wrong. window/hop default to the
+        head's (with a head), else 1 s / 0.5 s."""
         fmt = choose_formats((format,) if format else (), output)[0]
         if fmt not in ("text", "jsonl", "csv", "npz"):
             raise ConfigError(f"live output is text, jsonl, csv or npz, not {fmt}")
@@ -69,18 +63,19 @@ class ListenJob:
             raise ConfigError(f"reconnect takes 0 or more attempts, got {reconnect}")
         if input is not None and (is_url(str(input)) or input == STDIN) and not ffmpeg_available():
             raise ConfigError(f"network and piped inputs are read with FFmpeg: {EXTRA}")
-        choice = ModelChoice(model, weights, None if head is None else os.path.abspath(head), head_mode)
-        info = choice.head_info()
-        window, hop = head_windows(info, window, hop, (1.0, 0.5))
+        info = model.head_info()
+        window, hop = model.windows(window, hop, LIVE_WINDOWS)
         label_set = load_labels(labels)
-        shown = output_labels(label_set, info, head_mode)
+        shown = model.output_labels(label_set)
         if top_k < 1:
             raise ConfigError(f"top-k must be at least 1, got {top_k}")
         top_k = min(top_k, len(shown))
-        given = head_thresholds(info, head_mode, len(label_set)).merged(given_thresholds(shown, threshold, thresholds))
+        given = head_thresholds(info, model.head_mode, len(label_set)).merged(
+            given_thresholds(shown, threshold, thresholds))
         tags = TagFilter(top_k, given.default or 0.0, None, given.per_class_windows())
-        return cls(label_set, input, choice, float(window), float(hop), device, duration, tags, fmt, output,
-                   buffer_seconds, runtime, reconnect)
+        return cls(labels=label_set, input=input, model=model, window_s=float(window), hop_s=float(hop),
+                   target=target, duration_s=duration, tags=tags, format=fmt, output=output, buffer_s=buffer_seconds,
+                   reconnect=reconnect)
 
     def open_input(self):
         """The live source: the input device, a network stream (a URL of known length is read like a file), or
@@ -113,15 +108,14 @@ class ListenSummary:
         return float(p50), float(p95), float(ms.max())
 
 
-def run_listen(job: ListenJob, reporter: Reporter | None = None, model: "TaggingModel | None" = None) -> ListenSummary:
+def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummary:
     """Tag the input device live until `duration_s`, the end of capture or Ctrl-C; outputs are flushed either way.
 
-    `model` replaces the job's model choice (an already built model). A device or pipeline failure
-    raises after the outputs are closed.
+    A device or pipeline failure raises after the outputs are closed.
     """
     reporter = reporter or SilentReporter()
-    tagger = build_tagger(job.model, job.labels, reporter, model, window=job.window_s, hop=job.hop_s,
-                          device=job.device, ring_seconds=job.buffer_s, runtime=job.runtime)
+    tagger = build_tagger(job.model, job.labels, reporter, job.target, window=job.window_s, hop=job.hop_s,
+                          ring_seconds=job.buffer_s)
     source = job.open_input()
     name = source.device["name"] if isinstance(source, MicrophoneSource) else source.path
     title = f"{name} -> {tagger.model_name}"

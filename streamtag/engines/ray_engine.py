@@ -15,19 +15,18 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Callable
 
-from ..audio.inputs import InputOptions
 from ..errors import ConfigError, StreamtagError
-from ..models import Labels, create_model
-from ..outputs.recording import OutputPlan, RecordingOutputs, recording_stems
+from ..models import Labels
+from ..models.loader import ModelChoice, RunTarget
+from ..outputs.recording import OutputOptions, OutputPlan, RecordingOutputs, recording_stems
 from ..outputs.sinks import open_text, remove_stale_partials
 from ..windows import WindowSpec
 from .archive import Shard, count_windows, plan_shards, shard_results, tag_shard
-from .job import DEFAULT_SHARD_WINDOWS, ModelChoice, Reporter, RunSummary, SilentReporter, TagJob
+from .job import EngineOptions, Reporter, RunSummary, SilentReporter, TagJob
 from .signals import exit_code, signal_handlers_kept
 
 if TYPE_CHECKING:
-    from ..models.exported import ExportedModel
-    from ..models.model import TaggingModel
+    from ..pipeline.tagger import Tagger
 
 SUMMARY_FILE = "run_summary.json"
 
@@ -52,19 +51,17 @@ class _Run:
 
 
 class ShardWorker:
-    """A Ray Data actor: loads the model once, then tags shard after shard."""
+    """A Ray Data actor: loads the job's model once (the same `models.load` as every run), then tags shard after
+    shard."""
 
-    def __init__(self, model: ModelChoice, window: float, hop: float, device: str, batch_size: int | None,
-                 frames: bool, threads: int | None, labels: Labels, runtime: str = "auto",
-                 precision: str = "fp32", input_options: InputOptions = InputOptions()) -> None:
-        import torch
+    def __init__(self, job: TagJob, threads: int | None) -> None:
         from ..pipeline.tagger import Tagger
         if threads:
+            import torch
             torch.set_num_threads(threads)
-        self.tagger = Tagger(create_model(model.name, weights=model.weights, labels=labels), window=window, hop=hop,
-                             device=device, batch_size=batch_size, labels=labels, frames=frames, runtime=runtime,
-                             precision=precision, head=model.head, head_mode=model.head_mode)
-        self.input_options = input_options
+        self.tagger = Tagger(job.model, job.window_s, job.hop_s, labels=job.labels, target=job.target,
+                             batch_size=job.batch_size)
+        self.input_options = job.input_options
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -83,27 +80,19 @@ class ShardWorker:
 
 
 def tag_archive(inputs: list[str | os.PathLike], output_dir: str | os.PathLike, *,
-                model: "str | TaggingModel | None" = None,
-                weights: str | None = None, window: float = 10.0, hop: float = 2.5, plan: OutputPlan | None = None,
-                labels: str | None = None, address: str | None = None, shard_windows: int = DEFAULT_SHARD_WINDOWS,
-                device: str = "auto", batch_size: int | None = None, frames: bool = False,
-                workers: int | None = None, threads_per_worker: int | None = None,
-                progress: Callable[[str], None] | None = None) -> RunSummary:
-    """Tag every input on Ray (starting a local instance when none is running and `address` is None).
+                model: ModelChoice = ModelChoice(), window: float | None = None, hop: float | None = None,
+                target: RunTarget = RunTarget(), outputs: OutputOptions = OutputOptions(formats=("npz",)),
+                engine: EngineOptions = EngineOptions(engine="ray"), labels: str | None = None,
+                batch_size: int | None = None, progress: Callable[[str], None] | None = None) -> RunSummary:
+    """Tag every input on Ray (starting a local instance when none is running and `engine.address` is None).
 
     Outputs go to `output_dir` as `streamtag tag --output-dir` writes them (default: NPZ).
     """
-    built = None if model is None or isinstance(model, str) else model  # an already built TaggingModel
-    job = TagJob.from_options(inputs, model=None if built else model, weights=weights, window=window, hop=hop,
-                              device=device, batch_size=batch_size, labels=labels, formats=("npz",),
-                              output_dir=os.fspath(output_dir), frames=frames, engine="ray", address=address,
-                              shard_windows=shard_windows, workers=workers, threads_per_worker=threads_per_worker)
-    if plan is not None:
-        job = job.replace(plan=dataclasses.replace(plan, output=None, output_dir=os.fspath(output_dir),
-                                                   weights=job.plan.weights, head=job.plan.head))
+    job = TagJob.create(inputs, model=model, window=window, hop=hop, target=target, batch_size=batch_size,
+                        labels=labels, outputs=dataclasses.replace(outputs, output=None, output_dir=os.fspath(output_dir)),
+                        engine=dataclasses.replace(engine, engine="ray"))
     reporter = _LineReporter(progress) if progress else SilentReporter()
-    tagger = job.tagger(reporter, built)
-    return run_on_ray(job, tagger.model, reporter)
+    return run_on_ray(job, job.tagger(reporter), reporter)
 
 
 class _LineReporter(SilentReporter):
@@ -119,18 +108,20 @@ class _LineReporter(SilentReporter):
         self.say(line)
 
 
-def run_on_ray(job: TagJob, model: "TaggingModel | ExportedModel", reporter: Reporter) -> RunSummary:
-    """Run `job` on Ray with actors that rebuild `model` (a registered model, not an ensemble)."""
+def run_on_ray(job: TagJob, tagger: "Tagger", reporter: Reporter) -> RunSummary:
+    """Run `job` on Ray with actors that load its model as `tagger` did here (a registered model, not an
+    ensemble)."""
     ray = _ray()
     t0 = time.monotonic()
-    if model.spec.family == "ensemble":
+    model = tagger.model
+    if job.model.is_ensemble:
         raise ConfigError("the Ray engine runs one registered model (not an ensemble)")
     plan, output_dir = job.plan, job.plan.output_dir
     stale = remove_stale_partials(output_dir)
     if stale:
         reporter.notice(f"removed {len(stale)} temporary file(s) left by an interrupted run in {output_dir}")
     spec = model.spec
-    win = WindowSpec.from_seconds(job.window_s, job.hop_s, model.sample_rate, model.min_samples)
+    win = tagger.window
     run = _Run(job.output_labels, win, spec.name, model.sample_rate)
     paths = list(job.inputs)
     summary = RunSummary(files=len(paths), engine="ray")
@@ -145,7 +136,7 @@ def run_on_ray(job: TagJob, model: "TaggingModel | ExportedModel", reporter: Rep
         try:
             starts[i] = job.start_of(path)
             windows, seconds[i] = count_windows(path, win, job.input_options)
-            shards[i] = plan_shards(i, path, windows, job.shard_windows)
+            shards[i] = plan_shards(i, path, windows, job.engine.shard_windows)
         except StreamtagError as e:
             summary.failed.append({"path": path, "error": str(e)})
             reporter.error(str(e))
@@ -155,20 +146,18 @@ def run_on_ray(job: TagJob, model: "TaggingModel | ExportedModel", reporter: Rep
     if rows:
         if not ray.is_initialized():
             with signal_handlers_kept():  # SIGTERM stays an interrupt of this run, not Ray's instant exit
-                ray.init(address=job.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                ray.init(address=job.engine.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
                          configure_logging=False)
         resources = ray.cluster_resources()
-        gpus = int(resources.get("GPU", 0)) if job.device in ("auto", "cuda") else 0
-        n = job.workers or max(1, gpus or int(resources.get("CPU", 1)))
+        gpus = int(resources.get("GPU", 0)) if job.target.device in ("auto", "cuda") else 0
+        n = job.engine.workers or max(1, gpus or int(resources.get("CPU", 1)))
         summary.workers = n
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))
         out = ds.map_batches(
             ShardWorker, batch_size=1, concurrency=n, num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
-            fn_constructor_kwargs={"model": ModelChoice.of(model), "window": job.window_s, "hop": job.hop_s,
-                                   "device": "cuda" if gpus else "cpu", "batch_size": job.batch_size,
-                                   "frames": job.frames, "labels": job.labels, "runtime": job.runtime,
-                                   "precision": job.precision, "input_options": job.input_options,
-                                   "threads": job.threads_per_worker or (None if gpus else 1)})
+            fn_constructor_kwargs={
+                "job": job.replace(target=dataclasses.replace(job.target, device="cuda" if gpus else "cpu")),
+                "threads": job.engine.threads_per_worker or (None if gpus else 1)})
         # Ray Data restarts a dead actor and retries its shard (actor max_restarts/max_task_retries default -1)
         done: dict[int, dict[int, bytes]] = {i: {} for i in shards}
         bad: set[int] = set()

@@ -35,7 +35,7 @@ def _stdin_spooled(job: TagJob) -> Iterator[TagJob]:
     if STDIN not in job.inputs:
         yield job
         return
-    if job.engine == "ray":
+    if job.engine.engine == "ray":
         raise ConfigError("the ray engine reads files its workers can open: save standard input to a file first")
     if sys.stdin is None or sys.stdin.isatty():
         raise ConfigError("input '-' reads audio from standard input, which is a terminal: pipe a recording in")
@@ -54,9 +54,9 @@ def _run(job: TagJob, reporter: Reporter) -> RunSummary:
         reporter.error(message)
     present = job.replace(inputs=tuple(p for p in job.inputs if p not in missing))
     if not present.inputs:
-        summary = RunSummary(engine=job.engine)
-    elif job.engine == "ray":
-        summary = run_on_ray(present, job.tagger(reporter).model, reporter)
+        summary = RunSummary(engine=job.engine.engine)
+    elif job.engine.engine == "ray":
+        summary = run_on_ray(present, job.tagger(reporter), reporter)
     else:
         summary = run_locally(present, job.tagger(reporter), reporter)
     summary.files = len(job.inputs)

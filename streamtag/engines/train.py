@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ConfigError
 from ..models import load_labels, streamtag_home
 from ..models.head import Head, HeadInfo, backbone_sha256, head_payload
+from ..models.loader import LIVE_WINDOWS, ModelChoice, RunTarget
 from ..models.weights import sha256_file
 from ..outputs.evaluation import read_segments
 from ..outputs.plot import pyplot, save_figure
@@ -32,7 +33,7 @@ from ..index.search import is_review_file, read_review
 from ..outputs.sinks import AtomicFile
 from ..pipeline.tagger import Tagger
 from .archive import AUDIO_EXTENSIONS, expand_inputs
-from .job import ModelChoice, Reporter, SilentReporter, build_tagger
+from .job import Reporter, SilentReporter, build_tagger
 
 NEGATIVE_FOLDERS = ("_background", "_negative")
 EMBEDDING_CACHE_VERSION = 1
@@ -218,9 +219,9 @@ class TrainJob:
     classes: tuple[str, ...]
     output: str
     model: ModelChoice = ModelChoice()
-    window_s: float = 1.0
-    hop_s: float = 0.5
-    device: str = "auto"
+    window_s: float = LIVE_WINDOWS[0]
+    hop_s: float = LIVE_WINDOWS[1]
+    target: RunTarget = RunTarget()
     hidden: int = 0
     epochs: int = 300
     patience: int = 20
@@ -233,8 +234,9 @@ class TrainJob:
 
     @classmethod
     def from_options(cls, data: Sequence[str | os.PathLike], *, output: str | os.PathLike,
-                     annotations: Sequence[str | os.PathLike] = (), model: str | None = None,
-                     weights: str | None = None, window: float = 1.0, hop: float = 0.5, device: str = "auto",
+                     annotations: Sequence[str | os.PathLike] = (), model: ModelChoice | str | None = None,
+                     weights: str | None = None, window: float | None = None, hop: float | None = None,
+                     target: RunTarget = RunTarget(),
                      hidden: int = 0, epochs: int = 300, patience: int = 20, learning_rate: float = 1e-3,
                      seed: int = 0, val_share: float = 0.25, min_overlap: float = 0.5,
                      target_precision: float | None = None, plot: str | None = None) -> "TrainJob":
@@ -255,8 +257,11 @@ class TrainJob:
         if not classes:
             raise ConfigError("the training data names no class (only negatives): add a class folder with a "
                               "recording, or accept (or label) at least one row of a review file")
-        return cls(tuple(recordings), tuple(classes), os.fspath(output), ModelChoice(model, weights), float(window),
-                   float(hop), device, hidden, epochs, patience, learning_rate, seed, val_share, min_overlap,
+        choice = model if isinstance(model, ModelChoice) else ModelChoice.parse(model, weights)
+        window = LIVE_WINDOWS[0] if window is None else window
+        hop = LIVE_WINDOWS[1] if hop is None else hop
+        return cls(tuple(recordings), tuple(classes), os.fspath(output), choice, float(window), float(hop), target,
+                   hidden, epochs, patience, learning_rate, seed, val_share, min_overlap,
                    target_precision, plot)
 
 
@@ -450,8 +455,7 @@ def run_train_job(job: TrainJob, reporter: Reporter | None = None) -> TrainRepor
     """Embed every recording (cached), train the head, choose thresholds, save the head and its report."""
     reporter = reporter or SilentReporter()
     torch.manual_seed(job.seed)
-    tagger = build_tagger(job.model, load_labels(), reporter, window=job.window_s, hop=job.hop_s,
-                          device=job.device)
+    tagger = build_tagger(job.model, load_labels(), reporter, job.target, window=job.window_s, hop=job.hop_s)
     backbone = tagger.model
     weights_sha = backbone_sha256(backbone)
     cache = EmbeddingCache(streamtag_home() / "embeddings")

@@ -10,9 +10,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .catalog import FAMILY_MODULES, MODELS, REGISTRY, get_spec, list_models
-from .factory import BUNDLED_MODEL, DEFAULT_MODEL, create_model, require_model_name, resolve_model
+from .family import Family
 from .labels import Labels, load_labels
-from .registry import Family, ModelSpec, Registry
+from .loader import (BUNDLED_MODEL, DEFAULT_MODEL, DEFAULT_WINDOWS, Loaded, ModelChoice, RunTarget, create_model,
+                     load)
+from .registry import Registry
+from .spec import ModelSpec
 from .weights import ResolvedFile, find_cached, resolve_weights, streamtag_home
 
 if TYPE_CHECKING:
@@ -31,7 +34,7 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["BUNDLED_MODEL", "DEFAULT_MODEL", "FAMILY_MODULES", "Family", "Labels", "MODELS", "ModelOutput",
-           "ModelSpec", "Network", "REGISTRY", "Registry", "ResolvedFile", "SingleModel", "TaggingModel",
-           "create_model", "find_cached", "get_spec", "list_models", "load_labels", "require_model_name", "resolve_model",
-           "resolve_weights", "streamtag_home"]
+__all__ = ["BUNDLED_MODEL", "DEFAULT_MODEL", "DEFAULT_WINDOWS", "FAMILY_MODULES", "Family", "Labels", "Loaded",
+           "MODELS", "ModelChoice", "ModelOutput", "ModelSpec", "Network", "REGISTRY", "Registry", "ResolvedFile",
+           "RunTarget", "SingleModel", "TaggingModel", "create_model", "find_cached", "get_spec", "list_models", "load",
+           "load_labels", "resolve_weights", "streamtag_home"]

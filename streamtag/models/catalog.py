@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from . import atstframe, beats, dymn, eat, mobilenet, ssast
-from .registry import ModelSpec, Registry
+from .registry import Registry
+from .spec import ModelSpec
 
 FAMILY_MODULES = (mobilenet, dymn, beats, ssast, atstframe, eat)  # each declares FAMILY
 

@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from .mel import FrameCache
 from .model import ModelOutput, TaggingModel
 from .pending import PendingNetwork
-from .registry import ModelSpec
+from .spec import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .factory import family_of
+from .catalog import REGISTRY
+from .interface import SpecFacts
 from .mel import FrameCache
 from .pending import PendingNetwork
-from .registry import ModelSpec
+from .spec import ModelSpec
 from .runtimes import EXPORT_FILE, CompiledExport, export_folder, export_identity
 from .weights import ResolvedFile, weights_sha256
 
@@ -36,10 +37,13 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
         return (1.0 / (1.0 + np.exp(-x.astype(np.float32)))).astype(np.float32)
 
 
-class ExportedModel:
-    """Numpy waveforms [B, N] at `sample_rate` -> scores and embeddings, through the front-end and the export for N."""
+class ExportedModel(SpecFacts):
+    """Numpy waveforms [B, N] at `sample_rate` -> scores and embeddings, through the front-end and the export for N
+    (a `RunnableModel` that needs no torch)."""
 
     has_frames = False  # EfficientAT MobileNets give clip-level embeddings only
+    exportable = True
+    needs_torch: ClassVar[bool] = False
     runtime = "openvino"
 
     def __init__(self, spec: ModelSpec, weights: ResolvedFile, frontend, export: CompiledExport, window: int,
@@ -53,7 +57,7 @@ class ExportedModel:
         """The model for `window`-sample inputs from the export cache, or None when its family has no export or
         the entry is missing or unreadable (the torch path then builds, exports and saves it). `threads`: the
         network's (default: `runtimes.default_threads()`)."""
-        if not family_of(spec).exportable:
+        if not REGISTRY.family(spec).exportable:
             return None
         frontend = spec.config.numpy_frontend()
         shape = (1, frontend.n_mels, frontend.frames(window))
@@ -69,20 +73,8 @@ class ExportedModel:
         return cls(spec, weights, frontend, export, window, folder)
 
     @property
-    def sample_rate(self) -> int:
-        return self.spec.sample_rate
-
-    @property
-    def min_samples(self) -> int:
-        return self.spec.min_samples
-
-    @property
     def has_scores(self) -> bool:
         return self.spec.has_scores
-
-    @property
-    def exportable(self) -> bool:
-        return True
 
     def frame_times(self, n_samples: int) -> None:
         return None

@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from importlib import resources
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 
 FFT_BLOCK = 128  # frames per FFT block of the numpy front-end
+MEL_GROUP = 8  # adjacent mel bands per dense product of the numpy front-end
 
 
 def frame_count(n_samples: int, hop_length: int, frame_length: int | None = None) -> int:
@@ -105,6 +106,28 @@ def kaldi_mel_bank(n_mels: int, n_fft: int, sample_rate: float, low_freq: float,
     return np.maximum(np.float32(0.0), np.minimum(up, down)).astype(np.float32)
 
 
+class MelGroup(NamedTuple):
+    """Bands [lo, hi) of a mel bank with their nonzero bins [start, stop): weights [hi - lo, stop - start] (float64)."""
+
+    lo: int
+    hi: int
+    start: int
+    stop: int
+    weights: np.ndarray
+
+
+def mel_groups(bank: np.ndarray, size: int = MEL_GROUP) -> list[MelGroup]:
+    """The bank [n_mels, n_bins] cut into groups of `size` adjacent bands, each kept over its nonzero bins only
+    (empty groups: no bins)."""
+    groups = []
+    for lo in range(0, len(bank), size):
+        rows = bank[lo:lo + size]
+        used = np.flatnonzero(rows.any(axis=0))
+        start, stop = (int(used[0]), int(used[-1]) + 1) if len(used) else (0, 0)
+        groups.append(MelGroup(lo, lo + len(rows), start, stop, np.ascontiguousarray(rows[:, start:stop], np.float64)))
+    return groups
+
+
 def symmetric_hann(size: int) -> np.ndarray:
     """The symmetric Hann window in float32 (`torch.hann_window(size, periodic=False)`)."""
     n = np.arange(size, dtype=np.float32)
@@ -164,17 +187,16 @@ class NumpyEfficientATMel:
         self.sample_rate, self.hop_length, self.n_fft, self.n_mels = s.sample_rate, s.hop_length, s.n_fft, s.n_mels
         bank = kaldi_mel_bank(s.n_mels, s.n_fft, float(s.sample_rate), float(s.fmin), s.eval_fmax)
         self.mel_basis_t = np.ascontiguousarray(np.pad(bank, ((0, 0), (0, 1))).T)  # [n_fft//2+1, n_mels]
-        # the bank as each band's nonzero bins (a triangle spans a few): a product without BLAS, whose threads
-        # would spin beside the network's and whose rounding would follow its thread count, and 60x fewer operations
-        bins = [np.flatnonzero(row) for row in bank]
-        self._bins = np.concatenate(bins)
-        self._weights = np.concatenate([row[b] for row, b in zip(bank, bins)]).astype(np.float64)
-        self._starts = np.minimum(np.cumsum([0] + [len(b) for b in bins[:-1]]), len(self._bins) - 1)
-        self._empty = np.array([len(b) == 0 for b in bins])
+        # the bank as groups of MEL_GROUP adjacent bands, each over the bins where any of them is nonzero: dense
+        # products that skip the zeros (a triangle spans a few bins; 8x fewer operations than the whole bank). Each
+        # is far below OpenBLAS's threading threshold (one thread, none left spinning beside the network's), and
+        # BLAS never splits the summed axis, so the energies do not follow its thread count
+        self._groups = mel_groups(bank)
         self._left = (s.n_fft - s.win_length) // 2  # torch.stft pads the window to n_fft, centred
         self.window = np.zeros(s.n_fft, np.float32)
         self.window[self._left:self._left + s.win_length] = symmetric_hann(s.win_length)
         self._hann = self.window[self._left:self._left + s.win_length]
+        self._edge: tuple[tuple[int, int, int] | None, np.ndarray] = (None, np.empty((0, s.n_fft), np.intp))
 
     def frames(self, n_samples: int) -> int:
         return self.settings.frames(n_samples)
@@ -201,33 +223,54 @@ class NumpyEfficientATMel:
         """Frames [T, n_fft] -> normalised float32 log-mel [n_mels, T]: window, |rfft|^2, mel bank, log.
 
         In blocks of FFT_BLOCK frames (their buffers stay in cache), in float64 up to the mel energies: numpy's
-        float64 FFT is faster than its float32 one and the windowed frame is exact.
+        float64 FFT is faster than its float32 one and the windowed frame is exact. The mel product always runs
+        on whole blocks (rows past the frames are ignored): BLAS picks its kernel by shape, so a frame's energies
+        do not depend on how many frames share its block.
         """
-        n, left, width = len(frames), self._left, len(self._hann)
-        mel = np.empty((n, self.n_mels), np.float32)
+        n, left, width, bins = len(frames), self._left, len(self._hann), self.n_fft // 2 + 1
+        mel = np.empty((self.n_mels, n), np.float32)
         buffer = np.zeros((min(n, FFT_BLOCK), self.n_fft), np.float64)  # the window is zero outside its middle
+        power = np.zeros((FFT_BLOCK, bins), np.float64)
+        energies = np.empty((self.n_mels, FFT_BLOCK), np.float64)
         for i in range(0, n, FFT_BLOCK):
             block = frames[i:i + FFT_BLOCK]
-            windowed = buffer[:len(block)]
+            m = len(block)
+            windowed = buffer[:m]
             np.multiply(block[:, left:left + width], self._hann, out=windowed[:, left:left + width])
-            spec = np.fft.rfft(windowed, axis=-1)
-            power = np.square(spec.real)
-            power += np.square(spec.imag)
-            weighted = power[:, self._bins]
-            weighted *= self._weights
-            mel[i:i + len(block)] = np.add.reduceat(weighted, self._starts, axis=1)
-        mel[:, self._empty] = 0.0
+            squares = np.fft.rfft(windowed, axis=-1).view(np.float64)  # [m, 2 * bins]: real, imaginary
+            np.square(squares, out=squares)
+            np.add(squares[:, 0::2], squares[:, 1::2], out=power[:m])
+            for g in self._groups:
+                if g.stop > g.start:
+                    np.matmul(g.weights, power[:, g.start:g.stop].T, out=energies[g.lo:g.hi])
+                else:
+                    energies[g.lo:g.hi] = 0.0
+            mel[:, i:i + m] = energies[:, :m]
         s = self.settings
         mel += np.float32(s.log_offset)
         np.log(mel, out=mel)
         mel += np.float32(s.shift)
         mel /= np.float32(s.scale)
-        return mel.T
+        return mel
 
     def _shared(self, y: np.ndarray, lo: int, hi: int) -> np.ndarray:
         """Log-mels [n_mels, hi - lo] of the interior frames lo..hi-1 of y (frame g centred at y index g * hop)."""
         hop, half = self.hop_length, self.n_fft // 2
         return self._log_mel(self._frames(y[lo * hop - half:(hi - 1) * hop + half]))
+
+    def _edge_index(self, window: int, first: int, last: int) -> np.ndarray:
+        """Indices [E, n_fft] into a window's pre-emphasised samples of its edge frames (those before `first` and
+        after `last`), with the centred STFT's reflect padding folded in."""
+        key = (window, first, last)
+        cached_key, index = self._edge  # one attribute: the front-end may serve several threads
+        if cached_key != key:
+            hop, half, n = self.hop_length, self.n_fft // 2, window - 1
+            frames = np.r_[0:first, last + 1:self.frames(window)]
+            index = frames[:, None] * hop + np.arange(self.n_fft) - half
+            index = np.abs(index)  # reflect at the start: -i -> i
+            index = np.where(index > n - 1, 2 * (n - 1) - index, index)  # and at the end: n - 1 + i -> n - 1 - i
+            self._edge = key, index
+        return index
 
     def windows(self, span: np.ndarray, count: int, step: int, window: int, start: int | None = None,
                 cache: FrameCache | None = None) -> np.ndarray:
@@ -241,7 +284,6 @@ class NumpyEfficientATMel:
         hop, half = self.hop_length, self.n_fft // 2
         first = -(-half // hop)  # frames [first, last] of every window are shared
         last = (window - 1 - half) // hop
-        n_frames = self.frames(window)
         y = self._preemphasis(np.asarray(span, np.float32))
         lo, hi = first, (count - 1) * (step // hop) + last + 1  # the span's interior frames
         if cache is not None and start is not None and start % hop == 0:
@@ -250,12 +292,8 @@ class NumpyEfficientATMel:
         else:
             shared = self._shared(y, lo, hi)
         middle = sliding_window_view(shared, last - first + 1, axis=1)[:, ::step // hop][:, :count].transpose(1, 0, 2)
-        # each window's edge frames, from short pieces reflect-padded exactly as the whole window
-        left = np.pad(sliding_window_view(y, first * hop + half)[::step][:count], ((0, 0), (half, 0)), mode="reflect")
-        cut = (last + 1) * hop - half  # the right piece starts where frame last+1 does and ends with the window
-        right = np.pad(sliding_window_view(y[cut:], window - 1 - cut)[::step][:count], ((0, 0), (0, half)),
-                       mode="reflect")
-        edge_frames = np.concatenate([np.stack([self._frames(row)[:first] for row in left]),
-                                      np.stack([self._frames(row)[:n_frames - 1 - last] for row in right])], axis=1)
-        edges = self._log_mel(edge_frames.reshape(-1, self.n_fft)).reshape(self.n_mels, count, -1).transpose(1, 0, 2)
+        # each window's edge frames, gathered from the span as reflect padding would place them
+        offsets = np.arange(count) * step
+        edge_frames = y[(offsets[:, None, None] + self._edge_index(window, first, last)).reshape(-1, self.n_fft)]
+        edges = self._log_mel(edge_frames).reshape(self.n_mels, count, -1).transpose(1, 0, 2)
         return np.concatenate([edges[..., :first], middle, edges[..., first:]], axis=-1)[:, None]

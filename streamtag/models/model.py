@@ -16,9 +16,10 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .frontends import Frontend
+from .interface import SpecFacts
 from .mel import FrameCache
 from .pending import PendingNetwork
-from .registry import ModelSpec
+from .spec import ModelSpec
 from .runtimes import EXPORT_RUNTIMES, OnnxRuntimeNetwork, OpenVINONetwork, export_identity
 from .weights import ResolvedFile, weights_sha256
 
@@ -86,20 +87,12 @@ def freeze_for_cpu(network: nn.Module, example: Tensor) -> nn.Module:
         return network
 
 
-class TaggingModel(nn.Module, ABC):
-    """What every model offers the pipeline: waveforms [B, N] at `sample_rate` -> `ModelOutput`."""
+class TaggingModel(SpecFacts, nn.Module, ABC):
+    """A torch model as the pipeline runs it (`RunnableModel`): waveforms [B, N] at `sample_rate` -> `ModelOutput`."""
 
     spec: ModelSpec
     weights: ResolvedFile | None  # where the loaded weights came from (None: random init or a composite)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.spec.sample_rate
-
-    @property
-    def min_samples(self) -> int:
-        """Shortest window or hop this model accepts."""
-        return self.spec.min_samples
+    needs_torch: ClassVar[bool] = True
 
     @property
     @abstractmethod

@@ -6,7 +6,6 @@ import os
 import pickle
 import tempfile
 import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from importlib import resources
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import WeightsError, WeightsUnavailableError
-from .registry import ModelSpec
+from .spec import ModelSpec
 
 if TYPE_CHECKING:
     import torch
@@ -61,6 +60,8 @@ def verify_sha256(path: Path, expected: str | None, what: str) -> None:
 
 def download(url: str, dest: Path, expected_sha256: str | None, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
     """Download to a temporary file beside `dest`, verify its sha256, then rename into place."""
+    # imported here: its HTTP and TLS modules would cost every start-up that downloads nothing
+    import urllib.request
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
     try:
@@ -149,9 +150,11 @@ def read_checkpoint(path: str | os.PathLike) -> object:
             raise WeightsError(f"{path}: refused: the checkpoint holds pickled objects other than tensors, "
                                f"which could run code ({detail})") from None
         raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({detail})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
+    except Exception as e:  # torch's unpickler fails on arbitrary bytes in many ways (KeyError, IndexError, ...)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        detail = first if isinstance(e, (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError)) else \
+            f"{type(e).__name__}: {first}" if first else type(e).__name__
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({detail})") from None
     return obj
 
 

@@ -11,7 +11,7 @@ from typing import IO, Callable, Protocol, Sequence
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ConfigError, OutputError
 from ..models.labels import Labels
 from ..pipeline.result import WindowResult
@@ -63,6 +63,35 @@ def label_indices(labels: Labels, names: str | Sequence[str] | None) -> list[int
     return [labels.index(n) for n in items if n.strip()]
 
 
+PLOT_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "webp", "tif", "tiff")  # image files matplotlib writes
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputOptions:
+    """What a user asks of the outputs, as given (`OutputPlan.from_options` checks it against the labels and inputs).
+
+    threshold hides window tags below it and is the events' on-threshold (default 0.3; the off-threshold
+    defaults to half of it). It may name classes with their own (`0.2,Dog=0.5`); `thresholds` is a CSV of
+    label,threshold[,off_threshold] rows, which `threshold` overrides. include/exclude are label names or mids.
+    """
+
+    formats: tuple[str, ...] = ()
+    output: str | None = None
+    output_dir: str | None = None
+    top_k: int = 5
+    events: bool = False
+    include: str | tuple[str, ...] | None = None
+    exclude: str | tuple[str, ...] | None = None
+    threshold: float | str | None = None
+    thresholds: str | None = None
+    off_threshold: float | None = None
+    min_duration_s: float = 0.5
+    max_gap_s: float = 1.0
+    median: int = 3
+    plot: str | None = None
+    frames: bool = False
+
+
 @dataclasses.dataclass(frozen=True)
 class OutputPlan:
     """Which files to write for each recording, and how (`from_options` checks every rule once)."""
@@ -80,47 +109,39 @@ class OutputPlan:
     clock: dict | None = None  # where the start times come from (recorded; part of resume)
 
     @classmethod
-    def from_options(cls, labels: Labels, *, formats: Sequence[str] = (), output: str | None = None,
-                     output_dir: str | None = None, recordings: int = 1, top_k: int = 5,
-                     threshold: float | str | None = None, thresholds: str | os.PathLike | None = None,
-                     include: str | Sequence[str] | None = None,
-                     exclude: str | Sequence[str] | None = None, events: bool = False,
-                     off_threshold: float | None = None, min_duration_s: float = 0.5, max_gap_s: float = 1.0,
-                     median: int = 3, plot: str | None = None, frames: bool = False,
+    def from_options(cls, labels: Labels, options: OutputOptions = OutputOptions(), recordings: int = 1,
                      base_thresholds: Thresholds | None = None) -> "OutputPlan":
-        """The plan for `recordings` inputs, or ConfigError naming the first rule the options break.
-
-        threshold hides window tags below it and is the events' on-threshold (default 0.3; the
-        off-threshold defaults to half of it). It may name classes with their own (`0.2,Dog=0.5`);
-        `thresholds` is a CSV of label,threshold[,off_threshold] rows, which `threshold` overrides; both
-        override `base_thresholds` (a head's). include/exclude are label names or mids.
-        """
-        chosen = choose_formats(formats, output, output_dir)
-        if output and output_dir:
+        """The plan for `recordings` inputs, or ConfigError naming the first rule the options break; the given
+        thresholds override `base_thresholds` (a head's)."""
+        o = options
+        chosen = choose_formats(o.formats, o.output, o.output_dir)
+        if o.output and o.output_dir:
             raise ConfigError("give an output file or an output folder, not both")
-        if len(chosen) > 1 and not output_dir:
+        if len(chosen) > 1 and not o.output_dir:
             raise ConfigError("several formats need an output folder")
-        if "npz" in chosen and not output_dir and (not output or output == "-"):
+        if "npz" in chosen and not o.output_dir and (not o.output or o.output == "-"):
             raise ConfigError("npz is binary: give an output .npz file or an output folder")
-        if not output_dir and recordings > 1 and set(chosen) & {"npz", "audacity", "raven"}:
+        if not o.output_dir and recordings > 1 and set(chosen) & {"npz", "audacity", "raven"}:
             raise ConfigError(f"{chosen[0]} holds one recording: use an output folder for several files")
-        if plot and recordings > 1 and not output_dir:
+        if o.plot and Path(o.plot).suffix.lower().lstrip(".") not in PLOT_FORMATS:
+            raise ConfigError(f"--plot {o.plot}: a plot is written as {', '.join(PLOT_FORMATS)} (by its extension)")
+        if o.plot and recordings > 1 and not o.output_dir:
             raise ConfigError("a plot draws one recording: use an output folder for several files")
-        if frames and "npz" not in chosen:
+        if o.frames and "npz" not in chosen:
             raise ConfigError("frame embeddings are written to NPZ output only: choose the npz format")
-        if top_k < 1:
-            raise ConfigError(f"top-k must be at least 1, got {top_k}")
-        top_k = min(top_k, len(labels))  # a 3-class head shows at most 3
-        included, excluded = label_indices(labels, include), set(label_indices(labels, exclude))
+        if o.top_k < 1:
+            raise ConfigError(f"top-k must be at least 1, got {o.top_k}")
+        top_k = min(o.top_k, len(labels))  # a 3-class head shows at most 3
+        included, excluded = label_indices(labels, o.include), set(label_indices(labels, o.exclude))
         allowed = [i for i in (included or range(len(labels))) if i not in excluded]
-        given = (base_thresholds or Thresholds()).merged(given_thresholds(labels, threshold, thresholds))
+        given = (base_thresholds or Thresholds()).merged(given_thresholds(labels, o.threshold, o.thresholds))
         on = 0.3 if given.default is None else given.default
-        settings = EventSettings(on=on, off=on / 2 if off_threshold is None else off_threshold,
-                                 min_duration_s=min_duration_s, max_gap_s=max_gap_s, median=median,
-                                 labels=tuple(allowed), per_class=given.per_class_events(off_threshold))
+        settings = EventSettings(on=on, off=on / 2 if o.off_threshold is None else o.off_threshold,
+                                 min_duration_s=o.min_duration_s, max_gap_s=o.max_gap_s, median=o.median,
+                                 labels=tuple(allowed), per_class=given.per_class_events(o.off_threshold))
         tags = TagFilter(top_k, given.default or 0.0, None if len(allowed) == len(labels) else tuple(allowed),
                          given.per_class_windows())
-        return cls(tuple(chosen), tags, settings, events, output, output_dir, plot)
+        return cls(tuple(chosen), tags, settings, o.events, o.output, o.output_dir, o.plot)
 
     def needs_scores(self) -> list[str]:
         """The parts of this plan made of tags (empty when embeddings alone can be written)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import stat
 import socket
 import sys
 import tempfile
@@ -16,7 +17,7 @@ from typing import IO
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..models.labels import Labels
 from ..pipeline.result import WindowResult
 
@@ -43,15 +44,31 @@ def _owner_tag() -> str:
     return f"{socket.gethostname().replace('.', '-')}-{os.getpid()}"
 
 
+def is_stream_path(path: str | os.PathLike) -> bool:
+    """Whether `path` names something that is neither a regular file nor a folder (a character device such as
+    /dev/null, a FIFO, a socket, or a symlink to one): it is written in place, never replaced."""
+    try:
+        mode = os.stat(path).st_mode  # follows symlinks: /dev/stdout -> /proc/self/fd/1
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 class AtomicFile:
     """A file written under a temporary name and renamed into place on `commit()`; `discard()` drops it.
 
     The file gets the mode `open()` would give it under the current umask. The temporary name,
-    `.<name>.<host>-<pid>.<random>.partial`, lets a later run recognise it as stale.
+    `.<name>.<host>-<pid>.<random>.partial`, lets a later run recognise it as stale. A path that is not a regular
+    file (a device, a FIFO, a socket, or a symlink to one) is written directly instead, and never renamed over.
     """
 
     def __init__(self, path: str | os.PathLike, binary: bool = False) -> None:
         self.path = Path(path)
+        self.tmp: str | None = None
+        text = {} if binary else {"newline": "", "encoding": "utf-8"}
+        if is_stream_path(self.path):
+            self.file: IO = open(self.path, "wb" if binary else "w", **text)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{_owner_tag()}.", suffix=PARTIAL_SUFFIX,
                                         dir=self.path.parent)
@@ -59,8 +76,7 @@ class AtomicFile:
             os.fchmod(fd, 0o666 & ~_umask())
         except OSError:
             pass  # a file system without modes (e.g. some network shares)
-        self.file: IO = os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": "",
-                                                                                    "encoding": "utf-8"}))
+        self.file = os.fdopen(fd, "wb" if binary else "w", **text)
 
     def __enter__(self) -> IO:
         return self.file
@@ -76,7 +92,8 @@ class AtomicFile:
         """Flush, close and rename into place; on failure the temporary file is removed and the error raised."""
         try:
             self.file.close()
-            os.replace(self.tmp, self.path)
+            if self.tmp is not None:
+                os.replace(self.tmp, self.path)
         except BaseException:
             self.discard()
             raise
@@ -89,7 +106,8 @@ class AtomicFile:
             pass
         finally:
             try:
-                os.unlink(self.tmp)
+                if self.tmp is not None:
+                    os.unlink(self.tmp)
             except FileNotFoundError:
                 pass
 
@@ -194,6 +212,8 @@ class JsonlSink:
         if r.start_utc is not None:
             rec |= {"start_utc": utc_text(r.start_utc), "end_utc": utc_text(r.end_utc)}
         rec["top"] = top
+        if r.level_db is not None:
+            rec |= {"level_db": round(r.level_db, 2), "level_dba": round(r.level_dba, 2)}
         if r.lost_samples:
             rec["lost_samples"] = r.lost_samples
         self.out.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -259,6 +279,7 @@ class NpzSink:
         self._times: list[tuple[float, float]] = []
         self._origins: list[datetime | None] = []
         self._lost: list[int] = []
+        self._levels: list[tuple[float, float]] = []  # (dBFS, dBFS A-weighted) when every window has them
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._rows: dict[str, int] = dict.fromkeys(self.ARRAYS, 0)
         self._model = ""
@@ -268,6 +289,8 @@ class NpzSink:
         self._times.append((r.start_s, r.end_s))
         self._origins.append(r.stream_start_utc)
         self._lost.append(r.lost_samples)
+        if r.level_db is not None and r.level_dba is not None:
+            self._levels.append((r.level_db, r.level_dba))
         for key, row, dtype in (("scores", r.scores, "<f4"), ("embeddings", r.embedding, "<f4"),
                                 ("frame_embeddings", r.frames, "<f4"), ("frame_times", r.frame_times, "<f8")):
             if row is not None:
@@ -292,6 +315,8 @@ class NpzSink:
             "hop_s": np.asarray(self.hop_s if self.hop_s is not None else np.nan),
             "streamtag_version": np.asarray(__version__),
             **{k: np.asarray(v) for k, v in self.extra.items()},
+            **({"level_db": np.asarray([a for a, _ in self._levels]), "level_dba": np.asarray([b for _, b in self._levels])}
+               if k and len(self._levels) == k else {}),
             **self._utc_arrays(times),
         }
         try:

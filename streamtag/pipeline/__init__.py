@@ -7,14 +7,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .backend import Backend, Inferred
+from .dispatcher import AudioTap, FrontEndSubscriber
 from .result import TaggerStats, WindowResult
 from .stream import Stream
-from .tagger import DefaultModelFallback, ShortWindowWarning, Tagger
+from .tagger import DefaultModelFallback, ShortWindowWarning, Tagger, open_backend
 
 if TYPE_CHECKING:
-    from .runner import ModelRunner, resolve_device
+    from ..models.devices import resolve_device
+    from .runner import ModelRunner
 
-_TORCH_NAMES = {"ModelRunner": ".runner", "resolve_device": ".runner"}
+_TORCH_NAMES = {"ModelRunner": ".runner", "resolve_device": "..models.devices"}
 
 
 def __getattr__(name: str) -> Any:
@@ -27,4 +30,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["DefaultModelFallback", "ShortWindowWarning", "ModelRunner", "Stream", "Tagger", "TaggerStats", "WindowResult", "resolve_device"]
+__all__ = ["AudioTap", "Backend", "FrontEndSubscriber", "DefaultModelFallback", "Inferred", "ModelRunner", "ShortWindowWarning", "Stream",
+           "Tagger", "TaggerStats", "WindowResult", "open_backend", "resolve_device"]

@@ -1,48 +1,17 @@
-"""What every runner returns (numpy outputs), the batch-size rule, and the runner of a cached OpenVINO export
-(`models.exported.ExportedModel`) that tags on CPU without torch."""
+"""The runner of a cached OpenVINO export (`models.exported.ExportedModel`): a `Backend` that tags on CPU without
+torch."""
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from ..deps import cuda_may_be_present
 from ..models.exported import ExportedModel
 from ..models.mel import FrameCache
 from ..models.pending import PendingNetwork
-
-if TYPE_CHECKING:
-    import torch
-
-PRECISION_NAMES = ("fp32", "fp16", "bf16")
-AUDIO_PER_BATCH_S = {"cpu": 32.0, "cuda": 640.0}  # seconds of window audio per model call
-
-
-def default_batch_size(device: "str | torch.device", window_s: float) -> int:
-    """Windows per model call: enough audio to amortise the call, bounded for memory (`device` or its type)."""
-    kind = device if isinstance(device, str) else device.type
-    limit = 32 if kind == "cpu" else 256
-    return int(min(limit, max(4, round(AUDIO_PER_BATCH_S.get(kind, 32.0) / window_s))))
-
-
-def known_cpu(device: "str | torch.device") -> bool:
-    """Whether `device` means the CPU, told without importing torch ("auto" where no CUDA GPU can be present)."""
-    name = device if isinstance(device, str) else device.type
-    name = name.strip().lower()
-    return name == "cpu" or (name == "auto" and not cuda_may_be_present())
-
-
-class Inferred(NamedTuple):
-    """Numpy outputs for a batch of windows: scores [B, C] | None, embeddings [B, D], frames [B, F, Df] | None."""
-
-    scores: np.ndarray | None
-    embeddings: np.ndarray
-    frames: np.ndarray | None = None
-
+from .backend import Inferred
 
 class ExportRunner:
-    """Runs an `ExportedModel` on the CPU in float32 (numpy front-end, OpenVINO network), as `ModelRunner` runs a
-    torch model: windows -> `Inferred`."""
+    """A `Backend` for an `ExportedModel`: the CPU in float32 (numpy front-end, OpenVINO network), as `ModelRunner`
+    runs a torch model: windows -> `Inferred`."""
 
     device = "cpu"
     precision = "fp32"

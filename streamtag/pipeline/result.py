@@ -27,6 +27,8 @@ class WindowResult:
     frames: np.ndarray | None = field(default=None, repr=False)  # float32 [F, Df] frame embeddings, if asked
     frame_times: np.ndarray | None = field(default=None, repr=False)  # float64 [F] absolute frame starts (s)
     stream_start_utc: datetime | None = None  # wall-clock (UTC) time of the stream's first sample, when known
+    level_db: float | None = None  # the window's level, dBFS RMS (0 dB: full-scale square wave), when measured
+    level_dba: float | None = None  # the same A-weighted (IEC 61672, 0 dB at 1 kHz)
 
     @property
     def start_utc(self) -> datetime | None:
@@ -50,6 +52,17 @@ class WindowResult:
         k = max(0, min(int(k), len(self.scores)))
         idx = np.argsort(-self.scores, kind="stable")[:k]
         return [(self.labels.names[i], float(self.scores[i])) for i in idx]
+
+
+@dataclass(frozen=True, eq=False)
+class FrontEndBatch:
+    """What a batch's front-end saw, handed to `FrontEndSubscriber`s (a live view's level meter and log-mel
+    strip): the audio span read from the ring and the log-mel frames computed."""
+
+    start_sample: int  # the span's first sample in the stream, at the model rate
+    audio: np.ndarray = field(repr=False)  # float32 [N]: the batch's audio (read-only; copy what you keep)
+    first_frame: int | None  # absolute index of mel's first frame (None without shared frames)
+    mel: np.ndarray | None = field(repr=False)  # float32 [n_mels, G] log-mel frames, or None (no shared front-end)
 
 
 @dataclass(frozen=True)

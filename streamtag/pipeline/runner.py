@@ -1,8 +1,6 @@
 """Runs a model on batches of windows on the chosen device and returns numpy scores and embeddings."""
 from __future__ import annotations
 
-import difflib
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -11,55 +9,33 @@ from ..errors import ConfigError
 from ..models.mel import FrameCache
 from ..models.model import ModelOutput, TaggingModel
 from ..models.pending import PendingNetwork
-from ..models.runtimes import choose_runtime, default_threads
-from .export_runner import AUDIO_PER_BATCH_S, PRECISION_NAMES, Inferred, default_batch_size
+from ..models.loader import PRECISION_NAMES, RunTarget
+from ..models.runtimes import default_threads
+from .backend import Inferred
 
 PRECISIONS = dict(zip(PRECISION_NAMES, (None, torch.float16, torch.bfloat16)))
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' picks CUDA when present, else CPU; an unavailable or unknown device is an error."""
-    if isinstance(device, torch.device):
-        return device
-    device = str(device).strip().lower()
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        close = difflib.get_close_matches(device, ["auto", "cpu", "cuda"], n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(f"unknown device {device!r} ({hint}use auto, cpu or cuda)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no CUDA GPU is available (use device cpu or auto)")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"unsupported device {device!r} (use auto, cpu or cuda)")
-    return dev
-
-
 class ModelRunner:
-    """Holds a model on a device and maps windows to `Inferred` numpy outputs.
+    """A `Backend` for a torch model: holds it on the target's device and maps windows to `Inferred` numpy outputs.
 
-    optimize: let the model optimise itself at the first batch (`TaggingModel.optimized_for`: on CPU an
+    target.optimize: let the model optimise itself at the first batch (`TaggingModel.optimized_for`: on CPU an
     OpenVINO export or a TorchScript-frozen network, fp32 only; on CUDA channels-last memory).
-    precision: "fp32" (default, exact), "fp16" (CUDA) or "bf16" autocast for the network; the
-    front-end always runs in float32. frames: also return frame embeddings
-    (models that have them). runtime: "torch", "openvino" or "onnxruntime" (CPU, fp32, exportable
-    networks) or "auto" (OpenVINO where it applies and is installed, else torch); it applies when `optimize`.
+    target.precision: "fp32" (default, exact), "fp16" (CUDA) or "bf16" autocast for the network; the
+    front-end always runs in float32. target.frames: also return frame embeddings (models that have them).
+    runtime: what runs the network, as `models.load` chose it ("torch", or "openvino"/"onnxruntime" on CPU in
+    fp32 for exportable networks); it applies when optimising.
     """
 
-    def __init__(self, model: TaggingModel, device: str | torch.device = "auto", optimize: bool = True,
-                 precision: str = "fp32", frames: bool = False, runtime: str = "auto") -> None:
-        self.device = resolve_device(device)
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if precision == "fp16" and self.device.type != "cuda":
+    def __init__(self, model: TaggingModel, target: RunTarget = RunTarget(), runtime: str = "torch") -> None:
+        self.device = target.torch_device()
+        if target.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("precision fp16 needs a CUDA device; CPU runs fp32 or bf16")
-        self.precision = precision
-        self.runtime = choose_runtime(runtime, model.exportable, self.device, precision)
+        self.precision = target.precision
+        self.runtime = runtime
         self.model = model.to(self.device).eval()
-        self.optimize = optimize
-        self.frames = frames and model.has_frames
+        self.optimize = target.optimize
+        self.frames = target.frames and model.has_frames
         # a stream runs the network in threads of its own, beside the next batch's front-end (CPU): one per
         # OpenVINO stream (`CompiledExport`), else one; on CUDA both stay in the worker thread, as they always have
         self.pipelined = self.device.type == "cpu"
@@ -124,4 +100,4 @@ class ModelRunner:
         return Inferred(scores, out.embedding.float().cpu().numpy(), frames)
 
 
-__all__ = ["AUDIO_PER_BATCH_S", "Inferred", "ModelRunner", "PRECISIONS", "default_batch_size", "resolve_device"]
+__all__ = ["ModelRunner", "PRECISIONS"]

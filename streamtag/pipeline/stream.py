@@ -14,19 +14,19 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from ..audio.levels import window_levels
 from ..audio.ring import RingBuffer, RingClosed
 from ..audio.sources import AudioSource, Gap
 from ..models.labels import Labels
 from ..models.mel import FrameCache
 from ..models.pending import PendingNetwork
 from ..windows import WindowScheduler, WindowSpec
+from ..memory import check_run_memory, ring_samples
 from .dispatcher import SubscriberList
-from .memory import check_run_memory, ring_samples
-from .result import TaggerStats, WindowResult
+from .result import FrontEndBatch, TaggerStats, WindowResult
 
 if TYPE_CHECKING:
-    from .export_runner import ExportRunner
-    from .runner import ModelRunner
+    from .backend import Backend
 
 _END = object()
 POLL_S = 0.1  # how often blocked threads look at the stop flag
@@ -72,6 +72,7 @@ class PreparedBatch:
     lost: tuple[int, ...]
     available: int
     pending: PendingNetwork
+    levels: tuple[tuple[float, float], ...] = ()  # (dBFS RMS, A-weighted dBFS) of each window
 
 
 def _track(stream: "Stream") -> None:
@@ -92,7 +93,7 @@ class Stream:
     published, in order, and `join()` re-raises it. A `stop()` drops unpublished results.
     """
 
-    def __init__(self, source: AudioSource, runner: "ModelRunner | ExportRunner", spec: WindowSpec, batch_size: int,
+    def __init__(self, source: AudioSource, runner: "Backend", spec: WindowSpec, batch_size: int,
                  subscribers: SubscriberList, labels: Labels, model_name: str,
                  ring_seconds: float | None = None, on_finish: Callable[[], None] | None = None) -> None:
         self.source = source
@@ -215,9 +216,13 @@ class Stream:
                 if self._stop.is_set():
                     return
                 if isinstance(block, Gap):
+                    start = self.ring.written
                     self.ring.write_gap(block.samples, block=not self.live)
+                    self.subscribers.tap(start, np.zeros(block.samples, np.float32), self.spec.rate)
                 else:
+                    start = self.ring.written
                     self.ring.write(block, block=not self.live)
+                    self.subscribers.tap(start, block, self.spec.rate)
                 if self.live:  # for latency_s
                     self._arrivals.append((self.ring.written, time.monotonic()))
         except RingClosed:
@@ -263,10 +268,14 @@ class Stream:
                 valid = np.clip(available - np.asarray(ks) * spec.hop, 0, spec.window)
                 if lost_span:  # the span's first samples were overwritten: frames shared before may differ
                     self._frame_cache.clear()
+                starts = np.asarray([spec.start(k) for k in ks]) - span_start
+                levels = window_levels(span, starts, spec.window, spec.rate, np.maximum(valid, 1))
                 pending = self.runner.prepare_span(span, len(ks), spec.hop, spec.window,
                                                    valid if ended and valid.min() < spec.window else None,
                                                    start=span_start, cache=self._frame_cache)
-                batch = PreparedBatch(self._batches, tuple(int(k) for k in ks), tuple(lost), available, pending)
+                self._tap_frontend(span_start, span)
+                batch = PreparedBatch(self._batches, tuple(int(k) for k in ks), tuple(lost), available, pending,
+                                      tuple(zip(levels[0].tolist(), levels[1].tolist())))
                 self._batches += 1
                 if self._network_threads:
                     self._put(self._prepared, batch)
@@ -276,6 +285,16 @@ class Stream:
             into = self._prepared if self._network_threads else self._queue
             for _ in range(self._network_threads or 1):
                 self._put(into, _END, force=True)
+
+    def _tap_frontend(self, span_start: int, span: np.ndarray) -> None:
+        """Hand the batch's audio and log-mel frames to the `FrontEndSubscriber`s (their errors counted)."""
+        if not self.subscribers.wants_frontend:
+            return
+        mel = self._frame_cache.frames
+        if mel is not None and not isinstance(mel, np.ndarray):  # a torch front-end's tensor
+            mel = mel.detach().float().cpu().numpy()
+        batch = FrontEndBatch(span_start, span, None if mel is None else self._frame_cache.start, mel)
+        self.subscribers.frontend(batch)
 
     def _run_networks(self) -> None:
         """A network thread (pipelined runners): prepared batches' networks, their results to the dispatcher."""
@@ -310,7 +329,9 @@ class Stream:
                 latency_s=None if arrived is None else now - arrived,
                 frames=None if frames is None else frames[j],
                 frame_times=None if frames is None else start_s + self._frame_offsets,
-                stream_start_utc=self.source.start_utc))
+                stream_start_utc=self.source.start_utc,
+                level_db=batch.levels[j][0] if batch.levels else None,
+                level_dba=batch.levels[j][1] if batch.levels else None))
         return results
 
     def _put(self, into: queue.Queue, item, force: bool = False) -> None:

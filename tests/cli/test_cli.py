@@ -150,7 +150,7 @@ def test_console_script_offline_falls_back_to_the_bundled_model(tmp_path, isolat
     env = dict(os.environ)
     res = console("tag", DEMO_CLIP, env=env)
     assert res.returncode == 0, res.stderr
-    assert "using the bundled mn04_as" in res.stderr and "streamtag models mn10_as" in res.stderr
+    assert "using the bundled mn04_as" in res.stderr and "streamtag download mn10_as" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and len(res.stderr.strip()) < 100
     assert "Speech" in res.stdout and "Dog" in res.stdout and "model mn04_as" in res.stdout
 

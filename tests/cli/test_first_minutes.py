@@ -26,7 +26,7 @@ def test_the_fallback_notice_is_one_short_line_that_says_how_to_get_the_default(
     res = CliRunner().invoke(main, ["tag", str(CLIP32), "--window", "1", "--hop", "0.5"])
     assert res.exit_code == 0, res.stderr
     notice = [line for line in res.stderr.splitlines() if "using the bundled" in line]
-    assert len(notice) == 1 and len(notice[0]) < 100 and "streamtag models mn10_as" in notice[0]
+    assert len(notice) == 1 and len(notice[0]) < 100 and "streamtag download mn10_as" in notice[0]
     res = CliRunner().invoke(main, ["models", "mn10_as"])
     assert res.exit_code == 0
     assert "mn10_as *" in res.output and "* the default model" in res.output

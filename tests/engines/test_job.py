@@ -1,16 +1,17 @@
 """Jobs check every option once, in the library; the CLI and the Python API run the same job."""
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from streamtag.cli import main
-from streamtag.engines.job import ModelChoice, RunSummary, TagJob
+from streamtag.engines.job import EngineOptions, RunSummary, TagJob
 from streamtag.engines.live import ListenJob
 from streamtag.engines.tag import run_tag_job
 from streamtag.errors import ConfigError, LabelsError
-from streamtag.models import load_labels
-from streamtag.outputs.recording import OutputPlan, choose_formats
+from streamtag.models import ModelChoice, RunTarget, load_labels
+from streamtag.outputs.recording import OutputOptions, OutputPlan, choose_formats
 from tests.helpers import CLIP32, DEMO_CLIP, LABELS_CSV, MN04_WEIGHTS
 
 LABELS = load_labels(LABELS_CSV)
@@ -23,6 +24,7 @@ LABELS = load_labels(LABELS_CSV)
     (dict(output="a.jsonl", output_dir="out"), "not both"),
     (dict(formats=["raven"], recordings=2), "raven holds one recording"),
     (dict(plot="p.png", recordings=2), "a plot draws one recording"),
+    (dict(plot="x.txt"), "a plot is written as png, pdf"),
     (dict(frames=True), "NPZ output only"),
     (dict(top_k=0), "top-k must be at least 1, got 0"),
     (dict(include="Speech,Dgo"), "unknown AudioSet label 'Dgo'"),
@@ -31,7 +33,8 @@ LABELS = load_labels(LABELS_CSV)
 ])
 def test_output_plan_refuses_what_cannot_be_written(options, message):
     with pytest.raises((ConfigError, LabelsError), match=message):
-        OutputPlan.from_options(LABELS, **options)
+        recordings = options.pop("recordings", 1)
+        OutputPlan.from_options(LABELS, OutputOptions(**options), recordings)
 
 
 @pytest.mark.parametrize("requested, output, output_dir, expected", [
@@ -45,8 +48,9 @@ def test_formats_follow_the_request_then_the_extension(requested, output, output
 
 
 def test_plan_resolves_filters_and_event_settings():
-    plan = OutputPlan.from_options(LABELS, output_dir="out", formats=["csv", "raven"], include="Speech,/m/0bt9lr",
-                                   exclude="Speech", threshold=0.4, top_k=3, median=5)
+    plan = OutputPlan.from_options(LABELS, OutputOptions(output_dir="out", formats=("csv", "raven"),
+                                                         include="Speech,/m/0bt9lr", exclude="Speech", threshold=0.4,
+                                                         top_k=3, median=5))
     dog = LABELS.index("Dog")
     assert plan.tags.allowed == (dog,) and plan.tags.top_k == 3 and plan.tags.threshold == 0.4
     assert (plan.settings.on, plan.settings.off, plan.settings.median, plan.settings.labels) == (0.4, 0.2, 5, (dog,))
@@ -56,35 +60,47 @@ def test_plan_resolves_filters_and_event_settings():
         plan.check_model("beats_iter3", has_scores=False)
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(inputs=[]), "no audio files found"),
-    (dict(engine="ray"), "give an output folder"),
-    (dict(engine="spark"), "unknown engine 'spark'"),
-    (dict(weights=str(MN04_WEIGHTS)), "a weights file needs a model name"),
-    (dict(shard_windows=0), "at least 1 window"),
-    (dict(batch_size=0), "batch size must be a positive integer"),
+@pytest.mark.parametrize("make, message", [
+    (lambda: TagJob.create([]), "no audio files found"),
+    (lambda: TagJob.create([DEMO_CLIP], engine=EngineOptions(engine="ray")), "give an output folder"),
+    (lambda: EngineOptions(engine="spark"), "unknown engine 'spark'"),
+    (lambda: ModelChoice.parse(None, str(MN04_WEIGHTS)), "a weights file needs a model name"),
+    (lambda: ModelChoice.parse("mn04_as,mn10_as", "a.pt"), "2 ensemble members but 1 weights files"),
+    (lambda: ModelChoice.parse("mn04_as,"), "an empty model name"),
+    (lambda: EngineOptions(shard_windows=0), "at least 1 window"),
+    (lambda: TagJob.create([DEMO_CLIP], batch_size=0), "batch size must be a positive integer"),
+    (lambda: RunTarget(precision="int8"), "precision must be one of fp32, fp16, bf16"),
+    (lambda: RunTarget(runtime="tvm"), "unknown runtime 'tvm'"),
 ])
-def test_tag_job_refuses_bad_options(options, message):
-    options = {"inputs": [DEMO_CLIP], **options}
+def test_tag_job_parts_refuse_bad_options(make, message):
     with pytest.raises(ConfigError, match=message):
-        TagJob.from_options(options.pop("inputs"), **options)
+        make()
+
+
+def test_model_choice_is_the_one_parser_of_model_strings(tmp_path):
+    assert ModelChoice.parse() == ModelChoice()
+    one = ModelChoice.parse("mn04_as", "w.pt")
+    assert one.members == ("mn04_as",) and one.weights == (str(Path("w.pt").resolve()),) and not one.is_ensemble
+    both = ModelChoice.parse(" mn04_as , mn10_as ", "a.pt,")
+    assert both.members == ("mn04_as", "mn10_as") and both.is_ensemble
+    assert both.weights == (str(Path("a.pt").resolve()), None)
 
 
 def test_listen_job_checks_before_opening_a_device():
     with pytest.raises(ConfigError, match="npz is binary"):
-        ListenJob.from_options(format="npz")
+        ListenJob.create(format="npz")
     with pytest.raises(ConfigError, match="live output is"):
-        ListenJob.from_options(format="raven", output="x.txt")
+        ListenJob.create(format="raven", output="x.txt")
     with pytest.raises(ConfigError, match="duration must be positive"):
-        ListenJob.from_options(duration=0)
-    job = ListenJob.from_options(output="live.csv", top_k=3, threshold=0.1)
+        ListenJob.create(duration=0)
+    job = ListenJob.create(output="live.csv", top_k=3, threshold=0.1)
     assert job.format == "csv" and job.tags.top_k == 3 and job.model == ModelChoice()
 
 
 def test_the_python_job_writes_what_the_cli_writes(tmp_path, mn04):
-    options = dict(model="mn04_as", weights=str(MN04_WEIGHTS), window=1.0, hop=0.5, device="cpu", labels=LABELS_CSV,
-                   formats=["jsonl", "csv"], events=True)
-    job = TagJob.from_options([CLIP32, DEMO_CLIP], output_dir=str(tmp_path / "py"), **options)
+    job = TagJob.create([CLIP32, DEMO_CLIP], model=ModelChoice.parse("mn04_as", MN04_WEIGHTS), window=1.0, hop=0.5,
+                        target=RunTarget("cpu"), labels=LABELS_CSV,
+                        outputs=OutputOptions(formats=("jsonl", "csv"), events=True, output_dir=str(tmp_path / "py")))
     summary = run_tag_job(job)
     assert isinstance(summary, RunSummary) and (summary.files, summary.completed, summary.failed) == (2, 2, [])
     res = CliRunner().invoke(main, ["tag", str(CLIP32), str(DEMO_CLIP), "--model", "mn04_as", "--weights",
@@ -105,8 +121,8 @@ def test_the_python_job_writes_what_the_cli_writes(tmp_path, mn04):
 def test_a_failing_file_is_in_the_summary_and_the_others_are_written(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF" + bytes(100))
-    job = TagJob.from_options([bad, CLIP32], model="mn04_as", window=1.0, hop=0.5, device="cpu",
-                              output_dir=str(tmp_path / "out"))
+    job = TagJob.create([bad, CLIP32], model=ModelChoice.parse("mn04_as"), window=1.0, hop=0.5,
+                        target=RunTarget("cpu"), outputs=OutputOptions(output_dir=str(tmp_path / "out")))
     summary = run_tag_job(job)
     assert summary.completed == 1 and [f["path"] for f in summary.failed] == [str(bad)]
     assert "not a readable audio file" in summary.failed[0]["error"]

@@ -20,7 +20,7 @@ from streamtag.engines.live import ListenJob
 from streamtag.engines.train import (Recording, TrainJob, choose_threshold, run_train_job, split_by_recording,
                                      window_targets)
 from streamtag.errors import ConfigError, WeightsError
-from streamtag.models import create_model
+from streamtag.models import ModelChoice, create_model
 from streamtag.models.head import Head, HeadInfo, attach_head, head_payload, load_head
 from tests.helpers import ROOT
 
@@ -309,7 +309,7 @@ def test_append_mode_keeps_the_audioset_scores_beside_the_heads(tmp_path, traine
 
 
 def test_listen_takes_a_head_with_its_windows_and_thresholds(trained):
-    job = ListenJob.from_options(head=str(trained["head"]), top_k=5)
+    job = ListenJob.create(model=ModelChoice.parse(head=trained["head"]), top_k=5)
     info = load_head(trained["head"]).info
     assert (job.window_s, job.hop_s, job.labels.names[:1]) == (1.0, 0.5, ("Speech",))
     assert job.tags.top_k == 3 and job.tags.per_class == tuple(enumerate(info.thresholds))

@@ -10,7 +10,7 @@ from streamtag import Tagger
 from streamtag.errors import ConfigError, UnknownModelError
 from streamtag.models import (FAMILY_MODULES, REGISTRY, Family, Network, Registry, SingleModel,
                               TaggingModel, create_model, get_spec)
-from streamtag.models import factory
+from streamtag.models import loader
 from streamtag.models.labels import Labels
 from tests.models import toy_family
 
@@ -21,8 +21,8 @@ TOY_LABELS = Labels(("/t/quiet", "/t/loud"), ("Quiet", "Loud"))
 def with_toy_family(monkeypatch):
     """The registry as it is once toy_family.py is listed in catalog.FAMILY_MODULES."""
     registry = Registry([*(m.FAMILY for m in FAMILY_MODULES), toy_family.FAMILY])
-    monkeypatch.setattr(factory, "REGISTRY", registry)
-    monkeypatch.setattr(factory, "get_spec", registry.get)
+    monkeypatch.setattr(loader, "REGISTRY", registry)
+    monkeypatch.setattr(loader, "get_spec", registry.get)
     return registry
 
 

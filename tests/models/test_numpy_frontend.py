@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from streamtag.models import get_spec
 from streamtag.models.frontends import EfficientATMel
-from streamtag.models.mel import EfficientATMelSettings, FrameCache, NumpyEfficientATMel
+from streamtag.models.mel import EfficientATMelSettings, FrameCache, NumpyEfficientATMel, mel_groups
 from tests.helpers import CLIP32, demo_wave, under_reproducible_mkl
 
 MAX_TOL, MEAN_TOL, SHARED_TOL = 3e-5, 1e-6, 1e-6
@@ -137,3 +137,16 @@ def test_silence_gives_the_floor():
     s = fe.settings
     np.testing.assert_allclose(fe(np.zeros((1, 32000), np.float32)), (np.log(np.float32(s.log_offset)) + s.shift)
                                / s.scale, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("size", [1, 5, 8, 200])
+def test_mel_groups_hold_every_nonzero_of_the_bank(name, size):
+    """The grouped bank the numpy front-end multiplies by rebuilds the whole bank, bit for bit."""
+    bank = get_spec(name).config.numpy_frontend().mel_basis_t.T[:, :-1]  # without the zero Nyquist column
+    rebuilt = np.zeros(bank.shape, np.float64)
+    groups = mel_groups(bank, size)
+    assert [(g.lo, g.hi) for g in groups] == [(lo, min(lo + size, len(bank))) for lo in range(0, len(bank), size)]
+    for g in groups:
+        rebuilt[g.lo:g.hi, g.start:g.stop] = g.weights
+    np.testing.assert_array_equal(rebuilt, bank)

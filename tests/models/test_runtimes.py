@@ -11,7 +11,7 @@ import torch
 
 from streamtag import Tagger
 from streamtag.errors import ConfigError, DependencyError
-from streamtag.models import runtimes
+from streamtag.models import RunTarget, runtimes
 from streamtag.models.runtimes import (OnnxRuntimeNetwork, OpenVINONetwork, choose_runtime, compiled_cache,
                                       network_digest)
 
@@ -95,7 +95,7 @@ def test_an_export_split_across_streams_and_called_from_threads_gives_each_rows_
 def test_cpu_runners_declare_their_network_threads(mn04):
     from streamtag.pipeline.runner import ModelRunner
     for runtime, threads in (("openvino", runtimes.default_threads()), ("torch", 1), ("onnxruntime", 1)):
-        runner = ModelRunner(mn04, "cpu", runtime=runtime)
+        runner = ModelRunner(mn04, RunTarget("cpu"), runtime)
         assert runner.pipelined and runner.network_threads == threads
 
 
@@ -233,14 +233,15 @@ def test_a_run_that_exports_gives_what_later_runs_give(tmp_path, monkeypatch):
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("audio_s, window, via_torch", [
-    (None, 1.0, False), (60.0, 1.0, False), (299.0, 1.0, False), (300.0, 1.0, True), (300.0, 4.5, True),
-    (300.0, 5.0, False), (1199.0, 10.0, False), (1200.0, 10.0, True), (36000.0, 10.0, True), (None, 10.0, False),
-])
-def test_long_runs_take_the_torch_front_end(audio_s, window, via_torch, mn04):
-    """Short windows from 5 minutes of audio on (the official FFT's rounding), any window from 20 minutes on (the
-    faster FFT): the torch model runs, its network in OpenVINO; shorter runs start without torch."""
+@pytest.mark.parametrize("window", [0.5, 1.0, 4.5, 10.0, 30.0])
+def test_every_window_length_takes_the_torch_free_path(window, mn04):
+    """One CPU path: an exportable model in fp32 on the CPU runs its export with the numpy front-end whatever the
+    window (no length rule); a head, bf16 or `runtime="torch"` take the torch model."""
     from streamtag.pipeline.export_runner import ExportRunner
     from tests.helpers import MN04_WEIGHTS
-    tagger = Tagger("mn04_as", weights=MN04_WEIGHTS, window=window, hop=window / 2, device="cpu", audio_s=audio_s)
-    assert isinstance(tagger.runner, ExportRunner) is not via_torch and tagger.runner.runtime == "openvino"
+    tagger = Tagger("mn04_as", weights=MN04_WEIGHTS, window=window, hop=window / 2, device="cpu")
+    assert isinstance(tagger.runner, ExportRunner) and tagger.runner.runtime == "openvino"
+    assert not tagger.model.needs_torch
+    torch_tagger = Tagger("mn04_as", weights=MN04_WEIGHTS, window=window, hop=window / 2, device="cpu",
+                          runtime="torch")
+    assert not isinstance(torch_tagger.runner, ExportRunner) and torch_tagger.model.needs_torch

@@ -108,11 +108,12 @@ def test_explicit_weights_are_loaded_without_hash_check(tmp_path):
     assert torch.equal(model.network.classifier[5].bias, sd["classifier.5.bias"])
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "text"])
 def test_corrupt_checkpoint_is_refused(tmp_path, damage):
     path = tmp_path / "bad.pt"
     data = MN04_WEIGHTS.read_bytes()
-    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00garbage" * 100)
+    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00garbage" * 100,
+                      "text": b"hello, these are not weights\n"}[damage])  # "h": a KeyError in torch's unpickler
     with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
         load_checkpoint(path)
 

@@ -13,7 +13,8 @@ from torch import Tensor
 
 from streamtag.models.frontends import Frontend, frame_count
 from streamtag.models.model import Network
-from streamtag.models.registry import Family, ModelSpec
+from streamtag.models.family import Family
+from streamtag.models.spec import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from streamtag.errors import ConfigError, LabelsError
 from streamtag.models import load_labels
 from streamtag.outputs import TagFilter
 from streamtag.outputs.events import EventDetector, EventSettings
-from streamtag.outputs.recording import OutputPlan
+from streamtag.outputs.recording import OutputOptions, OutputPlan
 from streamtag.outputs.thresholds import ClassThreshold, Thresholds, given_thresholds, parse_thresholds, read_thresholds
 from streamtag.pipeline.result import WindowResult
 from streamtag.windows import WindowSpec
@@ -105,7 +105,8 @@ def test_tag_filter_applies_each_classes_own_threshold():
 def test_event_off_thresholds_per_class(tmp_path, off_threshold, file_off, expected):
     path = tmp_path / "t.csv"
     path.write_text(f"Dog,0.6,{'' if file_off is None else file_off}\n", encoding="utf-8")
-    plan = OutputPlan.from_options(LABELS, threshold=0.95, thresholds=path, off_threshold=off_threshold, events=True)
+    plan = OutputPlan.from_options(LABELS, OutputOptions(threshold=0.95, thresholds=path, off_threshold=off_threshold,
+                                                         events=True))
     assert plan.settings.per_class == ((DOG,) + expected,)
     assert (plan.settings.on, plan.tags.threshold, plan.tags.per_class) == (0.95, 0.95, ((DOG, 0.6),))
 
@@ -144,7 +145,7 @@ def test_the_sidecar_records_thresholds_and_resume_redoes_a_recording_when_they_
                            sample_rate=32000)
 
     def complete(threshold):
-        plan = OutputPlan.from_options(LABELS, formats=["jsonl"], output_dir=str(out), threshold=threshold)
+        plan = OutputPlan.from_options(LABELS, OutputOptions(formats=("jsonl",), output_dir=str(out), threshold=threshold))
         return plan.is_complete(DEMO_CLIP.stem, info)
     assert complete("0.2,Dog=0.5") and complete("Dog=0.5,0.2")
     assert not complete("0.2,Dog=0.6") and not complete("0.2") and not complete(None)
@@ -179,6 +180,6 @@ def test_cli_thresholds_filter_window_tags_and_events_per_class(tmp_path, isolat
 
 def test_listen_takes_the_same_thresholds():
     from streamtag.engines.live import ListenJob
-    job = ListenJob.from_options(threshold="0.1,Dog=0.5")
+    job = ListenJob.create(threshold="0.1,Dog=0.5")
     assert job.tags.threshold == 0.1 and job.tags.per_class == ((DOG, 0.5),)
     assert Thresholds().merged(Thresholds(0.3)).default == 0.3

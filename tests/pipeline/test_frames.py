@@ -9,7 +9,6 @@ from torch import nn
 
 import streamtag.cli
 from streamtag import ConfigError, Tagger, WeightsUnavailableError
-from streamtag.engines.job import TagJob
 from streamtag.models import Network, SingleModel, get_spec
 from streamtag.models.frontends import Frontend
 from streamtag.models.weights import resolve_weights
@@ -114,8 +113,8 @@ def test_cli_refuses_tag_outputs_for_embedding_only_models(frame_model, wave, tm
     import soundfile as sf
     path = tmp_path / "a.wav"
     sf.write(path, wave, 16000)
-    tagger = TagJob.tagger
-    monkeypatch.setattr(TagJob, "tagger", lambda self, reporter, model=None: tagger(self, reporter, frame_model))
+    import streamtag.engines.job as job
+    monkeypatch.setattr(job, "Tagger", lambda choice, **options: Tagger(frame_model, **options))  # the toy model
     run = lambda *a: CliRunner().invoke(streamtag.cli.main, [str(x) for x in a])  # noqa: E731
     res = run("tag", path, "--format", "csv", "--device", "cpu", "--window", 1, "--hop", 0.5)
     assert res.exit_code == 1 and "gives embeddings only" in res.output and "csv" in res.output

@@ -4,7 +4,10 @@ import pytest
 import torch
 
 from streamtag.errors import ConfigError
-from streamtag.pipeline.runner import ModelRunner, default_batch_size, resolve_device
+from streamtag.models import RunTarget
+from streamtag.models.devices import resolve_device
+from streamtag.pipeline.backend import default_batch_size
+from streamtag.pipeline.runner import ModelRunner
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +24,8 @@ def span():
 
 
 def test_frozen_network_matches_eager(mn10_seeded, span):
-    frozen = ModelRunner(mn10_seeded, "cpu", optimize=True)
-    eager = ModelRunner(mn10_seeded, "cpu", optimize=False)
+    frozen = ModelRunner(mn10_seeded, RunTarget("cpu", optimize=True))
+    eager = ModelRunner(mn10_seeded, RunTarget("cpu", optimize=False))
     s1, e1, _ = frozen.infer_span(span, 4, 16000, 32000)
     s2, e2, _ = eager.infer_span(span, 4, 16000, 32000)
     assert s1.dtype == e1.dtype == np.float32 and s1.shape == (4, 527) and e1.shape == (4, 960)
@@ -31,7 +34,7 @@ def test_frozen_network_matches_eager(mn10_seeded, span):
 
 
 def test_shared_frames_match_stacked_windows(mn10_seeded, span):
-    r = ModelRunner(mn10_seeded, "cpu", optimize=False)
+    r = ModelRunner(mn10_seeded, RunTarget("cpu", optimize=False))
     s1, e1, _ = r.infer_span(span, 4, 16000, 32000)
     s2, e2, _ = r.infer(np.stack([span[k * 16000:k * 16000 + 32000] for k in range(4)]))
     assert np.abs(s1 - s2).max() <= 1e-5 and np.abs(e1 - e2).max() <= 1e-4
@@ -39,18 +42,18 @@ def test_shared_frames_match_stacked_windows(mn10_seeded, span):
 
 def test_bf16_autocast_returns_float32_of_the_right_shapes(mn04, span):
     """The reduced-precision path used on GPUs, exercised on CPU with bfloat16."""
-    r = ModelRunner(mn04, "cpu", precision="bf16")
+    r = ModelRunner(mn04, RunTarget("cpu", precision="bf16"))
     scores, emb, _ = r.infer_span(span, 4, 16000, 32000)
-    ref = ModelRunner(mn04, "cpu", optimize=False).infer_span(span, 4, 16000, 32000).scores
+    ref = ModelRunner(mn04, RunTarget("cpu", optimize=False)).infer_span(span, 4, 16000, 32000).scores
     assert scores.dtype == emb.dtype == np.float32 and scores.shape == (4, 527) and emb.shape == (4, 384)
     assert np.abs(scores - ref).max() < 0.1
 
 
 def test_precision_and_device_errors(mn04):
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
-        ModelRunner(mn04, "cpu", precision="fp16")
+        ModelRunner(mn04, RunTarget("cpu", precision="fp16"))
     with pytest.raises(ConfigError, match="precision must be one of"):
-        ModelRunner(mn04, "cpu", precision="int8")
+        ModelRunner(mn04, RunTarget("cpu", precision="int8"))
     assert resolve_device("cpu") == torch.device("cpu")
 
 
@@ -64,7 +67,7 @@ def test_default_batch_size(device, window_s, batch):
 def test_cuda_runner_matches_cpu(mn04, span):
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    cpu = ModelRunner(mn04, "cpu", optimize=False).infer_span(span, 4, 16000, 32000).scores
-    gpu = ModelRunner(mn04, "cuda").infer_span(span, 4, 16000, 32000).scores
+    cpu = ModelRunner(mn04, RunTarget("cpu", optimize=False)).infer_span(span, 4, 16000, 32000).scores
+    gpu = ModelRunner(mn04, RunTarget("cuda")).infer_span(span, 4, 16000, 32000).scores
     assert np.abs(cpu - gpu).max() <= 1e-4
     mn04.to("cpu")

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..registry import Family, ModelSpec, network_builder, network_names
+from ..family import Family, network_builder, network_names
+from ..spec import ModelSpec
 
 if TYPE_CHECKING:
     from ..frontends import ATSTMel

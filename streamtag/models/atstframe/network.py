@@ -33,7 +33,7 @@ from ...errors import WeightsError
 from ..frontends import ATSTMel
 from ..labels import Labels
 from ..model import Network
-from ..registry import ModelSpec
+from ..spec import ModelSpec
 from ..vit import Block
 from ..weights import load_into, state_dict_of
 from . import DEFAULT_N_BLOCKS

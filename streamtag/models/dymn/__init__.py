@@ -6,7 +6,7 @@ Not exportable: per-item kernels use a batch-dependent grouped conv, so it runs 
 from __future__ import annotations
 
 from ..mobilenet import efficientat_builder, efficientat_entry
-from ..registry import Family, network_names
+from ..family import Family, network_names
 
 
 def _network_class():

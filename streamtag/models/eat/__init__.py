@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...errors import ConfigError
-from ..registry import Family, ModelSpec, network_builder, network_names
+from ..family import Family, network_builder, network_names
+from ..spec import ModelSpec
 
 if TYPE_CHECKING:
     from ..frontends import KaldiFbank

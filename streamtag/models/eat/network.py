@@ -32,7 +32,7 @@ from ...errors import ConfigError, WeightsError
 from ..frontends import KaldiFbank
 from ..labels import Labels
 from ..model import Network
-from ..registry import ModelSpec
+from ..spec import ModelSpec
 from ..vit import Block
 from ..weights import load_into
 from . import PATCH

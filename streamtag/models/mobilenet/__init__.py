@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from ..mel import EfficientATMelSettings, NumpyEfficientATMel
-from ..registry import Family, ModelSpec, network_names
+from ..family import Family, network_names
+from ..spec import ModelSpec
 
 if TYPE_CHECKING:
     from ..frontends import EfficientATMel

@@ -36,7 +36,7 @@ from ...errors import WeightsError
 from ..frontends import KaldiFbank
 from ..labels import Labels
 from ..model import Network
-from ..registry import ModelSpec
+from ..spec import ModelSpec
 from ..vit import Block
 from ..weights import load_into, state_dict_of
 from . import RECIPE_STRIDES, SIZES

@@ -4,12 +4,17 @@ from __future__ import annotations
 import os
 import resource
 
-from ..errors import ConfigError
-from ..windows import WindowSpec
+from .errors import ConfigError
+from .windows import WindowSpec
 
 # bytes a window's samples become inside the model per float32 input sample (front-end frames and the
-# widest activations of the CNNs, with room to spare); the transformers' depend on their frame count
+# widest activations of the CNNs, with room to spare; measured: exporting mn04_as for a 300 s window peaks
+# 635 MB above a 60 s one, 83 bytes per added sample); the transformers' depend on their frame count
 WORKING_SET_FACTOR = 24
+# a run may plan to take this share of the memory available when it starts (STREAMTAG_MEMORY_LIMIT, in bytes
+# or with a K/M/G suffix, sets the budget instead): one process must not be able to take the machine
+BUDGET_SHARE = 0.25
+LIMIT_ENV = "STREAMTAG_MEMORY_LIMIT"
 SAMPLE_BYTES = 4
 
 
@@ -54,9 +59,27 @@ def _address_space_left() -> int | None:
     return soft
 
 
+def _configured_limit() -> int | None:
+    text = os.environ.get(LIMIT_ENV, "").strip().upper()
+    if not text:
+        return None
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1], 1)
+    try:
+        value = float(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise ConfigError(f"{LIMIT_ENV} must be a size such as 4G or 512M, got {text!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{LIMIT_ENV} must be positive, got {text!r}")
+    return int(value)
+
+
 def memory_limit() -> int | None:
-    """Bytes a run may still allocate: the machine's available memory, or less under `ulimit -v`."""
-    limits = [m for m in (_meminfo_available(), _address_space_left()) if m is not None]
+    """Bytes a run may plan to allocate: STREAMTAG_MEMORY_LIMIT when set, else a quarter of the machine's available
+    memory; never more than the room left under `ulimit -v`."""
+    configured = _configured_limit()
+    available = _meminfo_available()
+    budget = configured if configured is not None else None if available is None else int(available * BUDGET_SHARE)
+    limits = [m for m in (budget, _address_space_left()) if m is not None]
     return min(limits) if limits else None
 
 
@@ -80,9 +103,16 @@ def check_run_memory(spec: WindowSpec, batch_size: int, ring_seconds: float | No
                 ring_seconds * spec.rate * SAMPLE_BYTES >= ring / 2 else
                 f"a batch of {batch_size} windows every {spec.hop_s:g} s")
     else:
-        what = f"{batch_size} window(s) of {spec.window_s:g} s per batch"
-    raise ConfigError(f"{what} needs about {_size(batch + ring)} of memory; {_size(limit)} is available "
-                      f"(use a shorter window, a smaller batch size or buffer)")
+        what = (f"a window of {spec.window_s:g} s" if batch_size == 1 else
+                f"{batch_size} windows of {spec.window_s:g} s per batch")
+    raise ConfigError(f"{what} needs about {_size(batch + ring)} of memory; {_size(limit)} is available to it "
+                      f"(use a shorter window, a smaller batch size or buffer, or set {LIMIT_ENV})")
 
 
-__all__ = ["check_run_memory", "memory_limit", "ring_samples"]
+def check_window_memory(spec: WindowSpec, ring_seconds: float | None, limit: int | None = None) -> None:
+    """`check_run_memory` for one window at a time: what building the model for this window and running any input
+    through it needs at least, checked before a network is built or exported."""
+    check_run_memory(spec, 1, ring_seconds, limit)
+
+
+__all__ = ["BUDGET_SHARE", "LIMIT_ENV", "check_run_memory", "check_window_memory", "memory_limit", "ring_samples"]

@@ -1,0 +1,156 @@
+"""Each source's pipeline in a thread of its own: opened, tagged, and restarted when its input drops or
+disappears, with the gap counted. Sources that use the same model share one loaded copy."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from ..audio.inputs import InputOptions, open_audio
+from ..audio.sources import AudioSource
+from ..errors import StreamtagError
+from ..models.labels import Labels
+from ..outputs.events import EventSettings
+from ..pipeline.tagger import Tagger
+from .config import SourceConfig
+from .hub import Message, SourceHub
+from .realtime import RealtimeSource
+
+log = logging.getLogger("streamtag.server")
+RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 4.0)  # then every 4 s
+
+
+def open_input(cfg: SourceConfig) -> AudioSource:
+    """The source's input: a network stream, a file (at real time with `realtime`) or an input device."""
+    if cfg.kind == "network":
+        return open_audio(cfg.input, InputOptions(reconnect=cfg.reconnect, buffer_s=cfg.buffer_s))
+    if cfg.kind == "file":
+        src = open_audio(cfg.input)
+        return RealtimeSource(src) if cfg.realtime else src
+    from ..audio.microphone import MicrophoneSource
+    return MicrophoneSource(None if cfg.input == "default" else cfg.input, buffer_s=cfg.buffer_s)
+
+
+class ModelPool:
+    """One loaded model per (model, weights, window, hop, head): later sources get a `Tagger` of their own built on
+    the first one's loaded model (an export or a torch model is safe to call from several streams at once)."""
+
+    def __init__(self, labels: Labels, device: str) -> None:
+        self.labels, self.device = labels, device
+        self._taggers: dict[tuple, Tagger] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> int:
+        return len(self._taggers)
+
+    def tagger(self, cfg: SourceConfig) -> Tagger:
+        with self._lock:
+            first = self._taggers.get(cfg.model_key)
+            if first is None:
+                first = Tagger(cfg.model, cfg.window_s, cfg.hop_s, device=self.device, weights=cfg.weights,
+                               labels=self.labels, ring_seconds=cfg.buffer_s, head=cfg.head,
+                               head_mode=cfg.head_mode)
+                first.warm_up()
+                self._taggers[cfg.model_key] = first
+                return first
+            return Tagger(first.model, cfg.window_s, cfg.hop_s, labels=first.labels, ring_seconds=cfg.buffer_s,
+                          target=first.target, batch_size=first.batch_size)
+
+
+class SourceRunner:
+    """Runs one source until `stop()`: a failed open or a dropped input is retried with backoff (the time without
+    audio counted as lost, the restart as a reconnect); a file ends the source (or starts again with `loop`)."""
+
+    def __init__(self, cfg: SourceConfig, pool: ModelPool, post: Callable[[Message], None]) -> None:
+        self.cfg, self.pool = cfg, pool
+        self.tagger: Tagger | None = None
+        self.hub = SourceHub(cfg.name, cfg.kind, cfg.input, pool.labels, post,
+                             EventSettings(on=cfg.on, off=cfg.off, min_duration_s=cfg.min_event_s),
+                             cfg.hop_s, cfg.window_s, cfg.model or "default")
+        self._stop = threading.Event()
+        self._source: AudioSource | None = None
+        self._thread = threading.Thread(target=self._run, name=f"streamtag-serve-{cfg.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.tagger is not None:
+            self.tagger.stop()
+        src = self._source
+        if src is not None:
+            src.close()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+
+    def status(self) -> dict:
+        t, src = self.tagger, self._source
+        running = t is not None and self.hub.state == "running"
+        out = self.hub.status(t.stats if running else None)
+        if running:
+            out["reconnects"] += getattr(src, "reconnects", 0)
+        return out
+
+    def _run(self) -> None:
+        hub, cfg = self.hub, self.cfg
+        try:
+            self.tagger = self.pool.tagger(cfg)
+        except StreamtagError as e:
+            hub.set_state("failed", str(e))
+            return
+        except Exception as e:
+            log.exception("source %s: the model could not be loaded", cfg.name)
+            hub.set_state("failed", f"{type(e).__name__}: {e}")
+            return
+        hub.model = self.tagger.model_name
+        self.tagger.subscribe(hub)
+        failures, dropped_at = 0, None
+        while not self._stop.is_set():
+            try:
+                self._source = open_input(cfg)
+            except StreamtagError as e:
+                if dropped_at is None:
+                    dropped_at = time.monotonic()
+                hub.set_state("waiting" if hub.run < 0 else "reconnecting", str(e))
+                if self._stop.wait(RESTART_BACKOFF_S[min(failures, len(RESTART_BACKOFF_S) - 1)]):
+                    break
+                failures += 1
+                continue
+            if dropped_at is not None and hub.run >= 0:
+                hub.lost_gap_s += time.monotonic() - dropped_at
+                hub.reconnects += 1
+            dropped_at, error = None, None
+            spec = self.tagger.window
+            hub.begin_run(self.tagger.sample_rate, spec.window, spec.hop)
+            try:
+                self.tagger.start(self._source)
+                while not self.tagger.join(timeout=0.5):
+                    if self._stop.is_set():
+                        break
+            except StreamtagError as e:
+                error = str(e)
+            except Exception as e:
+                log.exception("source %s failed", cfg.name)
+                error = f"{type(e).__name__}: {e}"
+            finally:
+                self.tagger.stop(wait=10.0)
+                hub.stream_reconnects += getattr(self._source, "reconnects", 0)
+                hub.end_run(self.tagger.stats, self.tagger.stats.audio_s if error is None else None)
+            if self._stop.is_set():
+                break
+            if error is None and (cfg.kind == "file" or cfg.kind == "network"):
+                if cfg.kind == "file" and cfg.loop:
+                    continue
+                hub.set_state("ended")
+                return
+            failures = 0
+            dropped_at = time.monotonic()
+            hub.set_state("reconnecting", error or "the input ended")
+            if self._stop.wait(RESTART_BACKOFF_S[0]):
+                break
+        hub.set_state("stopped")

@@ -1,0 +1,31 @@
+"""Servers for the serve tests: real sources (files at real time), real sockets on 127.0.0.1 and a free port."""
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from streamtag.server.app import Server
+from streamtag.server.config import ServeConfig, SourceConfig
+from tests.helpers import LABELS_CSV, MN04_WEIGHTS
+
+
+def source(path, name, **kw) -> SourceConfig:
+    kw.setdefault("realtime", True)
+    return SourceConfig(str(path), name=name, model="mn04_as", weights=str(MN04_WEIGHTS), **kw)
+
+
+@contextlib.contextmanager
+def running(*sources: SourceConfig, start_sources: bool = True, **kw):
+    """A started server (its sources started too unless `start_sources` is False: `server.start_sources()`)."""
+    kw.setdefault("port", 0)
+    server = Server(ServeConfig(tuple(sources), labels=str(LABELS_CSV), device="cpu", **kw)).start(start_sources)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def serve():
+    return running
