@@ -8,6 +8,7 @@ from .._version import __version__
 from .bench import bench
 from .common import CliReporter, exit_interrupted, fail, user_errors
 from .evaluate import evaluate
+from .index import index_cmd, search
 from .listen import listen
 from .models import devices, models_cmd
 from .tag import tag
@@ -20,7 +21,7 @@ def main() -> None:
     """Streaming sliding-window AudioSet tagging."""
 
 
-for command in (tag, models_cmd, bench, devices, listen, train, evaluate):
+for command in (tag, models_cmd, bench, devices, listen, train, evaluate, index_cmd, search):
     main.add_command(command)
 
 __all__ = ["CliReporter", "exit_interrupted", "fail", "main", "user_errors"]
