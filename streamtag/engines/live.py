@@ -12,9 +12,11 @@ from ..audio.ffmpeg import EXTRA, ffmpeg_available, is_url
 from ..audio.inputs import InputOptions, open_audio
 from ..audio.microphone import MicrophoneSource
 from ..errors import ConfigError, StreamtagError
+from ..index.live import ExampleEvents, ExampleOptions, Examples
 from ..models import Labels, load_labels
 from ..models.loader import LIVE_WINDOWS, ModelChoice, RunTarget
 from ..outputs import LiveView, NpzSink, TagFilter, open_text
+from ..outputs.detections import write_events_csv, write_events_jsonl
 from ..outputs.recording import choose_formats, text_sink
 from ..outputs.thresholds import given_thresholds
 from ..pipeline.result import TaggerStats
@@ -40,6 +42,7 @@ class ListenJob:
     output: str | None = None  # None or "-": stdout
     buffer_s: float = 10.0  # audio kept while inference catches up; older unread audio is lost (counted)
     reconnect: int = 5  # network streams: reconnect attempts in a row after a drop
+    examples: ExampleOptions = ExampleOptions()  # live query-by-example
 
     @classmethod
     def create(cls, *, input: int | str | None = None, model: ModelChoice = ModelChoice(),
@@ -47,7 +50,7 @@ class ListenJob:
                labels: str | os.PathLike | None = None, duration: float | None = None, top_k: int = 5,
                threshold: float | str | None = None, thresholds: str | os.PathLike | None = None,
                format: str | None = None, output: str | None = None, buffer_seconds: float = 10.0,
-               reconnect: int = 5) -> "ListenJob":
+               reconnect: int = 5, examples: ExampleOptions = ExampleOptions()) -> "ListenJob":
         """A job from its parts as a user gives them; ConfigError if any is wrong. window/hop default to the
         head's (with a head), else 1 s / 0.5 s."""
         fmt = choose_formats((format,) if format else (), output)[0]
@@ -75,7 +78,7 @@ class ListenJob:
         tags = TagFilter(top_k, given.default or 0.0, None, given.per_class_windows())
         return cls(labels=label_set, input=input, model=model, window_s=float(window), hop_s=float(hop),
                    target=target, duration_s=duration, tags=tags, format=fmt, output=output, buffer_s=buffer_seconds,
-                   reconnect=reconnect)
+                   reconnect=reconnect, examples=examples)
 
     def open_input(self):
         """The live source: the input device, a network stream (a URL of known length is read like a file), or
@@ -108,6 +111,44 @@ class ListenSummary:
         return float(p50), float(p95), float(ms.max())
 
 
+class _ExampleFinder:
+    """ExampleEvents that also announce each event and append it to the events file."""
+
+    def __init__(self, options: ExampleOptions, tagger, reporter: Reporter) -> None:
+        self.events = ExampleEvents(Examples.from_files(tagger, options.paths), options.similarity,
+                                    callback=self._emit, hop_s=tagger.window.hop_s)
+        self.reporter, self.model = reporter, tagger.model_name
+        self.file, self.own = (None, None)
+        if options.events:
+            self.file, self.own = open_text(options.events)
+        self.csv = bool(options.events) and options.events.lower().endswith(".csv")
+        self.count = 0
+
+    def _emit(self, ev) -> None:
+        self.reporter.notice(f"example {ev.label}: {ev.onset_s:.2f}-{ev.offset_s:.2f} s, similarity up to "
+                             f"{ev.peak:.2f}")
+        if self.file is not None:
+            if self.csv:
+                write_events_csv(self.file, [ev], "live", self.model, header=self.count == 0)
+            else:
+                write_events_jsonl(self.file, [ev], "live", self.model)
+            self.file.flush()
+        self.count += 1
+
+    def __call__(self, r) -> None:
+        self.events(r)
+
+    def close(self) -> None:
+        self.events.close()
+        if self.own is not None:
+            self.own.commit()
+
+
+def example_finder(options: ExampleOptions, tagger, reporter: Reporter) -> "_ExampleFinder | None":
+    """The query-by-example subscriber of a live run (None without examples)."""
+    return _ExampleFinder(options, tagger, reporter) if options.active else None
+
+
 def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummary:
     """Tag the input device live until `duration_s`, the end of capture or Ctrl-C; outputs are flushed either way.
 
@@ -129,6 +170,9 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
         else:
             sink = text_sink(job.format, out, title, job.tags, header=True, utc=True)
     latencies: list[float] = []
+    finder = example_finder(job.examples, tagger, reporter)
+    if finder is not None:
+        tagger.subscribe(finder)
     tagger.subscribe(sink)
     tagger.subscribe(lambda r: latencies.append(r.latency_s) if r.latency_s is not None else None)
     interrupted, code = False, 0
@@ -151,6 +195,8 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
     finally:
         tagger.stop(wait=10.0)
         sink.close()
+        if finder is not None:
+            finder.close()
         if own is not None:
             own.commit()
     summary = ListenSummary(tagger.stats, tagger.sample_rate, tuple(latencies), interrupted, code)

@@ -63,6 +63,30 @@ class Examples:
         return np.array([float((v @ e).max()) for v in self.vectors], np.float32).clip(0, 1)
 
 
+@dataclass(frozen=True)
+class ExampleOptions:
+    """Live query-by-example as a user gives it: example files (or FILE:START-END), the similarity that opens an
+    event, and an optional events file (JSONL, or CSV by its extension)."""
+
+    paths: tuple[str, ...] = ()
+    similarity: float = 0.9
+    events: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.similarity <= 1:
+            raise ConfigError(f"the similarity threshold must be in (0, 1], got {self.similarity}")
+        for p in self.paths:
+            path = Example.parse(p).path
+            if path is not None and "://" not in path and not os.path.exists(path):
+                raise ConfigError(f"example not found: {path}")
+        if self.events is not None and not self.paths:
+            raise ConfigError("--events writes example events: give --example")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.paths)
+
+
 def example_settings(similarity: float, base: EventSettings | None = None) -> EventSettings:
     """Event settings that open at `similarity` and hold down to `HYSTERESIS` below it (else as `base`)."""
     if not 0 < similarity <= 1:
@@ -74,7 +98,7 @@ def example_settings(similarity: float, base: EventSettings | None = None) -> Ev
 class ExampleEvents:
     """A subscriber: an `Event` (label = the example's name) whenever the stream sounds like an example."""
 
-    def __init__(self, examples: Examples, similarity: float = 0.8, settings: EventSettings | None = None,
+    def __init__(self, examples: Examples, similarity: float = 0.9, settings: EventSettings | None = None,
                  callback: Callable[[Event], object] | None = None, hop_s: float | None = None) -> None:
         self.examples = examples
         self.labels = examples.labels
@@ -96,4 +120,4 @@ class ExampleEvents:
         self._sub.close(end_s)
 
 
-__all__ = ["EXAMPLE_MID_PREFIX", "HYSTERESIS", "ExampleEvents", "Examples", "example_settings"]
+__all__ = ["EXAMPLE_MID_PREFIX", "HYSTERESIS", "ExampleEvents", "ExampleOptions", "Examples", "example_settings"]

@@ -1,8 +1,10 @@
 """Live query-by-example: events when the stream sounds like an example, with label events' hysteresis; through
 a pushed array and through a real PulseAudio null sink."""
 import importlib.util
+import json
 import shutil
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -14,7 +16,7 @@ from streamtag.index import ExampleEvents, Examples, example_settings
 from streamtag.outputs.events import EventSettings
 from streamtag.pipeline.tagger import Tagger
 from tests.conftest import NO_AUDIO_SERVER
-from tests.helpers import ROOT
+from tests.helpers import MN04_WEIGHTS, ROOT
 
 _spec = importlib.util.spec_from_file_location("train_own_head", ROOT / "demos" / "train_own_head.py")
 demo = importlib.util.module_from_spec(_spec)
@@ -48,14 +50,14 @@ def test_events_fire_on_the_examples_sound_and_not_on_the_others(setup):
     examples = Examples.from_files(tagger, [root / "beep.wav", root / "hiss.wav"])
     assert examples.names == ("beep", "hiss")
     events = []
-    sub = ExampleEvents(examples, similarity=0.8, callback=events.append)
+    sub = ExampleEvents(examples, similarity=0.9, callback=events.append)
     for r in tagger.tag_array(stream, RATE):
         sub(r)
     sub.close(len(stream) / RATE)
     by = {n: [e for e in events if e.label == n] for n in examples.names}
     assert len(by["beep"]) == 1 and _inside(by["beep"][0], _spans("beep")), events
     assert len(by["hiss"]) == 1 and _inside(by["hiss"][0], _spans("hiss")), events
-    assert all(e.mid.startswith("example:") and 0.8 <= e.peak <= 1 for e in events)
+    assert all(e.mid.startswith("example:") and 0.9 <= e.peak <= 1 for e in events)
 
 
 def test_example_events_use_the_label_events_hysteresis():
@@ -91,22 +93,50 @@ def pulse():
         subprocess.run(["pulseaudio", "--kill"], capture_output=True)
 
 
-@pytest.mark.audio_device
-def test_a_live_stream_through_pulseaudio_fires_on_the_example_only(pulse, setup):
-    from streamtag.audio.microphone import MicrophoneSource
+def _listen(args, stdin=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "streamtag", "listen", "--model", "mn04_as", "--weights",
+                           str(MN04_WEIGHTS), "--window", "1", "--hop", "0.5", "--device", "cpu", "--format", "jsonl",
+                           *args], stdin=stdin, capture_output=True, text=True, timeout=timeout)
+
+
+def test_listen_with_an_example_writes_its_events(setup, tmp_path):
+    """Piped audio (standard input) through `listen --example`: one event, on the beep, in the events file."""
     root, tagger, stream = setup
-    examples = Examples.from_files(tagger, [root / "beep.wav"])
-    events = []
-    sub = ExampleEvents(examples, similarity=0.8, callback=events.append)
-    tagger.subscribe(sub)
-    tagger.start(MicrophoneSource("pulse"), live=True)
+    with open(root / "stream.wav", "rb") as f:
+        res = _listen(["--input", "-", "--example", str(root / "beep.wav"), "--similarity", "0.9", "--events",
+                       str(tmp_path / "ev.jsonl"), "--output", str(tmp_path / "tags.jsonl")], stdin=f)
+    assert res.returncode == 0, res.stderr
+    events = [json.loads(x) for x in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert [e["label"] for e in events] == ["beep"], events
+    (a, b), = _spans("beep")
+    assert a - 1 <= events[0]["onset_s"] and events[0]["offset_s"] <= b + 1
+    assert "example beep:" in res.stderr
+
+
+def test_a_missing_example_is_one_line(tmp_path):
+    res = _listen(["--input", "-", "--example", str(tmp_path / "nope.wav")])
+    assert res.returncode != 0 and "example not found" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.audio_device
+def test_listen_example_fires_on_the_examples_sound_through_pulseaudio(pulse, setup, tmp_path):
+    root, tagger, stream = setup
+    events_file = tmp_path / "ev.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "streamtag", "listen", "--input", "pulse", "--model", "mn04_as",
+                             "--weights", str(MN04_WEIGHTS), "--window", "1", "--hop", "0.5", "--device", "cpu",
+                             "--duration", "26", "--format", "npz", "--output", str(tmp_path / "tags.npz"),
+                             "--example", str(root / "beep.wav"), "--events", str(events_file)],
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stderr.readline()
+    assert "listening on pulse" in first, first + proc.stderr.read()
     player = subprocess.Popen(["paplay", "--device=virt", str(root / "stream.wav")])
-    player.wait(timeout=60)
-    time.sleep(1.5)
-    tagger.stop(wait=10)
-    sub.close()
-    tagger.unsubscribe(sub)
-    beeps = [e for e in events if e.label == "beep"]
-    assert len(beeps) == 1, events
-    # the stream started before playback: the beep is the second 3 s chunk, give or take the start-up delay
-    assert 2.0 <= beeps[0].onset_s <= 8.0 and beeps[0].duration_s <= 4.5, beeps
+    _, err = proc.communicate(timeout=150)
+    player.wait(timeout=30)
+    assert proc.returncode == 0, err
+    events = [json.loads(x) for x in events_file.read_text().splitlines()]
+    z = np.load(tmp_path / "tags.npz")
+    ex = Examples.from_files(tagger, [root / "beep.wav"])
+    sims = [round(float(ex.similarity(e)[0]), 2) for e in z["embeddings"]]
+    assert [e["label"] for e in events] == ["beep"], (events, err, sims)
+    # playback starts just after capture: the beep is the second 3 s of the stream, give or take the start-up
+    assert 2.0 <= events[0]["onset_s"] <= 8.0 and events[0]["offset_s"] - events[0]["onset_s"] <= 4.5, events
