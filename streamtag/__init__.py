@@ -16,12 +16,14 @@ from ._version import __version__
 
 _LAZY = {"ArraySource": ".audio", "FileSource": ".audio", "ModelSpec": ".models", "create_model": ".models",
          "list_models": ".models", "load_labels": ".models", "Tagger": ".pipeline", "TaggerStats": ".pipeline",
-         "WindowResult": ".pipeline", "train_head": ".engines.train"}
+         "WindowResult": ".pipeline", "train_head": ".engines.train", "Index": ".index", "Examples": ".index",
+         "ExampleEvents": ".index"}
 
 if TYPE_CHECKING:
     from .audio import ArraySource, FileSource
     from .models import ModelSpec, create_model, list_models, load_labels
     from .engines.train import train_head
+    from .index import ExampleEvents, Examples, Index
     from .pipeline import Tagger, TaggerStats, WindowResult
 
 
@@ -33,7 +35,8 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["ArraySource", "AudioReadError", "ConfigError", "DependencyError", "FileSource", "LabelsError", "ModelSpec",
+__all__ = ["ArraySource", "AudioReadError", "ConfigError", "DependencyError", "ExampleEvents", "Examples",
+           "FileSource", "Index", "LabelsError", "ModelSpec",
            "OutputError", "PipelineError", "StreamtagError", "Tagger", "TaggerStats", "UnknownModelError", "WeightsError",
            "WeightsUnavailableError", "WindowResult", "__version__", "configure_threads", "create_model",
            "list_models", "load_labels", "train_head"]

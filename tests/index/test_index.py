@@ -232,3 +232,10 @@ def test_indexing_a_long_file_keeps_rss_flat(tmp_path):
     assert m["windows"] == 1439  # (720 s - 1 s) / 0.5 s + 1
     print(m)
     assert m["growth_mb"] < m["vectors_mb"] + 25, m
+
+
+def test_the_vector_library_is_imported_only_when_an_index_is_opened(tmp_path):
+    code = ("import sys, streamtag, streamtag.index, streamtag.cli; from streamtag import Index\n"
+            "assert 'usearch' not in sys.modules, 'usearch imported'\nprint('ok')")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == "ok", res.stderr
