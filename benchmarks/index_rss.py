@@ -3,9 +3,10 @@
     python benchmarks/index_rss.py --minutes 60      # the 1-hour measurement in docs/search.md
 
 Synthesises a recording (tones and noise, 16 kHz mono), indexes it with mn04_as at 1 s / 0.5 s and samples
-the process's RSS as each window reaches the index. Prints one JSON object: windows, seconds, RSS once a tenth
-of the windows are in (`rss_early_mb`, start-up over), the peak after it (`rss_peak_mb`), their difference, and the vectors' own share of it
-(windows x dimensions x 4 bytes plus the graph), which a flat pipeline should roughly account for.
+the process's RSS as each window reaches the index. Prints one JSON object: windows, seconds, RSS once a
+tenth of the windows are in (`rss_early_mb`, start-up over), the peak after it (`rss_peak_mb`), their
+difference, and the vectors' own share of it (windows x dimensions x 4 bytes plus the graph's links), which a
+flat pipeline should roughly account for.
 """
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ reconnect_option = click.option(*RECONNECT[0], **RECONNECT[1])
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress line, summaries or notices.")
 
 
-__all__ = ["RECONNECT", "labels_option", "model_options", "option_group", "quiet_option", "reconnect_option", "target_options",
+__all__ = ["RECONNECT", "example_options", "labels_option", "model_options", "option_group", "quiet_option", "reconnect_option", "target_options",
            "window_options"]
 
 

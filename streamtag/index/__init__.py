@@ -7,7 +7,8 @@ from .search import (COMBINE, Example, Hit, Index, Query, Reviewed, Segment, emb
 from .live import ExampleEvents, ExampleOptions, Examples, example_settings
 from .store import AddReport, IndexFolderError, IndexInfo, IndexMismatch, WindowRow, tagger_for, tagger_info
 
-__all__ = ["COMBINE", "AddReport", "Example", "Hit", "Index", "IndexFolderError", "IndexInfo", "IndexMismatch",
-           "ExampleEvents", "ExampleOptions", "Examples", "Query", "Reviewed", "Segment", "WindowRow", "embed_examples", "example_embeddings", "example_settings", "merge_hits",
-           "read_review", "search", "tagger_for", "tagger_info", "uncertain", "window_segments", "write_clips",
-           "write_segments_audacity", "write_segments_csv", "write_segments_jsonl", "write_segments_raven"]
+__all__ = ["COMBINE", "AddReport", "Example", "ExampleEvents", "ExampleOptions", "Examples", "Hit", "Index",
+           "IndexFolderError", "IndexInfo", "IndexMismatch", "Query", "Reviewed", "Segment", "WindowRow",
+           "embed_examples", "example_embeddings", "example_settings", "merge_hits", "read_review", "search",
+           "tagger_for", "tagger_info", "uncertain", "window_segments", "write_clips", "write_segments_audacity",
+           "write_segments_csv", "write_segments_jsonl", "write_segments_raven"]

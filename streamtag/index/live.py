@@ -99,12 +99,13 @@ class ExampleEvents:
     """A subscriber: an `Event` (label = the example's name) whenever the stream sounds like an example."""
 
     def __init__(self, examples: Examples, similarity: float = 0.9, settings: EventSettings | None = None,
-                 callback: Callable[[Event], object] | None = None, hop_s: float | None = None) -> None:
+                 callback: Callable[[Event], object] | None = None, hop_s: float | None = None,
+                 on_open: Callable[[str, float], None] | None = None) -> None:
         self.examples = examples
         self.labels = examples.labels
         self.settings = example_settings(similarity, settings)
         self.events: list[Event] = []
-        self._sub = EventSubscriber(EventDetector(self.labels, self.settings, hop_s=hop_s),
+        self._sub = EventSubscriber(EventDetector(self.labels, self.settings, on_open, hop_s=hop_s),
                                     callback or (lambda ev: None))
         self.events = self._sub.events
 

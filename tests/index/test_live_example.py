@@ -140,3 +140,38 @@ def test_listen_example_fires_on_the_examples_sound_through_pulseaudio(pulse, se
     assert [e["label"] for e in events] == ["beep"], (events, err, sims)
     # playback starts just after capture: the beep is the second 3 s of the stream, give or take the start-up
     assert 2.0 <= events[0]["onset_s"] <= 8.0 and events[0]["offset_s"] - events[0]["onset_s"] <= 4.5, events
+
+
+def test_a_serve_source_with_an_example_sends_its_events(setup, tmp_path):
+    import asyncio
+
+    import aiohttp
+
+    from tests.server.conftest import running, source
+    root, tagger, stream = setup
+    cfg = source(root / "stream.wav", "stream", realtime=False, examples=[str(root / "beep.wav")], similarity=0.9)
+    assert cfg.examples == (str(root / "beep.wav"),)
+    with running(cfg, start_sources=False) as server:
+        async def main():
+            out, kind = [], None
+            async with aiohttp.ClientSession() as s, s.get(f"{server.url}/events?labels=beep") as r:
+                server.start_sources()
+                async for line in r.content:
+                    line = line.decode().strip()
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: "):
+                        out.append((kind, json.loads(line[6:])))
+                        if kind == "close":
+                            break
+            return out
+        got = asyncio.run(asyncio.wait_for(main(), 120))
+    assert [k for k, _ in got[1:]] == ["open", "close"], got
+    (a, b), = _spans("beep")
+    assert a - 1 <= got[-1][1]["onset_s"] and got[-1][1]["offset_s"] <= b + 1
+
+
+def test_a_serve_source_refuses_a_missing_example(tmp_path):
+    from streamtag.server.config import SourceConfig
+    with pytest.raises(ConfigError, match="example not found"):
+        SourceConfig("pulse", examples=(str(tmp_path / "nope.wav"),))
