@@ -121,7 +121,7 @@ class _ExampleFinder:
         self.file, self.own = (None, None)
         if options.events:
             self.file, self.own = open_text(options.events)
-        self.csv = bool(options.events) and options.events.lower().endswith(".csv")
+        self.csv = (options.events or "").lower().endswith(".csv")
         self.count = 0
 
     def _emit(self, ev) -> None:

@@ -91,7 +91,7 @@ def run_search_job(job: SearchJob, reporter: Reporter | None = None) -> list[Seg
     """Search (or rank by uncertainty), write the review file and clips; returns the segments, best first."""
     reporter = reporter or SilentReporter()
     with Index.open(job.folder) as index:
-        if job.uncertain:
+        if job.uncertain and job.head is not None:
             from ..models.head import load_head
             head = load_head(job.head)
             hits = index.uncertain(head, job.k, job.exclude_files)

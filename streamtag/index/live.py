@@ -47,9 +47,9 @@ class Examples:
                    names: Sequence[str] | None = None) -> "Examples":
         """Examples embedded with `tagger` (the stream's model and window): each file's loud windows, or a
         `file:START-END` stretch's; named by the file's stem unless `names` are given."""
-        paths = [os.fspath(p) for p in paths]
-        names = list(names) if names is not None else [Path(Example.parse(p).path or p).stem for p in paths]
-        return cls(tuple(names), tuple(example_embeddings(tagger, p) for p in paths))
+        files = [os.fspath(p) for p in paths]
+        names = list(names) if names is not None else [Path(Example.parse(f).path or f).stem for f in files]
+        return cls(tuple(names), tuple(example_embeddings(tagger, f) for f in files))
 
     @property
     def labels(self) -> Labels:
