@@ -167,7 +167,6 @@ def test_the_review_loop_runs_end_to_end(tmp_path):
     report = train_head(sorted(truth), annotations=[path], output=tmp_path / "beep.pt", model="mn04_as",
                         window=1.0, hop=0.5, seed=0)
     assert report.classes == ["beep"]
-    print(verdicts.count("accept"), verdicts.count("reject"), report.thresholds, report.validation, report.counts)
     unseen_root = tmp_path / "unseen"
     unseen_root.mkdir()
     unseen = _archive(unseen_root, 123)
