@@ -17,12 +17,14 @@ from .threads import configure_threads
 _LAZY = {"ArraySource": ".audio", "FileSource": ".audio", "ModelSpec": ".models", "create_model": ".models",
          "list_models": ".models", "load_labels": ".models", "Tagger": ".pipeline", "TaggerStats": ".pipeline",
          "WindowResult": ".pipeline", "train_head": ".engines.train", "tag_file": ".pipeline.oneshot",
-         "FileTags": ".pipeline.oneshot"}
+         "FileTags": ".pipeline.oneshot", "Index": ".index",
+         "Examples": ".index", "ExampleEvents": ".index"}
 
 if TYPE_CHECKING:
     from .audio import ArraySource, FileSource
     from .models import ModelSpec, create_model, list_models, load_labels
     from .engines.train import train_head
+    from .index import ExampleEvents, Examples, Index
     from .pipeline import Tagger, TaggerStats, WindowResult
     from .pipeline.oneshot import FileTags, tag_file
 
@@ -36,7 +38,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["ArraySource", "AudioReadError", "ConfigError", "DependencyError", "FileSource", "FileTags", "LabelsError",
-           "ModelSpec",
+           "ExampleEvents", "Examples", "Index", "ModelSpec",
            "OutputError", "PipelineError", "StreamtagError", "Tagger", "TaggerStats", "UnknownModelError", "WeightsError",
            "WeightsUnavailableError", "WindowResult", "__version__", "configure_threads", "create_model",
            "list_models", "load_labels", "show_warnings_as_lines", "tag_file", "train_head"]

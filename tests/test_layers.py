@@ -7,7 +7,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "streamtag"
 # ARCHITECTURE.md: each layer imports only layers to its left (the shared helpers are below every layer)
-LAYERS = ["audio", "windows|memory", "models", "pipeline", "outputs|server|remote",
+LAYERS = ["audio", "windows|memory", "models", "pipeline", "outputs|server|remote|index",
           "engines|cli|bench|console|__main__|__init__"]
 SHARED = {"errors", "deps", "threads", "notices", "assets", "_version"}
 

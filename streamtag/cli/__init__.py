@@ -10,6 +10,7 @@ from .common import CliReporter, exit_interrupted, fail, user_errors
 from .detections import detections
 from .download import download
 from .evaluate import evaluate
+from .index import index_cmd, search
 from .listen import listen
 from .models import devices, models_cmd
 from .tag import tag
@@ -22,7 +23,7 @@ def main() -> None:
     """Streaming sliding-window AudioSet tagging."""
 
 
-for command in (tag, models_cmd, download, bench, devices, listen, train, evaluate, detections):
+for command in (tag, models_cmd, download, bench, devices, listen, train, evaluate, detections, index_cmd, search):
     main.add_command(command)
 
 __all__ = ["CliReporter", "exit_interrupted", "fail", "main", "user_errors"]

@@ -131,5 +131,23 @@ reconnect_option = click.option(*RECONNECT[0], **RECONNECT[1])
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress line, summaries or notices.")
 
 
-__all__ = ["RECONNECT", "labels_option", "model_options", "monitor_options", "option_group", "quiet_option",
-           "reconnect_option", "target_options", "window_options"]
+__all__ = ["RECONNECT", "example_options", "labels_option", "model_options", "monitor_options", "option_group",
+           "quiet_option", "reconnect_option", "target_options", "window_options"]
+
+
+def example_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--example, --similarity, --events -> `examples: ExampleOptions` (live query-by-example)."""
+    from ..index.live import ExampleOptions
+
+    def build(example: tuple[str, ...], similarity: float, events_path: str | None) -> ExampleOptions:
+        return ExampleOptions(tuple(example), similarity, events_path)
+    return option_group("examples", build, [
+        (("--example",), dict(multiple=True, metavar="FILE[:START-END]",
+                               help="An event whenever the input sounds like this recording (repeatable; no "
+                                    "training).")),
+        (("--similarity",), dict(type=float, default=0.9, show_default=True,
+                                  help="Cosine similarity to an example that opens its event (it closes 0.05 "
+                                       "lower).")),
+        (("--events", "events_path"), dict(type=click.Path(dir_okay=False), default=None,
+                                           help="Write example events here (JSONL, or CSV for .csv).")),
+    ])(command)

@@ -27,7 +27,9 @@ from .options import model_options, quiet_option, target_options, window_options
               help="Stop after this many epochs without a better validation loss.")
 @click.option("--learning-rate", default=1e-3, show_default=True, type=float, help="Adam's learning rate.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same data and seed: the same head.")
-@click.option("--val-share", default=0.25, show_default=True, type=float, help="Share of recordings for validation.")
+@click.option("--val-share", default=0.25, show_default=True, type=float,
+              help="Share held out for validation: whole recordings, or for a class with one recording the last "
+                   "part of it (a window's gap apart). 0: no validation, thresholds 0.5 (reported as not validated).")
 @click.option("--min-overlap", default=0.5, show_default=True, type=float,
               help="Annotations: a window is positive when it overlaps a segment by this share of the shorter.")
 @click.option("--target-precision", default=None, type=float,
@@ -53,6 +55,14 @@ def train(data, output, annotations, model, window, hop, target, hidden, epochs,
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return
+    if not report.validated:
+        click.echo(f"not validated (--val-share 0): thresholds {report.threshold_rule}")
+        for c in report.classes:
+            n = report.counts[c]
+            click.echo(f"{c[:24]:<24} threshold {report.thresholds[c]:.3f}  {n['train_windows']} windows in "
+                       f"{n['train_recordings']} recordings")
+        click.echo(f"head: {report.head}  report: {report_path(report.head)}")
+        return
     click.echo(f"{'class':<24} {'P':>5} {'R':>5} {'F1':>5} {'AP':>5} {'thresh':>6} {'windows':>8} {'recordings':>10}")
     for c in report.classes:
         v, n = report.validation[c], report.counts[c]
@@ -60,6 +70,8 @@ def train(data, output, annotations, model, window, hop, target, hidden, epochs,
                    f"{v['average_precision']:>5.2f} {v['threshold']:>6.3f} "
                    f"{n['train_windows']:>4}/{n['validation_windows']:<3} "
                    f"{n['train_recordings']:>5}/{n['validation_recordings']:<4}")
-    click.echo(f"(validation on {len(report.validation_recordings)} held-out recordings; windows and recordings "
-               f"train/validation; {report.epochs} epochs)")
+    split = "".join(f"; {c} validated on {v['validation_s'][0]:g}-{v['validation_s'][1]:g} s of its only recording"
+                    for c, v in report.time_split.items())
+    click.echo(f"(validation on {len(report.validation_recordings)} held-out recordings{split}; windows and "
+               f"recordings train/validation; {report.epochs} epochs)")
     click.echo(f"head: {report.head}  report: {report_path(report.head)}")

@@ -12,9 +12,11 @@ from ..audio.ffmpeg import EXTRA, ffmpeg_available, is_url
 from ..audio.inputs import InputOptions, open_audio
 from ..audio.microphone import MicrophoneSource
 from ..errors import ConfigError, StreamtagError
+from ..index.live import ExampleEvents, ExampleOptions, Examples
 from ..models import Labels, load_labels
 from ..models.loader import LIVE_WINDOWS, ModelChoice, RunTarget
 from ..outputs import LiveView, NpzSink, TagFilter, open_text
+from ..outputs.detections import write_events_csv, write_events_jsonl
 from ..outputs.events import EventSettings
 from ..outputs.monitor import MonitorOptions, privacy_thresholds
 from ..outputs.recording import choose_formats, text_sink
@@ -44,6 +46,7 @@ class ListenJob:
     reconnect: int = 5  # network streams: reconnect attempts in a row after a drop
     monitor: MonitorOptions | None = None  # detections database, clips, alerts, privacy gate (None: none)
     events: EventSettings = EventSettings()  # how the monitor finds events (the thresholds given, as `tag --events`)
+    examples: ExampleOptions = ExampleOptions()  # live query-by-example
 
     @classmethod
     def create(cls, *, input: int | str | None = None, model: ModelChoice = ModelChoice(),
@@ -51,7 +54,8 @@ class ListenJob:
                labels: str | os.PathLike | None = None, duration: float | None = None, top_k: int = 5,
                threshold: float | str | None = None, thresholds: str | os.PathLike | None = None,
                format: str | None = None, output: str | None = None, buffer_seconds: float = 10.0,
-               reconnect: int = 5, monitor: MonitorOptions | None = None, median: int = 3) -> "ListenJob":
+               reconnect: int = 5, monitor: MonitorOptions | None = None, median: int = 3,
+               examples: ExampleOptions = ExampleOptions()) -> "ListenJob":
         """A job from its parts as a user gives them; ConfigError if any is wrong. window/hop default to the
         head's (with a head), else 1 s / 0.5 s. With `monitor`, events (thresholds as for `tag --events`: the
         default score is the on-threshold, 0.3 when not given, off at half; `median`: smoothing over windows) are
@@ -87,7 +91,7 @@ class ListenJob:
             privacy_thresholds(monitor.privacy, shown)
         return cls(labels=label_set, input=input, model=model, window_s=float(window), hop_s=float(hop),
                    target=target, duration_s=duration, tags=tags, format=fmt, output=output, buffer_s=buffer_seconds,
-                   reconnect=reconnect, monitor=monitor, events=events)
+                   reconnect=reconnect, monitor=monitor, events=events, examples=examples)
 
     def open_input(self):
         """The live source: the input device, a network stream (a URL of known length is read like a file), or
@@ -120,6 +124,44 @@ class ListenSummary:
         ms = np.asarray(self.latencies_s) * 1e3
         p50, p95 = np.percentile(ms, [50, 95])
         return float(p50), float(p95), float(ms.max())
+
+
+class _ExampleFinder:
+    """ExampleEvents that also announce each event and append it to the events file."""
+
+    def __init__(self, options: ExampleOptions, tagger, reporter: Reporter) -> None:
+        self.events = ExampleEvents(Examples.from_files(tagger, options.paths), options.similarity,
+                                    callback=self._emit, hop_s=tagger.window.hop_s)
+        self.reporter, self.model = reporter, tagger.model_name
+        self.file, self.own = (None, None)
+        if options.events:
+            self.file, self.own = open_text(options.events)
+        self.csv = (options.events or "").lower().endswith(".csv")
+        self.count = 0
+
+    def _emit(self, ev) -> None:
+        self.reporter.notice(f"example {ev.label}: {ev.onset_s:.2f}-{ev.offset_s:.2f} s, similarity up to "
+                             f"{ev.peak:.2f}")
+        if self.file is not None:
+            if self.csv:
+                write_events_csv(self.file, [ev], "live", self.model, header=self.count == 0)
+            else:
+                write_events_jsonl(self.file, [ev], "live", self.model)
+            self.file.flush()
+        self.count += 1
+
+    def __call__(self, r) -> None:
+        self.events(r)
+
+    def close(self) -> None:
+        self.events.close()
+        if self.own is not None:
+            self.own.commit()
+
+
+def example_finder(options: ExampleOptions, tagger, reporter: Reporter) -> "_ExampleFinder | None":
+    """The query-by-example subscriber of a live run (None without examples)."""
+    return _ExampleFinder(options, tagger, reporter) if options.active else None
 
 
 def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummary:
@@ -157,6 +199,9 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
     if to_file and sys.stdout.isatty():  # writing a file from a terminal: show the live view there too
         tagger.subscribe(LiveView(sys.stdout, job.tags, title))
     latencies: list[float] = []
+    finder = example_finder(job.examples, tagger, reporter)
+    if finder is not None:
+        tagger.subscribe(finder)
     tagger.subscribe(sink)
     if monitor is not None:
         tagger.subscribe(monitor)
@@ -182,6 +227,8 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
         tagger.stop(wait=10.0)
         try:
             sink.close()
+            if finder is not None:
+                finder.close()
             if own is not None:
                 own.commit()
         finally:

@@ -29,6 +29,7 @@ from ..models.loader import LIVE_WINDOWS, ModelChoice, RunTarget
 from ..models.weights import sha256_file
 from ..outputs.evaluation import read_segments
 from ..outputs.plot import pyplot, save_figure
+from ..index.search import is_review_file, read_review
 from ..outputs.sinks import AtomicFile
 from ..pipeline.tagger import Tagger
 from .archive import AUDIO_EXTENSIONS, expand_inputs
@@ -46,6 +47,8 @@ class Recording:
     classes: tuple[str, ...] = ()  # folder mode: every window has these
     segments: tuple[tuple[float, float, str], ...] = ()  # annotation mode: (onset_s, offset_s, class)
     annotated: bool = False
+    negatives: tuple[tuple[float, float], ...] = ()  # reviewed and rejected stretches: hard negatives
+    reviewed_only: bool = False  # only windows inside reviewed stretches count (a search's review file)
 
 
 def find_recordings(data: Sequence[str | os.PathLike], annotations: Sequence[str | os.PathLike] = ()
@@ -66,6 +69,9 @@ def find_recordings(data: Sequence[str | os.PathLike], annotations: Sequence[str
             classes = () if folder.name in NEGATIVE_FOLDERS else \
                 tuple(c.strip() for c in folder.name.split(",") if c.strip())
             files = sorted(str(f) for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            if not files and classes and not any(folder.iterdir()):  # an empty class folder
+                raise ConfigError(f"{folder}: no recording of {folder.name}: put at least one audio file in it "
+                                  "(one is enough: it is split in time for validation), or remove the folder")
             out.extend(Recording(f, classes) for f in files)
     return out
 
@@ -76,7 +82,22 @@ def _annotated(data, annotations) -> list[Recording]:
     for p in paths:
         by_stem.setdefault(Path(p).stem, []).append(p)
     segments: dict[str, list[tuple[float, float, str]]] = {p: [] for p in paths}
+    negatives: dict[str, list[tuple[float, float]]] = {p: [] for p in paths}
+    reviewed: set[str] = set()
+    named: set[str] = set()  # recordings some annotation file names
     for ann in map(os.fspath, annotations):
+        if is_review_file(ann):  # a search's hits with the review column filled in
+            names = {os.path.abspath(p): p for p in paths} | {Path(p).name: p for p in paths}
+            for row in read_review(ann):
+                path = names.get(os.path.abspath(row.file)) or names.get(Path(row.file).name)
+                if path is None:
+                    raise ConfigError(f"{ann}: {row.file} is not among the recordings given: add it to the data")
+                reviewed.add(path)
+                if row.label is None:
+                    negatives[path].append((row.onset_s, row.offset_s))
+                else:
+                    segments[path].append((row.onset_s, row.offset_s, row.label))
+            continue
         rows = _file_rows(ann, paths)
         if rows is None:  # no file column: the recording with the annotation file's stem
             stem = Path(ann).name.split(".")[0]
@@ -87,7 +108,9 @@ def _annotated(data, annotations) -> list[Recording]:
             rows = [(matches[0], s.onset_s, s.offset_s, s.label) for s in read_segments(ann)]
         for path, onset, offset, label in rows:
             segments[path].append((onset, offset, label))
-    return [Recording(p, segments=tuple(sorted(segments[p])), annotated=True) for p in paths]
+        named.update(path for path, *_ in rows)
+    return [Recording(p, segments=tuple(sorted(segments[p])), annotated=True, negatives=tuple(sorted(negatives[p])),
+                      reviewed_only=p in reviewed) for p in paths if not reviewed or p in reviewed or p in named]
 
 
 def _file_rows(ann: str, paths: list[str]) -> list[tuple[str, float, float, str]] | None:
@@ -115,6 +138,21 @@ def _file_rows(ann: str, paths: list[str]) -> list[tuple[str, float, float, str]
     return rows
 
 
+def window_used(rec: Recording, starts: np.ndarray, window_s: float, min_overlap: float) -> np.ndarray:
+    """[K] bool: the windows that take part in training: all, or for a reviewed recording those the reviewer
+    heard, inside a reviewed stretch (accepted or rejected)."""
+    if not rec.reviewed_only:
+        return np.ones(len(starts), bool)
+    used = np.zeros(len(starts), bool)
+    for onset, offset in [(a, b) for a, b, _ in rec.segments] + list(rec.negatives):
+        used |= _inside(starts, window_s, onset, offset)
+    return used
+
+
+def _inside(starts: np.ndarray, window_s: float, onset: float, offset: float) -> np.ndarray:
+    return (starts >= onset - 1e-6) & (starts + window_s <= offset + 1e-6)
+
+
 def window_targets(rec: Recording, starts: np.ndarray, window_s: float, classes: list[str],
                    min_overlap: float) -> np.ndarray:
     """[K, C] 0/1 targets: a folder's classes for every window, or the classes whose segments overlap a
@@ -127,6 +165,9 @@ def window_targets(rec: Recording, starts: np.ndarray, window_s: float, classes:
         return y
     ends = starts + window_s
     for onset, offset, label in rec.segments:
+        if rec.reviewed_only:  # a reviewed hit is the windows heard: those inside it
+            y[_inside(starts, window_s, onset, offset), index[label]] = 1
+            continue
         overlap = np.minimum(ends, offset) - np.maximum(starts, onset)
         need = min_overlap * min(window_s, max(offset - onset, 1e-9))
         y[overlap >= need - 1e-9, index[label]] = 1
@@ -202,8 +243,9 @@ class TrainJob:
         """A job from options as a user gives them; ConfigError naming the first that is wrong."""
         if hidden < 0 or epochs < 1 or patience < 1:
             raise ConfigError("hidden must be >= 0, epochs and patience >= 1")
-        if not (0 < learning_rate < 1 and 0 < val_share < 1 and 0 < min_overlap <= 1):
-            raise ConfigError("the learning rate and validation share must be in (0, 1), the overlap in (0, 1]")
+        if not (0 < learning_rate < 1 and 0 <= val_share < 1 and 0 < min_overlap <= 1):
+            raise ConfigError("the learning rate must be in (0, 1), the validation share in [0, 1), the overlap in "
+                              "(0, 1]")
         if target_precision is not None and not 0 < target_precision <= 1:
             raise ConfigError(f"the target precision must be in (0, 1], got {target_precision}")
         if not str(output).endswith(".pt"):
@@ -213,13 +255,8 @@ class TrainJob:
             raise ConfigError("no audio files found in the training data")
         classes = sorted({c for r in recordings for c in r.classes} | {s[2] for r in recordings for s in r.segments})
         if not classes:
-            raise ConfigError("the training data names no class (only negatives)")
-        counts = {c: sum(1 for r in recordings if c in r.classes or any(s[2] == c for s in r.segments))
-                  for c in classes}
-        few = [c for c, n in counts.items() if n < 2]
-        if few:
-            raise ConfigError(f"each class needs recordings for training and validation (at least 2): "
-                              f"{', '.join(few)} {'has' if len(few) == 1 else 'have'} one")
+            raise ConfigError("the training data names no class (only negatives): add a class folder with a "
+                              "recording, or accept (or label) at least one row of a review file")
         choice = model if isinstance(model, ModelChoice) else ModelChoice.parse(model, weights)
         window = LIVE_WINDOWS[0] if window is None else window
         hop = LIVE_WINDOWS[1] if hop is None else hop
@@ -244,6 +281,9 @@ class TrainReport:
     validation_recordings: list[str]
     epochs: int
     cache: dict[str, int] = field(default_factory=dict)
+    validated: bool = True  # False with --val-share 0: the thresholds follow THRESHOLD_RULE, untested
+    threshold_rule: str = "best F1 on validation"
+    time_split: dict[str, dict] = field(default_factory=dict)  # class -> file and held-out stretch, when split
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -268,6 +308,62 @@ def split_by_recording(targets: list[np.ndarray], share: float, seed: int) -> np
         if not val[i] and all((has[:, c] & ~val).sum() > 1 for c in np.flatnonzero(has[i])):
             val[i] = True
     return val
+
+
+THRESHOLD_RULE = "0.5 for every class (class-balanced BCE puts the decision boundary there); not validated"
+TIME_SPLIT_MIN_WINDOWS = 3  # a one-recording class needs this many windows: train, gap, validation
+
+
+def time_split(starts: np.ndarray, window_s: float, stretch: tuple[float, float]) -> np.ndarray:
+    """[K] int8 per window: 2 inside the held-out `stretch` (validation), 1 clear of it (training), 0 for a window
+    overlapping its edge (the gap), so no moment of audio is in a training and a validation window."""
+    a, b = stretch
+    ends = starts + window_s
+    side = np.zeros(len(starts), np.int8)
+    side[(ends <= a + 1e-9) | (starts >= b - 1e-9)] = 1
+    side[(starts >= a - 1e-9) & (ends <= b + 1e-9)] = 2
+    return side
+
+
+def held_out_stretch(starts: np.ndarray, positive: np.ndarray, window_s: float, share: float,
+                     name: str, path: str) -> tuple[float, float]:
+    """The last `share` (at least one window) of a class's positive windows in its only recording, as a time
+    stretch; leaves at least one positive window clear of it for training. ConfigError when too short."""
+    pos = np.flatnonzero(positive)
+    if len(pos) < TIME_SPLIT_MIN_WINDOWS:
+        raise ConfigError(f"{name}: its only recording ({path}) has {len(pos)} window(s) of it, too few to hold "
+                          f"some out for validation: add a recording, use a longer one, or train with --val-share 0")
+    n_val = min(max(1, int(round(share * len(pos)))), len(pos) - 1)
+    stretch = (float(starts[pos[-n_val]]), float(starts[pos[-1]] + window_s))
+    if not (time_split(starts[pos], window_s, stretch) == 1).any():
+        raise ConfigError(f"{name}: its only recording ({path}) is too short to keep a training stretch and a "
+                          f"validation stretch a window apart: add a recording, or train with --val-share 0")
+    return stretch
+
+
+def split_windows(targets: list[np.ndarray], starts: list[np.ndarray], window_s: float, share: float, seed: int,
+                  classes: list[str], paths: list[str]) -> tuple[list[np.ndarray], dict[str, dict]]:
+    """Per recording, [K] int8 sides of its windows (1 training, 2 validation, 0 left out), and the stretches
+    held out in time. Recordings validate whole where a class has several (`split_by_recording`); a class left
+    without validation (one recording) has the last `share` of its windows held out, a window's gap apart."""
+    n_classes = targets[0].shape[1] if targets else 0
+    if share <= 0:
+        return [np.ones(len(t), np.int8) for t in targets], {}
+    val = split_by_recording(targets, share, seed)
+    sides = [np.full(len(t), 2 if v else 1, np.int8) for t, v in zip(targets, val)]
+    stretches: dict[str, dict] = {}
+    for c in range(n_classes):
+        if any(v and t[:, c].any() for t, v in zip(targets, val)):
+            continue  # validated by a whole recording
+        holders = [i for i, t in enumerate(targets) if t[:, c].any()]
+        if not holders:
+            continue
+        i = holders[-1]
+        a, b = held_out_stretch(starts[i], targets[i][:, c] > 0, window_s, share, classes[c], paths[i])
+        cut = time_split(starts[i], window_s, (a, b))
+        sides[i] = np.where(cut == 2, 2, np.where((cut == 0) | (sides[i] == 0), 0, sides[i])).astype(np.int8)
+        stretches[classes[c]] = {"file": paths[i], "validation_s": [a, b]}
+    return sides, stretches
 
 
 def _fit(head: Head, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, job: TrainJob) -> int:
@@ -364,16 +460,28 @@ def run_train_job(job: TrainJob, reporter: Reporter | None = None) -> TrainRepor
     weights_sha = backbone_sha256(backbone)
     cache = EmbeddingCache(streamtag_home() / "embeddings")
     classes = list(job.classes)
-    xs, ys = [], []
+    xs, ys, ts, used = [], [], [], []
     reporter.notice(f"embedding {len(job.recordings)} recordings with {backbone.spec.name} "
                     f"({job.window_s:g} s windows, {job.hop_s:g} s hop; cached in {cache.folder})")
     for rec in job.recordings:
         starts, emb = cache.embeddings(rec.path, tagger, weights_sha)
         xs.append(emb)
         ys.append(window_targets(rec, starts, tagger.window.window_s, classes, job.min_overlap))
-    val = split_by_recording(ys, job.val_share, job.seed)
-    x, y = np.concatenate([a for a, v in zip(xs, val) if not v]), np.concatenate([b for b, v in zip(ys, val) if not v])
-    xv, yv = np.concatenate([a for a, v in zip(xs, val) if v]), np.concatenate([b for b, v in zip(ys, val) if v])
+        ts.append(starts)
+        used.append(window_used(rec, starts, tagger.window.window_s, job.min_overlap))
+    keep = [u.nonzero()[0] for u in used]
+    xs, ys, ts = [a[k] for a, k in zip(xs, keep)], [b[k] for b, k in zip(ys, keep)], [t[k] for t, k in zip(ts, keep)]
+    names = [r.path for r in job.recordings]
+    missing = [c for i, c in enumerate(classes) if not any(t[:, i].any() for t in ys)]
+    if missing:
+        raise ConfigError(f"no window of {', '.join(missing)} in the recordings: check the annotations' times "
+                          "and files, or add a recording of it")
+    sides, stretches = split_windows(ys, ts, tagger.window.window_s, job.val_share, job.seed, classes, names)
+    validated = job.val_share > 0
+    x = np.concatenate([a[s == 1] for a, s in zip(xs, sides)])
+    y = np.concatenate([b[s == 1] for b, s in zip(ys, sides)])
+    xv = np.concatenate([a[s == 2] for a, s in zip(xs, sides)]) if validated else x
+    yv = np.concatenate([b[s == 2] for b, s in zip(ys, sides)]) if validated else y
     info = HeadInfo(classes=tuple(classes), backbone=backbone.spec.name, backbone_sha256=weights_sha,
                     window_s=tagger.window.window_s, hop_s=tagger.window.hop_s, embedding_dim=x.shape[1],
                     hidden=job.hidden, streamtag_version=__version__)
@@ -383,24 +491,29 @@ def run_train_job(job: TrainJob, reporter: Reporter | None = None) -> TrainRepor
     epochs = _fit(head, x, y, xv, yv, job)
     with torch.no_grad():
         scores = torch.sigmoid(head(torch.from_numpy(xv))).numpy()
-    thresholds = [choose_threshold(scores[:, c], yv[:, c], job.target_precision) for c in range(len(classes))]
+    thresholds = [choose_threshold(scores[:, c], yv[:, c], job.target_precision) if validated else 0.5
+                  for c in range(len(classes))]
     head.info = dataclasses.replace(info, thresholds=tuple(thresholds))
     saved = save_head(head, job.output)
-    names = [r.path for r in job.recordings]
+    on_val = [bool((s == 2).any()) for s in sides]
     report = TrainReport(
         head=saved.path, classes=classes, backbone=info.backbone, window_s=info.window_s, hop_s=info.hop_s,
         thresholds=dict(zip(classes, thresholds)),
-        validation={c: _metrics(scores[:, i], yv[:, i], thresholds[i]) for i, c in enumerate(classes)},
-        counts={c: {"train_recordings": int(sum(1 for t, v in zip(ys, val) if not v and t[:, i].any())),
-                    "validation_recordings": int(sum(1 for t, v in zip(ys, val) if v and t[:, i].any())),
-                    "train_windows": int(y[:, i].sum()), "validation_windows": int(yv[:, i].sum())}
+        validation={c: _metrics(scores[:, i], yv[:, i], thresholds[i]) for i, c in enumerate(classes)}
+        if validated else {},
+        counts={c: {"train_recordings": int(sum(1 for t, s in zip(ys, sides) if t[s == 1, i].any())),
+                    "validation_recordings": int(sum(1 for t, s in zip(ys, sides) if validated and t[s == 2, i].any())),
+                    "train_windows": int(y[:, i].sum()), "validation_windows": int(yv[:, i].sum()) if validated else 0}
                 for i, c in enumerate(classes)},
-        train_recordings=[n for n, v in zip(names, val) if not v],
-        validation_recordings=[n for n, v in zip(names, val) if v], epochs=epochs,
-        cache={"hits": cache.hits, "misses": cache.misses})
+        train_recordings=[n for n, s in zip(names, sides) if (s == 1).any()],
+        validation_recordings=[n for n, v in zip(names, on_val) if v and validated], epochs=epochs,
+        cache={"hits": cache.hits, "misses": cache.misses}, validated=validated,
+        threshold_rule="best F1 on validation" if validated and job.target_precision is None else
+        f"lowest reaching precision {job.target_precision} on validation" if validated else THRESHOLD_RULE,
+        time_split=stretches)
     with AtomicFile(report_path(job.output)) as out:
         out.write(json.dumps(report.as_dict(), indent=2) + "\n")
-    if job.plot:
+    if job.plot and validated:
         plot_precision_recall(job.plot, classes, scores, yv)
     return report
 
@@ -432,5 +545,6 @@ def plot_precision_recall(path: str, classes: list[str], scores: np.ndarray, tru
     save_figure(fig, path)
 
 
-__all__ = ["EmbeddingCache", "Recording", "TrainJob", "TrainReport", "choose_threshold", "find_recordings",
-           "report_path", "run_train_job", "save_head", "split_by_recording", "train_head", "window_targets"]
+__all__ = ["THRESHOLD_RULE", "EmbeddingCache", "Recording", "TrainJob", "TrainReport", "choose_threshold",
+           "find_recordings", "held_out_stretch", "report_path", "run_train_job", "save_head", "split_by_recording",
+           "split_windows", "time_split", "train_head", "window_targets", "window_used"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..audio.ffmpeg import is_url
 from ..errors import ConfigError
+from ..index.live import ExampleOptions
 
 DEFAULT_BIND = "127.0.0.1:8765"
 TOKEN_ENV = "STREAMTAG_TOKEN"
@@ -38,8 +39,13 @@ class SourceConfig:
     loop: bool = False  # a realtime file starts again at its end
     reconnect: int = 5  # network streams: attempts in a row after a drop (then the source restarts)
     buffer_s: float = 10.0
+    examples: tuple[str, ...] = ()  # query-by-example: an event when the source sounds like one of these
+    similarity: float = 0.9  # ... at this cosine similarity or more
 
     def __post_init__(self) -> None:
+        if isinstance(self.examples, (list, str)):  # TOML gives a list (or one path)
+            object.__setattr__(self, "examples", (self.examples,) if isinstance(self.examples, str)
+                               else tuple(self.examples))
         if not self.input:
             raise ConfigError("a source needs an input (a device such as pulse, a URL, or a file)")
         if not self.name:
@@ -52,6 +58,8 @@ class SourceConfig:
             raise ConfigError(f"source {self.name}: event thresholds need 0 <= off <= on <= 1")
         if self.top_k < 1 or self.reconnect < 0 or not self.buffer_s > 0:
             raise ConfigError(f"source {self.name}: top_k >= 1, reconnect >= 0 and buffer_s > 0 are needed")
+        if self.examples:
+            ExampleOptions(self.examples, self.similarity)  # checks the files and the threshold
         if self.head_mode not in ("replace", "append"):
             raise ConfigError(f"source {self.name}: head_mode is replace or append, not {self.head_mode!r}")
 

@@ -11,6 +11,7 @@ from ..audio.inputs import InputOptions, open_audio
 from ..audio.sources import AudioSource
 from ..errors import StreamtagError
 from ..models.labels import Labels
+from ..index.live import ExampleEvents, Examples
 from ..outputs.events import EventSettings
 from ..pipeline.tagger import Tagger
 from .config import SourceConfig
@@ -109,6 +110,15 @@ class SourceRunner:
             return
         hub.model = self.tagger.model_name
         self.tagger.subscribe(hub)
+        if cfg.examples:  # query-by-example: its events go where the label events go
+            try:
+                finder = ExampleEvents(Examples.from_files(self.tagger, cfg.examples), cfg.similarity,
+                                       EventSettings(min_duration_s=cfg.min_event_s), callback=hub._closed,
+                                       hop_s=cfg.hop_s, on_open=hub._opened)
+            except StreamtagError as e:
+                hub.set_state("failed", str(e))
+                return
+            self.tagger.subscribe(finder)
         failures, dropped_at = 0, None
         while not self._stop.is_set():
             try:

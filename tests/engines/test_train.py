@@ -192,18 +192,19 @@ def test_a_csv_with_a_file_column_annotates_several_recordings(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--epochs", "0"], "Invalid value for '--epochs'"),
     (["-o", "head.bin"], "the head file must end in .pt"),
-    (["--val-share", "1.5"], "validation share must be in (0, 1)"),
+    (["--val-share", "1.5"], "the validation share in [0, 1)"),
 ])
 def test_bad_training_options_are_one_line(tmp_path, trained, args, message):
     res = CliRunner().invoke(main, ["train", str(trained["data"]), "-o", str(tmp_path / "h.pt"), *args])
     assert res.exit_code != 0 and message in res.stderr and "Traceback" not in res.stderr
 
 
-def test_a_class_with_one_recording_is_refused(tmp_path):
+def test_a_class_whose_only_recording_is_too_short_to_split_says_what_to_do(tmp_path):
     (tmp_path / "d" / "doorbell").mkdir(parents=True)
     sf.write(tmp_path / "d" / "doorbell" / "a.wav", np.zeros(16000, np.float32), 16000)
-    res = CliRunner().invoke(main, ["train", str(tmp_path / "d"), "-o", str(tmp_path / "h.pt")])
-    assert res.exit_code == 1 and "doorbell has one" in res.stderr
+    res = CliRunner().invoke(main, ["train", str(tmp_path / "d"), "-o", str(tmp_path / "h.pt"), "--model", "mn04_as",
+                                    "--window", "1", "--hop", "0.5"])
+    assert res.exit_code == 1 and "doorbell: its only recording" in res.stderr and "--val-share 0" in res.stderr
 
 
 # -- the head file ---------------------------------------------------------------------------------------------
