@@ -10,6 +10,7 @@ from .common import CliReporter, exit_interrupted, fail, user_errors
 from .evaluate import evaluate
 from .listen import listen
 from .models import devices, models_cmd
+from .serve import serve
 from .tag import tag
 from .train import train
 
@@ -20,7 +21,7 @@ def main() -> None:
     """Streaming sliding-window AudioSet tagging."""
 
 
-for command in (tag, models_cmd, bench, devices, listen, train, evaluate):
+for command in (tag, models_cmd, bench, devices, listen, serve, train, evaluate):
     main.add_command(command)
 
 __all__ = ["CliReporter", "exit_interrupted", "fail", "main", "user_errors"]

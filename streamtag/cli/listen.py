@@ -6,7 +6,8 @@ import click
 from ..models.loader import LIVE_WINDOWS
 from ..outputs.recording import FORMATS
 from .common import CliReporter, exit_interrupted, user_errors
-from .options import labels_option, model_options, quiet_option, reconnect_option, target_options, window_options
+from .options import (labels_option, model_options, quiet_option, reconnect_option, serve_option, target_options,
+                      window_options)
 
 
 @click.command()
@@ -28,15 +29,17 @@ from .options import labels_option, model_options, quiet_option, reconnect_optio
 @click.option("--output", "-o", default=None, help="Output file, or - for stdout.")
 @click.option("--buffer-seconds", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Audio kept while inference catches up; older unread audio is lost (and counted).")
+@serve_option()
 @quiet_option
 def listen(input_, reconnect, model, window, hop, labels_path, target, duration, top_k, threshold, thresholds_path, fmt,
-           output, buffer_seconds, quiet) -> None:
+           output, buffer_seconds, serve, quiet) -> None:
     """Tag what an input device (or a network stream) hears, live. Ctrl-C stops cleanly and flushes outputs."""
     from ..engines.live import ListenJob, run_listen
     with user_errors():
         job = ListenJob.create(input=input_, model=model, window=window, hop=hop, target=target, labels=labels_path,
                                duration=duration, top_k=top_k, threshold=threshold, thresholds=thresholds_path,
-                               format=fmt, output=output, buffer_seconds=buffer_seconds, reconnect=reconnect)
+                               format=fmt, output=output, buffer_seconds=buffer_seconds, reconnect=reconnect,
+                               serve=serve)
         summary = run_listen(job, CliReporter(quiet))
     stats = summary.stats
     if stats.lost_samples or stats.device_overflows:

@@ -90,6 +90,24 @@ def target_options(precision: bool = True) -> Decorator:
     return option_group("target", build, options)
 
 
+TOKEN = (("--token",), dict(default=None, envvar="STREAMTAG_TOKEN", show_envvar=True, help=(
+    "Token every HTTP request and WebSocket must carry (Bearer, ?token= or the page's cookie); required to bind "
+    "anything but loopback.")))
+
+
+def serve_option(flag: str = "--serve") -> Decorator:
+    """`flag` HOST:PORT and --token -> `serve: NetworkOptions | None` (None without `flag`): the dashboard and the
+    network API for a command's source (streamtag[serve])."""
+    def build(bind: str | None, token: str | None):
+        from ..server.config import NetworkOptions  # no aiohttp
+        return None if bind is None else NetworkOptions.parse(bind, token)
+    return option_group("serve", build, [
+        ((flag, "bind"), dict(default=None, metavar="HOST:PORT", help=(
+            "Also serve the dashboard and the network API (as `streamtag serve`) on HOST:PORT, e.g. "
+            "127.0.0.1:8765."))),
+        TOKEN])
+
+
 labels_option = click.option("--labels", "labels_path", type=click.Path(), default=None,
                              help="AudioSet class_labels_indices.csv.")
 RECONNECT = (("--reconnect",), dict(
@@ -99,5 +117,5 @@ reconnect_option = click.option(*RECONNECT[0], **RECONNECT[1])
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress line, summaries or notices.")
 
 
-__all__ = ["RECONNECT", "labels_option", "model_options", "option_group", "quiet_option", "reconnect_option", "target_options",
+__all__ = ["RECONNECT", "labels_option", "model_options", "serve_option", "TOKEN", "option_group", "quiet_option", "reconnect_option", "target_options",
            "window_options"]

@@ -18,6 +18,7 @@ from ..outputs import LiveView, NpzSink, TagFilter, open_text
 from ..outputs.recording import choose_formats, text_sink
 from ..outputs.thresholds import given_thresholds
 from ..pipeline.result import TaggerStats
+from ..server.config import NetworkOptions, default_name, require_serve
 from .job import Reporter, SilentReporter, build_tagger, head_thresholds
 from .signals import exit_code
 
@@ -40,6 +41,7 @@ class ListenJob:
     output: str | None = None  # None or "-": stdout
     buffer_s: float = 10.0  # audio kept while inference catches up; older unread audio is lost (counted)
     reconnect: int = 5  # network streams: reconnect attempts in a row after a drop
+    serve: NetworkOptions | None = None  # also serve the dashboard and the network API there
 
     @classmethod
     def create(cls, *, input: int | str | None = None, model: ModelChoice = ModelChoice(),
@@ -47,7 +49,7 @@ class ListenJob:
                labels: str | os.PathLike | None = None, duration: float | None = None, top_k: int = 5,
                threshold: float | str | None = None, thresholds: str | os.PathLike | None = None,
                format: str | None = None, output: str | None = None, buffer_seconds: float = 10.0,
-               reconnect: int = 5) -> "ListenJob":
+               reconnect: int = 5, serve: NetworkOptions | None = None) -> "ListenJob":
         """A job from its parts as a user gives them; ConfigError if any is wrong. window/hop default to the
         head's (with a head), else 1 s / 0.5 s."""
         fmt = choose_formats((format,) if format else (), output)[0]
@@ -61,6 +63,8 @@ class ListenJob:
             raise ConfigError(f"the buffer must be positive, got {buffer_seconds} s")
         if reconnect < 0:
             raise ConfigError(f"reconnect takes 0 or more attempts, got {reconnect}")
+        if serve is not None:
+            require_serve()
         if input is not None and (is_url(str(input)) or input == STDIN) and not ffmpeg_available():
             raise ConfigError(f"network and piped inputs are read with FFmpeg: {EXTRA}")
         info = model.head_info()
@@ -75,7 +79,7 @@ class ListenJob:
         tags = TagFilter(top_k, given.default or 0.0, None, given.per_class_windows())
         return cls(labels=label_set, input=input, model=model, window_s=float(window), hop_s=float(hop),
                    target=target, duration_s=duration, tags=tags, format=fmt, output=output, buffer_s=buffer_seconds,
-                   reconnect=reconnect)
+                   reconnect=reconnect, serve=serve)
 
     def open_input(self):
         """The live source: the input device, a network stream (a URL of known length is read like a file), or
@@ -129,6 +133,12 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
         else:
             sink = text_sink(job.format, out, title, job.tags, header=True, utc=True)
     latencies: list[float] = []
+    server = None
+    if job.serve is not None:  # the dashboard and the API for this one source, subscribed before the run starts
+        from ..server.app import Server
+        kind = "device" if isinstance(source, MicrophoneSource) else "network"
+        server = Server.attached(tagger, job.serve, default_name(str(name)), kind, str(name)).start()
+        reporter.notice(f"serving the dashboard and the network API on {server.url}/")
     tagger.subscribe(sink)
     tagger.subscribe(lambda r: latencies.append(r.latency_s) if r.latency_s is not None else None)
     interrupted, code = False, 0
@@ -150,6 +160,8 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
         error = e
     finally:
         tagger.stop(wait=10.0)
+        if server is not None:
+            server.stop()
         sink.close()
         if own is not None:
             own.commit()

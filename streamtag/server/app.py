@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -21,9 +22,12 @@ from aiohttp import WSMsgType, web
 
 from ..errors import ConfigError
 from ..models.labels import load_labels
-from .config import API_VERSION, ServeConfig
+from ..models.labels import Labels
+from ..outputs.events import EventSettings
+from ..pipeline.tagger import Tagger
+from .config import API_VERSION, NetworkOptions, ServeConfig
 from .hub import MEL_BANDS, Message, SourceHub, event_dict  # noqa: F401 - event_dict re-exported for the client
-from .runner import ModelPool, SourceRunner
+from .runner import AttachedSource, ModelPool, SourceRunner
 
 log = logging.getLogger("streamtag.server")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -110,13 +114,26 @@ class Server:
     all. `url` is where it listens (with port 0 the port is chosen at start)."""
 
     def __init__(self, config: ServeConfig) -> None:
-        self.config = config
-        self.labels = load_labels(config.labels)
-        self.pool = ModelPool(self.labels, config.device)
-        self.runners = {s.name: SourceRunner(s, self.pool, self._post) for s in config.sources}
+        labels = load_labels(config.labels)
+        pool = ModelPool(labels, config.target)
+        self._setup(config.network, labels, pool)
+        self.runners = {s.name: SourceRunner(s, pool, self._post) for s in config.sources}
+
+    @classmethod
+    def attached(cls, tagger: Tagger, network: NetworkOptions, name: str, kind: str, input: str,
+                 events: EventSettings = EventSettings()) -> Server:
+        """A server for one pipeline its caller runs (`listen --serve`): `start()` before the Tagger starts."""
+        server = cls.__new__(cls)
+        server._setup(network, tagger.labels, None)
+        server.runners = {name: AttachedSource(tagger, name, kind, input, server._post, events)}
+        return server
+
+    def _setup(self, network: NetworkOptions, labels: Labels, pool: ModelPool | None) -> None:
+        self.network, self.labels, self.pool = network, labels, pool
+        self.runners: dict[str, SourceRunner | AttachedSource] = {}
         self.clients: set[Client] = set()
         self.dropped = Counter()  # reason -> clients dropped
-        self.port = config.port
+        self.port = network.port
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -127,7 +144,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        host = self.config.host
+        host = self.network.host
         return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -174,7 +191,7 @@ class Server:
             self.loop.run_until_complete(self._main())
         except BaseException as e:  # noqa: BLE001 - reaches start()
             self._error = e if isinstance(e, ConfigError) else ConfigError(
-                f"cannot serve on {self.config.host}:{self.config.port}: {getattr(e, 'strerror', None) or e}")
+                f"cannot serve on {self.network.host}:{self.network.port}: {getattr(e, 'strerror', None) or e}")
             self._ready.set()
         finally:
             self.loop.close()
@@ -184,7 +201,7 @@ class Server:
         app = self.app()
         self._site_runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._site_runner.setup()
-        site = web.TCPSite(self._site_runner, self.config.host, self.config.port, reuse_address=True)
+        site = web.TCPSite(self._site_runner, self.network.host, self.network.port, reuse_address=True)
         await site.start()
         sockets = site._server.sockets if site._server is not None else []
         if sockets:
@@ -305,7 +322,7 @@ class Server:
     @web.middleware
     async def _auth(self, request: web.Request, handler):
         """With a token: every request carries it (Authorization: Bearer, ?token= or the cookie the page sets)."""
-        token = self.config.token
+        token = self.network.token
         if token is None:
             return await handler(request)
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() \
@@ -321,7 +338,7 @@ class Server:
         origin = request.headers.get("Origin")
         if origin is None:
             return True  # not a browser: the token (when required) is the check
-        if origin in self.config.allowed_origins:
+        if origin in self.network.allowed_origins:
             return True
         parts = urlsplit(origin)
         return parts.scheme in ("http", "https") and parts.netloc == request.host
@@ -357,7 +374,7 @@ class Server:
             "version": API_VERSION, "uptime_s": round(time.time() - self.started, 1),
             "sources": [r.status() for r in self.runners.values()],
             "clients": {"connected": len(self.clients), "dropped": dict(self.dropped)},
-            "models_loaded": self.pool.loaded, "max_rss_mb": round(rss_mb, 1)})
+            "models_loaded": self.pool.loaded if self.pool is not None else 1, "max_rss_mb": round(rss_mb, 1)})
 
     def _hello(self) -> dict:
         return {"type": "hello", "version": API_VERSION, "sources": self._sources(),
@@ -365,7 +382,7 @@ class Server:
                 "mel_bands": MEL_BANDS}
 
     def _client_from_query(self, kind: str, q) -> Client:
-        c = Client(kind, self.config.client_queue)
+        c = Client(kind, self.network.client_queue)
         msg: dict = {}
         if "sources" in q:
             msg["sources"] = [s for s in q["sources"].split(",") if s]
@@ -486,10 +503,13 @@ def _plain(o):
     raise TypeError(type(o).__name__)
 
 
-def serve(config: ServeConfig) -> None:
-    """Run a server until Ctrl-C."""
+def serve(config: ServeConfig, notice: Callable[[str], None] | None = None) -> None:
+    """Run a server until Ctrl-C (or SIGTERM); `notice` hears where it listens and what it tags."""
     server = Server(config).start()
     try:
+        if notice is not None:
+            notice(f"serving {len(config.sources)} source(s) on {server.url}/ (API v{API_VERSION}): "
+                   + ", ".join(f"{s.name} ({s.kind} {s.input})" for s in config.sources))
         server.wait()
     finally:
         server.stop()

@@ -11,6 +11,7 @@ from ..audio.inputs import InputOptions, open_audio
 from ..audio.sources import AudioSource
 from ..errors import StreamtagError
 from ..models.labels import Labels
+from ..models.loader import RunTarget
 from ..outputs.events import EventSettings
 from ..pipeline.tagger import Tagger
 from .config import SourceConfig
@@ -33,11 +34,11 @@ def open_input(cfg: SourceConfig) -> AudioSource:
 
 
 class ModelPool:
-    """One loaded model per (model, weights, window, hop, head): later sources get a `Tagger` of their own built on
-    the first one's loaded model (an export or a torch model is safe to call from several streams at once)."""
+    """One loaded model per (model choice, window, hop): later sources get a `Tagger` of their own built on the first
+    one's loaded model (an export or a torch model is safe to call from several streams at once)."""
 
-    def __init__(self, labels: Labels, device: str) -> None:
-        self.labels, self.device = labels, device
+    def __init__(self, labels: Labels, target: RunTarget = RunTarget()) -> None:
+        self.labels, self.target = labels, target
         self._taggers: dict[tuple, Tagger] = {}
         self._lock = threading.Lock()
 
@@ -49,9 +50,8 @@ class ModelPool:
         with self._lock:
             first = self._taggers.get(cfg.model_key)
             if first is None:
-                first = Tagger(cfg.model, cfg.window_s, cfg.hop_s, device=self.device, weights=cfg.weights,
-                               labels=self.labels, ring_seconds=cfg.buffer_s, head=cfg.head,
-                               head_mode=cfg.head_mode)
+                first = Tagger(cfg.model, cfg.window_s, cfg.hop_s, labels=self.labels, target=self.target,
+                               ring_seconds=cfg.buffer_s)
                 first.warm_up()
                 self._taggers[cfg.model_key] = first
                 return first
@@ -66,9 +66,8 @@ class SourceRunner:
     def __init__(self, cfg: SourceConfig, pool: ModelPool, post: Callable[[Message], None]) -> None:
         self.cfg, self.pool = cfg, pool
         self.tagger: Tagger | None = None
-        self.hub = SourceHub(cfg.name, cfg.kind, cfg.input, pool.labels, post,
-                             EventSettings(on=cfg.on, off=cfg.off, min_duration_s=cfg.min_event_s),
-                             cfg.hop_s, cfg.window_s, cfg.model or "default")
+        self.hub = SourceHub(cfg.name, cfg.kind, cfg.input, pool.labels, post, cfg.events, cfg.hop_s, cfg.window_s,
+                             cfg.model.describe() or "default")
         self._stop = threading.Event()
         self._source: AudioSource | None = None
         self._thread = threading.Thread(target=self._run, name=f"streamtag-serve-{cfg.name}", daemon=True)
@@ -107,7 +106,7 @@ class SourceRunner:
             log.exception("source %s: the model could not be loaded", cfg.name)
             hub.set_state("failed", f"{type(e).__name__}: {e}")
             return
-        hub.model = self.tagger.model_name
+        hub.model, hub.labels = self.tagger.model_name, self.tagger.labels
         self.tagger.subscribe(hub)
         failures, dropped_at = 0, None
         while not self._stop.is_set():
@@ -154,3 +153,35 @@ class SourceRunner:
             if self._stop.wait(RESTART_BACKOFF_S[0]):
                 break
         hub.set_state("stopped")
+
+
+class AttachedSource:
+    """A source whose pipeline someone else runs (`listen --serve`): the hub subscribes to that `Tagger` while the
+    server runs, and follows its run's health."""
+
+    def __init__(self, tagger: Tagger, name: str, kind: str, input: str, post: Callable[[Message], None],
+                 events: EventSettings) -> None:
+        self.tagger = tagger
+        spec = tagger.window
+        self.hub = SourceHub(name, kind, input, tagger.labels, post, events, spec.hop_s, spec.window_s,
+                             tagger.model_name)
+        self._subscription = None
+
+    def start(self) -> None:
+        """Subscribe the hub (before the Tagger starts, so that it sees every window)."""
+        spec = self.tagger.window
+        self.hub.begin_run(self.tagger.sample_rate, spec.window, spec.hop)
+        self._subscription = self.tagger.subscribe(self.hub)
+
+    def stop(self) -> None:
+        if self._subscription is not None:
+            self._subscription.unsubscribe()
+            self._subscription = None
+            self.hub.end_run(self.tagger.stats, self.tagger.stats.audio_s)
+            self.hub.set_state("stopped")
+
+    def join(self, timeout: float | None = None) -> None:
+        """Nothing to wait for: the pipeline is its owner's."""
+
+    def status(self) -> dict:
+        return self.hub.status(self.tagger.stats if self.hub.state == "running" else None)
