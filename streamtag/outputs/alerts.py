@@ -20,7 +20,7 @@ from typing import Any, Iterable
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
-from .monitor import Detection, EventStart
+from .detection import Detection, EventStart
 
 log = logging.getLogger("streamtag")
 DEFAULT_QUEUE = 256  # messages waiting per destination

@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import ConfigError
-from .monitor import Detection
+from .detection import Detection
 from .sinks import utc_text
 
 DEFAULT_BUFFER_S = 300.0  # audio kept for clips: the longest clip, plus how far the source runs ahead

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..errors import OutputError
-from .monitor import Detection
+from .detection import Detection
 
 SCHEMA_VERSION = 2
 
@@ -177,6 +177,11 @@ class DetectionStore:
         self._write("UPDATE runs SET ended_utc = ?, windows = ?, lost_samples = ?, dropped_alerts = ? WHERE id = ?",
                     (iso_utc(ended or datetime.now(timezone.utc)), windows, lost_samples, dropped_alerts,
                      self.run_id))
+
+    def add_dropped_alerts(self, n: int) -> None:
+        """Alerts dropped after the current run's end was recorded (left in a queue at close) join its count."""
+        if self.run_id is not None and n:
+            self._write("UPDATE runs SET dropped_alerts = dropped_alerts + ? WHERE id = ?", (n, self.run_id))
 
     def close(self) -> None:
         with self._lock:
