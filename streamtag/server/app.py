@@ -21,11 +21,11 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from ..errors import ConfigError
-from ..models.labels import load_labels
-from ..models.labels import Labels
+from ..models.labels import Labels, load_labels
 from ..outputs.events import EventSettings
 from ..pipeline.tagger import Tagger
 from .config import API_VERSION, NetworkOptions, ServeConfig
+from .detections import Detections, Query
 from .hub import MEL_BANDS, Message, SourceHub, event_dict  # noqa: F401 - event_dict re-exported for the client
 from .runner import AttachedSource, ModelPool, SourceRunner
 
@@ -118,6 +118,7 @@ class Server:
         pool = ModelPool(labels, config.target)
         self._setup(config.network, labels, pool)
         self.runners = {s.name: SourceRunner(s, pool, self._post) for s in config.sources}
+        self.detections = Detections(config.sources)
 
     @classmethod
     def attached(cls, tagger: Tagger, network: NetworkOptions, name: str, kind: str, input: str,
@@ -126,6 +127,7 @@ class Server:
         server = cls.__new__(cls)
         server._setup(network, tagger.labels, None)
         server.runners = {name: AttachedSource(tagger, name, kind, input, server._post, events)}
+        server.detections = Detections(())
         return server
 
     def _setup(self, network: NetworkOptions, labels: Labels, pool: ModelPool | None) -> None:
@@ -172,6 +174,7 @@ class Server:
             self.loop.call_soon_threadsafe(self._stopping.set)
         if self._thread is not None:
             self._thread.join(15)
+        self.detections.close()
 
     def wait(self) -> None:
         """Block until stopped (Ctrl-C in the caller stops it)."""
@@ -302,6 +305,8 @@ class Server:
         app.router.add_get("/api", self._api_index)
         app.router.add_get("/api/sources", self._api_sources)
         app.router.add_get("/api/status", self._api_status)
+        app.router.add_get("/api/detections", self._api_detections)
+        app.router.add_get(r"/api/clips/{id:\d{1,18}}", self._api_clip)
         return app
 
     @web.middleware
@@ -355,8 +360,30 @@ class Server:
         return web.FileResponse(path, headers=_NO_SNIFF)
 
     async def _api_index(self, request: web.Request) -> web.Response:
-        return web.json_response({"version": API_VERSION, "endpoints": ["/ws", "/events", "/api/sources",
-                                                                         "/api/status"]})
+        endpoints = ["/ws", "/events", "/api/sources", "/api/status"]
+        if self.detections.configured:
+            endpoints += ["/api/detections", "/api/clips/{id}"]
+        return web.json_response({"version": API_VERSION, "endpoints": endpoints})
+
+    async def _api_detections(self, request: web.Request) -> web.Response:
+        """Stored events (the sources' `store`): ?label=&since=&until=&source=&limit= (the latest, oldest first)."""
+        if not self.detections.configured:
+            raise web.HTTPNotFound(reason="no source stores its events (store = FILE in the config)")
+        try:
+            q = Query.from_params(request.query)
+            events = await asyncio.get_running_loop().run_in_executor(None, self.detections.events, q)
+        except ConfigError as e:
+            raise web.HTTPBadRequest(reason=str(e))
+        return web.json_response({"version": API_VERSION, "events": events})
+
+    async def _api_clip(self, request: web.Request) -> web.StreamResponse:
+        """A stored event's FLAC clip, only from its source's clips folder (404 for anything else)."""
+        event_id = int(request.match_info["id"])
+        source = request.query.get("source") or None
+        path = await asyncio.get_running_loop().run_in_executor(None, self.detections.clip, event_id, source)
+        if path is None:
+            raise web.HTTPNotFound(reason="no such clip")
+        return web.FileResponse(path, headers={**_NO_SNIFF, "Content-Type": "audio/flac"})
 
     def _sources(self) -> list[dict]:
         out = []

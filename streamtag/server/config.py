@@ -14,6 +14,7 @@ from ..audio.ffmpeg import is_url
 from ..errors import ConfigError, DependencyError
 from ..models.loader import LIVE_WINDOWS, ModelChoice, RunTarget
 from ..outputs.events import EventSettings
+from ..outputs.monitor import MonitorOptions
 
 DEFAULT_BIND = "127.0.0.1:8765"
 TOKEN_ENV = "STREAMTAG_TOKEN"
@@ -39,6 +40,7 @@ class SourceConfig:
     loop: bool = False  # a realtime file starts again at its end
     reconnect: int = 5  # network streams: attempts in a row after a drop (then the source restarts)
     buffer_s: float = 10.0
+    monitor: MonitorOptions = MonitorOptions()  # detections database, clips, alerts, privacy, SNR floor
 
     def __post_init__(self) -> None:
         if not self.input:
@@ -47,6 +49,8 @@ class SourceConfig:
             object.__setattr__(self, "name", default_name(self.input))
         if not NAME.match(self.name):
             raise ConfigError(f"source name {self.name!r}: use 1-64 letters, digits, '.', '_' or '-'")
+        if not isinstance(self.monitor, MonitorOptions):
+            raise ConfigError(f"source {self.name}: monitor is a MonitorOptions")
         if not isinstance(self.model, ModelChoice):
             raise ConfigError(f"source {self.name}: model is a ModelChoice (ModelChoice.parse(name, weights, head))")
         if self.window_s is None or self.hop_s is None:
@@ -181,9 +185,12 @@ class ServeConfig:
 
 
 MODEL_KEYS = ("model", "weights", "head", "head_mode")
-SOURCE_KEYS = ({f.name for f in fields(SourceConfig)} - {"model", "window_s", "hop_s"}) | set(MODEL_KEYS) \
-    | {"window", "hop"}
-PATH_KEYS = ("weights", "head")  # relative to the config file
+MONITOR_KEYS = {"store": "store", "clips": "clips", "clip_padding": "clip_padding_s", "clips_max_gb": "clips_max_gb",
+                "alerts": "alerts", "alert_labels": "alert_labels", "alert_cooldown": "alert_cooldown_s",
+                "privacy": "privacy", "min_snr": "min_snr_db"}  # TOML key -> MonitorOptions field
+SOURCE_KEYS = ({f.name for f in fields(SourceConfig)} - {"model", "window_s", "hop_s", "monitor"}) \
+    | set(MODEL_KEYS) | set(MONITOR_KEYS) | {"window", "hop"}
+PATH_KEYS = ("weights", "head", "store", "clips")  # relative to the config file
 SERVER_KEYS = {"bind", "token", "allowed_origins", "client_queue", "labels", "device", "runtime"}
 NAMED = re.compile(r"^([A-Za-z0-9_.-]{1,64})=(.+)$")
 
@@ -204,8 +211,12 @@ def source_from_dict(d: dict, defaults: dict, model: ModelChoice | None = None) 
     if unknown:
         raise ConfigError(f"unknown source key(s) in the config: {', '.join(sorted(unknown))}")
     named = {k: merged.pop(k) for k in MODEL_KEYS if k in merged}
+    monitor = {MONITOR_KEYS[k]: merged.pop(k) for k in list(merged) if k in MONITOR_KEYS}
+    if isinstance(monitor.get("alert_labels"), list):
+        monitor["alert_labels"] = tuple(monitor["alert_labels"])
     where = d.get("name") or d.get("input")
     try:
+        merged["monitor"] = MonitorOptions(**monitor)
         choice = ModelChoice.parse(named.get("model"), named.get("weights"), named.get("head"),
                                    named.get("head_mode", "replace")) if named else model or ModelChoice()
         return SourceConfig(model=choice, window_s=merged.pop("window", None), hop_s=merged.pop("hop", None),

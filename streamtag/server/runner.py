@@ -13,6 +13,7 @@ from ..errors import StreamtagError
 from ..models.labels import Labels
 from ..models.loader import RunTarget
 from ..outputs.events import EventSettings
+from ..outputs.monitor import Monitoring, model_weights_sha256
 from ..pipeline.tagger import Tagger
 from .config import SourceConfig
 from .hub import Message, SourceHub
@@ -99,6 +100,7 @@ class SourceRunner:
         hub, cfg = self.hub, self.cfg
         try:
             self.tagger = self.pool.tagger(cfg)
+            monitoring = self._monitoring(self.tagger)
         except StreamtagError as e:
             hub.set_state("failed", str(e))
             return
@@ -107,7 +109,30 @@ class SourceRunner:
             hub.set_state("failed", f"{type(e).__name__}: {e}")
             return
         hub.model, hub.labels = self.tagger.model_name, self.tagger.labels
-        self.tagger.subscribe(hub)
+        try:
+            self._runs(monitoring)
+        finally:
+            if monitoring is not None:
+                monitoring.close()
+        hub.set_state(hub.state if hub.state in ("ended", "failed") else "stopped")
+
+    def _monitoring(self, tagger: Tagger) -> Monitoring | None:
+        """The source's detections database, clips, alerts and privacy gate (None when it asks for none)."""
+        o = self.cfg.monitor
+        if not o.enabled:
+            return None
+        spec = tagger.window
+        monitoring = o.open(tagger.labels, model=tagger.model_name, weights_sha256=model_weights_sha256(tagger.model),
+                            settings={"source": self.cfg.input, "window_s": spec.window_s, "hop_s": spec.hop_s,
+                                      "command": "serve"})
+        self.hub.privacy = monitoring.privacy_gate()
+        if o.store is not None and o.clips is not None:
+            self.hub.clip_url = "/api/clips/{id}?source=" + self.cfg.name
+        return monitoring
+
+    def _runs(self, monitoring: Monitoring | None) -> None:
+        hub, cfg, tagger = self.hub, self.cfg, self.tagger
+        assert tagger is not None
         failures, dropped_at = 0, None
         while not self._stop.is_set():
             try:
@@ -124,11 +149,15 @@ class SourceRunner:
                 hub.lost_gap_s += time.monotonic() - dropped_at
                 hub.reconnects += 1
             dropped_at, error = None, None
-            spec = self.tagger.window
-            hub.begin_run(self.tagger.sample_rate, spec.window, spec.hop)
+            spec = tagger.window
+            hub.begin_run(tagger.sample_rate, spec.window, spec.hop)
+            monitor = None if monitoring is None else monitoring.monitor(cfg.name, cfg.events, hop_s=spec.hop_s,
+                                                                         on_detection=hub.detected)
+            # the monitor sees each window before the hub, so that the hub's close message can name the stored event
+            subscriptions = [tagger.subscribe(m) for m in (monitor, hub) if m is not None]
             try:
-                self.tagger.start(self._source)
-                while not self.tagger.join(timeout=0.5):
+                tagger.start(self._source)
+                while not tagger.join(timeout=0.5):
                     if self._stop.is_set():
                         break
             except StreamtagError as e:
@@ -137,9 +166,14 @@ class SourceRunner:
                 log.exception("source %s failed", cfg.name)
                 error = f"{type(e).__name__}: {e}"
             finally:
-                self.tagger.stop(wait=10.0)
+                tagger.stop(wait=10.0)
+                for sub in subscriptions:
+                    sub.unsubscribe()
+                end_s = tagger.stats.audio_s if error is None else None
+                if monitor is not None:
+                    monitor.close(end_s)
                 hub.stream_reconnects += getattr(self._source, "reconnects", 0)
-                hub.end_run(self.tagger.stats, self.tagger.stats.audio_s if error is None else None)
+                hub.end_run(tagger.stats, end_s)
             if self._stop.is_set():
                 break
             if error is None and (cfg.kind == "file" or cfg.kind == "network"):
@@ -152,7 +186,6 @@ class SourceRunner:
             hub.set_state("reconnecting", error or "the input ended")
             if self._stop.wait(RESTART_BACKOFF_S[0]):
                 break
-        hub.set_state("stopped")
 
 
 class AttachedSource:

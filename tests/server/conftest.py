@@ -5,11 +5,10 @@ import contextlib
 
 import pytest
 
-from streamtag.server.app import Server
 from streamtag.models.loader import ModelChoice, RunTarget
+from streamtag.server.app import Server
 from streamtag.server.config import NetworkOptions, ServeConfig, SourceConfig
 from tests.helpers import LABELS_CSV, MN04_WEIGHTS
-
 
 MN04 = ModelChoice.parse("mn04_as", MN04_WEIGHTS)
 CPU = RunTarget(device="cpu")
