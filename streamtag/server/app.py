@@ -32,6 +32,7 @@ from .runner import AttachedSource, ModelPool, SourceRunner
 log = logging.getLogger("streamtag.server")
 STATIC = Path(__file__).resolve().parent / "static"
 STATUS_EVERY_S = 1.0
+DRAIN_S = 2.0  # at stop, time the clients get to take what is queued for them
 COOKIE = "streamtag_token"
 SCORE_MODES = ("top", "full", "none")
 
@@ -213,6 +214,9 @@ class Server:
         ticker = asyncio.ensure_future(self._status_ticker())
         await self._stopping.wait()
         ticker.cancel()
+        deadline = time.monotonic() + DRAIN_S  # the sources' last windows and states reach the clients
+        while any(not c.queue.empty() for c in self.clients) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         for c in list(self.clients):
             self._drop(c, None)
         await self._site_runner.cleanup()

@@ -192,7 +192,7 @@ SOURCE_KEYS = ({f.name for f in fields(SourceConfig)} - {"model", "window_s", "h
     | set(MODEL_KEYS) | set(MONITOR_KEYS) | {"window", "hop"}
 PATH_KEYS = ("weights", "head", "store", "clips")  # relative to the config file
 SERVER_KEYS = {"bind", "token", "allowed_origins", "client_queue", "labels", "device", "runtime"}
-NAMED = re.compile(r"^([A-Za-z0-9_.-]{1,64})=(.+)$")
+NAMED = re.compile(r"^([^=/:\\]+)=(.+)$")  # NAME=INPUT (a file whose name has "=": ./a=b.wav)
 
 
 def parse_source(text: str, **kw) -> SourceConfig:
