@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,9 +19,13 @@ from ..outputs import LiveView, NpzSink, TagFilter, open_text
 from ..outputs.recording import choose_formats, text_sink
 from ..outputs.thresholds import given_thresholds
 from ..pipeline.result import TaggerStats
+from ..pipeline.tagger import Tagger
 from ..server.config import NetworkOptions, default_name, require_serve
 from .job import Reporter, SilentReporter, build_tagger, head_thresholds
 from .signals import exit_code
+
+if TYPE_CHECKING:
+    from ..server.app import Server
 
 STDIN = "-"
 
@@ -120,25 +125,25 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
     reporter = reporter or SilentReporter()
     tagger = build_tagger(job.model, job.labels, reporter, job.target, window=job.window_s, hop=job.hop_s,
                           ring_seconds=job.buffer_s)
-    source = job.open_input()
-    name = source.device["name"] if isinstance(source, MicrophoneSource) else source.path
-    title = f"{name} -> {tagger.model_name}"
-    own = None
-    if job.format == "npz":
-        sink = NpzSink(job.output, tagger.labels, source=title, hop_s=tagger.window.hop_s)
-    else:
-        out, own = open_text(job.output or "-")
-        if job.format == "text" and out is sys.stdout and sys.stdout.isatty():
-            sink = LiveView(out, job.tags, title)
+    server = _serve(job, tagger, reporter)  # before the input opens: a piped input waits for its first bytes
+    try:
+        source = job.open_input()
+        name = source.device["name"] if isinstance(source, MicrophoneSource) else source.path
+        title = f"{name} -> {tagger.model_name}"
+        own = None
+        if job.format == "npz":
+            sink = NpzSink(job.output, tagger.labels, source=title, hop_s=tagger.window.hop_s)
         else:
-            sink = text_sink(job.format, out, title, job.tags, header=True, utc=True)
+            out, own = open_text(job.output or "-")
+            if job.format == "text" and out is sys.stdout and sys.stdout.isatty():
+                sink = LiveView(out, job.tags, title)
+            else:
+                sink = text_sink(job.format, out, title, job.tags, header=True, utc=True)
+    except BaseException:
+        if server is not None:
+            server.stop()
+        raise
     latencies: list[float] = []
-    server = None
-    if job.serve is not None:  # the dashboard and the API for this one source, subscribed before the run starts
-        from ..server.app import Server
-        kind = "device" if isinstance(source, MicrophoneSource) else "network"
-        server = Server.attached(tagger, job.serve, default_name(str(name)), kind, str(name)).start()
-        reporter.notice(f"serving the dashboard and the network API on {server.url}/")
     tagger.subscribe(sink)
     tagger.subscribe(lambda r: latencies.append(r.latency_s) if r.latency_s is not None else None)
     interrupted, code = False, 0
@@ -169,4 +174,17 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
     if error is not None:
         raise error
     return summary
+
+
+def _serve(job: ListenJob, tagger: Tagger, reporter: Reporter) -> "Server | None":
+    """The dashboard and the network API for listen's one source (`--serve`), its hub subscribed before the run."""
+    if job.serve is None:
+        return None
+    from ..server.app import Server
+    inp = "default" if job.input is None else str(job.input)
+    kind = "pipe" if inp == STDIN else "network" if is_url(inp) else "device"
+    name = "stdin" if inp == STDIN else default_name(inp)
+    server = Server.attached(tagger, job.serve, name, kind, inp).start()
+    reporter.notice(f"serving the dashboard and the network API on {server.url}/")
+    return server
 
