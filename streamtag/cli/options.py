@@ -117,5 +117,5 @@ reconnect_option = click.option(*RECONNECT[0], **RECONNECT[1])
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress line, summaries or notices.")
 
 
-__all__ = ["RECONNECT", "labels_option", "model_options", "serve_option", "TOKEN", "option_group", "quiet_option", "reconnect_option", "target_options",
-           "window_options"]
+__all__ = ["RECONNECT", "TOKEN", "labels_option", "model_options", "option_group", "quiet_option",
+           "reconnect_option", "serve_option", "target_options", "window_options"]

@@ -114,6 +114,8 @@ class Server:
     """`streamtag serve` from Python: `start()` binds and starts every source (returns once bound), `stop()` ends
     all. `url` is where it listens (with port 0 the port is chosen at start)."""
 
+    runners: dict[str, SourceRunner | AttachedSource]
+
     def __init__(self, config: ServeConfig) -> None:
         labels = load_labels(config.labels)
         pool = ModelPool(labels, config.target)
@@ -133,7 +135,7 @@ class Server:
 
     def _setup(self, network: NetworkOptions, labels: Labels, pool: ModelPool | None) -> None:
         self.network, self.labels, self.pool = network, labels, pool
-        self.runners: dict[str, SourceRunner | AttachedSource] = {}
+        self.runners = {}
         self.clients: set[Client] = set()
         self.dropped = Counter()  # reason -> clients dropped
         self.port = network.port

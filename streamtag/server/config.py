@@ -53,11 +53,12 @@ class SourceConfig:
             raise ConfigError(f"source {self.name}: monitor is a MonitorOptions")
         if not isinstance(self.model, ModelChoice):
             raise ConfigError(f"source {self.name}: model is a ModelChoice (ModelChoice.parse(name, weights, head))")
-        if self.window_s is None or self.hop_s is None:
-            window, hop = self.model.windows(self.window_s, self.hop_s, LIVE_WINDOWS)
+        window, hop = self.window_s, self.hop_s
+        if window is None or hop is None:
+            window, hop = self.model.windows(window, hop, LIVE_WINDOWS)
             object.__setattr__(self, "window_s", float(window))
             object.__setattr__(self, "hop_s", float(hop))
-        if not (0 < self.hop_s and 0 < self.window_s):
+        if not (0 < hop and 0 < window):
             raise ConfigError(f"source {self.name}: window and hop must be positive")
         if not 0 <= self.off <= self.on <= 1:
             raise ConfigError(f"source {self.name}: event thresholds need 0 <= off <= on <= 1")

@@ -14,6 +14,7 @@ from ..models.labels import Labels
 from ..models.loader import RunTarget
 from ..outputs.events import EventSettings
 from ..outputs.monitor import Monitoring, model_weights_sha256
+from ..pipeline.dispatcher import Subscription
 from ..pipeline.tagger import Tagger
 from .config import SourceConfig
 from .hub import Message, SourceHub
@@ -67,6 +68,7 @@ class SourceRunner:
     def __init__(self, cfg: SourceConfig, pool: ModelPool, post: Callable[[Message], None]) -> None:
         self.cfg, self.pool = cfg, pool
         self.tagger: Tagger | None = None
+        assert cfg.window_s is not None and cfg.hop_s is not None  # resolved by SourceConfig
         self.hub = SourceHub(cfg.name, cfg.kind, cfg.input, pool.labels, post, cfg.events, cfg.hop_s, cfg.window_s,
                              cfg.model.describe() or "default")
         self._stop = threading.Event()
@@ -198,7 +200,7 @@ class AttachedSource:
         spec = tagger.window
         self.hub = SourceHub(name, kind, input, tagger.labels, post, events, spec.hop_s, spec.window_s,
                              tagger.model_name)
-        self._subscription = None
+        self._subscription: Subscription | None = None
 
     def start(self) -> None:
         """Subscribe the hub (before the Tagger starts, so that it sees every window)."""
