@@ -13,6 +13,7 @@ from .evaluate import evaluate
 from .index import index_cmd, search
 from .listen import listen
 from .models import devices, models_cmd
+from .serve import serve
 from .tag import tag
 from .train import train
 
@@ -23,7 +24,8 @@ def main() -> None:
     """Streaming sliding-window AudioSet tagging."""
 
 
-for command in (tag, models_cmd, download, bench, devices, listen, train, evaluate, detections, index_cmd, search):
+for command in (tag, models_cmd, download, bench, devices, listen, serve, train, evaluate, detections, index_cmd,
+                search):
     main.add_command(command)
 
 __all__ = ["CliReporter", "exit_interrupted", "fail", "main", "user_errors"]

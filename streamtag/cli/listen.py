@@ -6,7 +6,8 @@ import click
 from ..models.loader import LIVE_WINDOWS
 from ..outputs.recording import FORMATS
 from .common import CliReporter, exit_interrupted, user_errors
-from .options import (example_options, labels_option, model_options, monitor_options, quiet_option, reconnect_option, target_options,
+from .options import (example_options, labels_option, model_options, monitor_options, quiet_option, reconnect_option,
+                      serve_option, target_options,
                       window_options)
 
 
@@ -34,16 +35,17 @@ from .options import (example_options, labels_option, model_options, monitor_opt
 @example_options
 @click.option("--median", type=click.IntRange(min=1), default=3, show_default=True,
               help="Events (--store, --clips, --alert): median smoothing over windows (odd; 1 = none).")
+@serve_option()
 @quiet_option
 def listen(input_, reconnect, model, window, hop, labels_path, target, duration, top_k, threshold, thresholds_path, fmt,
-           output, buffer_seconds, monitor, examples, median, quiet) -> None:
+           output, buffer_seconds, monitor, examples, median, serve, quiet) -> None:
     """Tag what an input device (or a network stream) hears, live. Ctrl-C stops cleanly and flushes outputs."""
     from ..engines.live import ListenJob, run_listen
     with user_errors():
         job = ListenJob.create(input=input_, model=model, window=window, hop=hop, target=target, labels=labels_path,
                                duration=duration, top_k=top_k, threshold=threshold, thresholds=thresholds_path,
                                format=fmt, output=output, buffer_seconds=buffer_seconds, reconnect=reconnect,
-                               monitor=monitor, median=median, examples=examples)
+                               monitor=monitor, median=median, examples=examples, serve=serve)
         summary = run_listen(job, CliReporter(quiet))
     stats = summary.stats
     if stats.lost_samples or stats.device_overflows:

@@ -14,6 +14,7 @@ from ..outputs.monitor import MonitorOptions
 from .common import fail
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+OptionSpec = tuple[tuple[str, ...], dict[str, Any]]  # a click.option's declarations and settings
 
 
 def option_group(argument: str, build: Callable[..., Any], options: list[tuple[tuple[str, ...], dict]]) -> Decorator:
@@ -122,9 +123,27 @@ monitor_options = option_group("monitor", _monitor, [
 ])
 
 
+TOKEN: OptionSpec = (("--token",), dict(default=None, envvar="STREAMTAG_TOKEN", show_envvar=True, help=(
+    "Token every HTTP request and WebSocket must carry (Bearer, ?token= or the page's cookie); required to bind "
+    "anything but loopback.")))
+
+
+def serve_option(flag: str = "--serve") -> Decorator:
+    """`flag` HOST:PORT and --token -> `serve: NetworkOptions | None` (None without `flag`): the dashboard and the
+    network API for a command's source (streamtag[serve])."""
+    def build(bind: str | None, token: str | None):
+        from ..server.config import NetworkOptions  # no aiohttp
+        return None if bind is None else NetworkOptions.parse(bind, token)
+    return option_group("serve", build, [
+        ((flag, "bind"), dict(default=None, metavar="HOST:PORT", help=(
+            "Also serve the dashboard and the network API (as `streamtag serve`) on HOST:PORT, e.g. "
+            "127.0.0.1:8765."))),
+        TOKEN])
+
+
 labels_option = click.option("--labels", "labels_path", type=click.Path(), default=None,
                              help="AudioSet class_labels_indices.csv.")
-RECONNECT = (("--reconnect",), dict(
+RECONNECT: OptionSpec = (("--reconnect",), dict(
     type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
     help="Network streams: reconnect attempts in a row after a drop (the missing time is a counted gap)."))
 reconnect_option = click.option(*RECONNECT[0], **RECONNECT[1])
@@ -132,7 +151,7 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress lin
 
 
 __all__ = ["RECONNECT", "example_options", "labels_option", "model_options", "monitor_options", "option_group",
-           "quiet_option", "reconnect_option", "target_options", "window_options"]
+           "quiet_option", "reconnect_option", "serve_option", "TOKEN", "target_options", "window_options"]
 
 
 def example_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,8 +23,13 @@ from ..outputs.monitor import MonitorOptions, privacy_thresholds
 from ..outputs.recording import choose_formats, text_sink
 from ..outputs.thresholds import given_thresholds
 from ..pipeline.result import TaggerStats
+from ..pipeline.tagger import Tagger
+from ..server.config import NetworkOptions, default_name, require_serve
 from .job import Reporter, SilentReporter, build_tagger, head_thresholds, open_monitoring
 from .signals import exit_code
+
+if TYPE_CHECKING:
+    from ..server.app import Server
 
 STDIN = "-"
 
@@ -47,6 +53,7 @@ class ListenJob:
     monitor: MonitorOptions | None = None  # detections database, clips, alerts, privacy gate (None: none)
     events: EventSettings = EventSettings()  # how the monitor finds events (the thresholds given, as `tag --events`)
     examples: ExampleOptions = ExampleOptions()  # live query-by-example
+    serve: NetworkOptions | None = None  # also serve the dashboard and the network API there
 
     @classmethod
     def create(cls, *, input: int | str | None = None, model: ModelChoice = ModelChoice(),
@@ -55,7 +62,8 @@ class ListenJob:
                threshold: float | str | None = None, thresholds: str | os.PathLike | None = None,
                format: str | None = None, output: str | None = None, buffer_seconds: float = 10.0,
                reconnect: int = 5, monitor: MonitorOptions | None = None, median: int = 3,
-               examples: ExampleOptions = ExampleOptions()) -> "ListenJob":
+               examples: ExampleOptions = ExampleOptions(),
+               serve: NetworkOptions | None = None) -> "ListenJob":
         """A job from its parts as a user gives them; ConfigError if any is wrong. window/hop default to the
         head's (with a head), else 1 s / 0.5 s. With `monitor`, events (thresholds as for `tag --events`: the
         default score is the on-threshold, 0.3 when not given, off at half; `median`: smoothing over windows) are
@@ -71,6 +79,8 @@ class ListenJob:
             raise ConfigError(f"the buffer must be positive, got {buffer_seconds} s")
         if reconnect < 0:
             raise ConfigError(f"reconnect takes 0 or more attempts, got {reconnect}")
+        if serve is not None:
+            require_serve()
         if input is not None and (is_url(str(input)) or input == STDIN) and not ffmpeg_available():
             raise ConfigError(f"network and piped inputs are read with FFmpeg: {EXTRA}")
         info = model.head_info()
@@ -91,7 +101,7 @@ class ListenJob:
             privacy_thresholds(monitor.privacy, shown)
         return cls(labels=label_set, input=input, model=model, window_s=float(window), hop_s=float(hop),
                    target=target, duration_s=duration, tags=tags, format=fmt, output=output, buffer_s=buffer_seconds,
-                   reconnect=reconnect, monitor=monitor, events=events, examples=examples)
+                   reconnect=reconnect, monitor=monitor, events=events, examples=examples, serve=serve)
 
     def open_input(self):
         """The live source: the input device, a network stream (a URL of known length is read like a file), or
@@ -172,32 +182,38 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
     reporter = reporter or SilentReporter()
     tagger = build_tagger(job.model, job.labels, reporter, job.target, window=job.window_s, hop=job.hop_s,
                           ring_seconds=job.buffer_s)
-    source = job.open_input()
-    name = source.device["name"] if isinstance(source, MicrophoneSource) else source.path
-    title = f"{name} -> {tagger.model_name}"  # the live view's heading; rows name the input alone (`file`)
-    own = None
-    to_file = job.output not in (None, "-")
-    monitoring = monitor = None
-    if job.monitor is not None:
-        try:
-            monitoring = open_monitoring(job.monitor, tagger)
-        except BaseException:
-            source.close()
-            raise
-        monitor = monitoring.monitor(name, job.events, tagger.window.hop_s)
-    if job.format == "npz":
-        sink = NpzSink(job.output, tagger.labels, source=name, hop_s=tagger.window.hop_s)
-        gate = None if monitoring is None else monitoring.privacy_gate()
-        if gate is not None:  # private windows' embeddings are not stored
-            sink = gate.guard(sink)
-    else:
-        out, own = open_text(job.output or "-")
-        if job.format == "text" and out is sys.stdout and sys.stdout.isatty():
-            sink = LiveView(out, job.tags, title)
+    server = _serve(job, tagger, reporter)  # before the input opens: a piped input waits for its first bytes
+    try:
+        source = job.open_input()
+        name = source.device["name"] if isinstance(source, MicrophoneSource) else source.path
+        title = f"{name} -> {tagger.model_name}"  # the live view's heading; rows name the input alone (`file`)
+        own = None
+        to_file = job.output not in (None, "-")
+        monitoring = monitor = None
+        if job.monitor is not None:
+            try:
+                monitoring = open_monitoring(job.monitor, tagger)
+            except BaseException:
+                source.close()
+                raise
+            monitor = monitoring.monitor(name, job.events, tagger.window.hop_s)
+        if job.format == "npz":
+            sink = NpzSink(job.output, tagger.labels, source=name, hop_s=tagger.window.hop_s)
+            gate = None if monitoring is None else monitoring.privacy_gate()
+            if gate is not None:  # private windows' embeddings are not stored
+                sink = gate.guard(sink)
         else:
-            sink = text_sink(job.format, out, name, job.tags, header=True, utc=True)
-    if to_file and sys.stdout.isatty():  # writing a file from a terminal: show the live view there too
-        tagger.subscribe(LiveView(sys.stdout, job.tags, title))
+            out, own = open_text(job.output or "-")
+            if job.format == "text" and out is sys.stdout and sys.stdout.isatty():
+                sink = LiveView(out, job.tags, title)
+            else:
+                sink = text_sink(job.format, out, name, job.tags, header=True, utc=True)
+        if to_file and sys.stdout.isatty():  # writing a file from a terminal: show the live view there too
+            tagger.subscribe(LiveView(sys.stdout, job.tags, title))
+    except BaseException:
+        if server is not None:
+            server.stop()
+        raise
     latencies: list[float] = []
     finder = example_finder(job.examples, tagger, reporter)
     if finder is not None:
@@ -226,6 +242,8 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
     finally:
         tagger.stop(wait=10.0)
         try:
+            if server is not None:
+                server.stop()
             sink.close()
             if finder is not None:
                 finder.close()
@@ -241,4 +259,17 @@ def run_listen(job: ListenJob, reporter: Reporter | None = None) -> ListenSummar
     if error is not None:
         raise error
     return summary
+
+
+def _serve(job: ListenJob, tagger: Tagger, reporter: Reporter) -> "Server | None":
+    """The dashboard and the network API for listen's one source (`--serve`), its hub subscribed before the run."""
+    if job.serve is None:
+        return None
+    from ..server.app import Server
+    inp = "default" if job.input is None else str(job.input)
+    kind = "pipe" if inp == STDIN else "network" if is_url(inp) else "device"
+    name = "stdin" if inp == STDIN else default_name(inp)
+    server = Server.attached(tagger, job.serve, name, kind, inp).start()
+    reporter.notice(f"serving the dashboard and the network API on {server.url}/")
+    return server
 

@@ -14,20 +14,25 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 import numpy as np
 from aiohttp import WSMsgType, web
 
 from ..errors import ConfigError
-from ..models.labels import load_labels
-from .config import API_VERSION, ServeConfig
+from ..models.labels import Labels, load_labels
+from ..outputs.events import EventSettings
+from ..pipeline.tagger import Tagger
+from .config import API_VERSION, NetworkOptions, ServeConfig
+from .detections import Detections, Query
 from .hub import MEL_BANDS, Message, SourceHub, event_dict  # noqa: F401 - event_dict re-exported for the client
-from .runner import ModelPool, SourceRunner
+from .runner import AttachedSource, ModelPool, SourceRunner
 
 log = logging.getLogger("streamtag.server")
 STATIC = Path(__file__).resolve().parent / "static"
 STATUS_EVERY_S = 1.0
+DRAIN_S = 2.0  # at stop, time the clients get to take what is queued for them
 COOKIE = "streamtag_token"
 SCORE_MODES = ("top", "full", "none")
 
@@ -109,14 +114,31 @@ class Server:
     """`streamtag serve` from Python: `start()` binds and starts every source (returns once bound), `stop()` ends
     all. `url` is where it listens (with port 0 the port is chosen at start)."""
 
+    runners: dict[str, SourceRunner | AttachedSource]
+
     def __init__(self, config: ServeConfig) -> None:
-        self.config = config
-        self.labels = load_labels(config.labels)
-        self.pool = ModelPool(self.labels, config.device)
-        self.runners = {s.name: SourceRunner(s, self.pool, self._post) for s in config.sources}
+        labels = load_labels(config.labels)
+        pool = ModelPool(labels, config.target)
+        self._setup(config.network, labels, pool)
+        self.runners = {s.name: SourceRunner(s, pool, self._post) for s in config.sources}
+        self.detections = Detections(config.sources)
+
+    @classmethod
+    def attached(cls, tagger: Tagger, network: NetworkOptions, name: str, kind: str, input: str,
+                 events: EventSettings = EventSettings()) -> Server:
+        """A server for one pipeline its caller runs (`listen --serve`): `start()` before the Tagger starts."""
+        server = cls.__new__(cls)
+        server._setup(network, tagger.labels, None)
+        server.runners = {name: AttachedSource(tagger, name, kind, input, server._post, events)}
+        server.detections = Detections(())
+        return server
+
+    def _setup(self, network: NetworkOptions, labels: Labels, pool: ModelPool | None) -> None:
+        self.network, self.labels, self.pool = network, labels, pool
+        self.runners = {}
         self.clients: set[Client] = set()
         self.dropped = Counter()  # reason -> clients dropped
-        self.port = config.port
+        self.port = network.port
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -127,7 +149,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        host = self.config.host
+        host = self.network.host
         return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -155,6 +177,7 @@ class Server:
             self.loop.call_soon_threadsafe(self._stopping.set)
         if self._thread is not None:
             self._thread.join(15)
+        self.detections.close()
 
     def wait(self) -> None:
         """Block until stopped (Ctrl-C in the caller stops it)."""
@@ -174,7 +197,7 @@ class Server:
             self.loop.run_until_complete(self._main())
         except BaseException as e:  # noqa: BLE001 - reaches start()
             self._error = e if isinstance(e, ConfigError) else ConfigError(
-                f"cannot serve on {self.config.host}:{self.config.port}: {getattr(e, 'strerror', None) or e}")
+                f"cannot serve on {self.network.host}:{self.network.port}: {getattr(e, 'strerror', None) or e}")
             self._ready.set()
         finally:
             self.loop.close()
@@ -184,7 +207,7 @@ class Server:
         app = self.app()
         self._site_runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._site_runner.setup()
-        site = web.TCPSite(self._site_runner, self.config.host, self.config.port, reuse_address=True)
+        site = web.TCPSite(self._site_runner, self.network.host, self.network.port, reuse_address=True)
         await site.start()
         sockets = site._server.sockets if site._server is not None else []
         if sockets:
@@ -193,6 +216,9 @@ class Server:
         ticker = asyncio.ensure_future(self._status_ticker())
         await self._stopping.wait()
         ticker.cancel()
+        deadline = time.monotonic() + DRAIN_S  # the sources' last windows and states reach the clients
+        while any(not c.queue.empty() for c in self.clients) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         for c in list(self.clients):
             self._drop(c, None)
         await self._site_runner.cleanup()
@@ -285,6 +311,8 @@ class Server:
         app.router.add_get("/api", self._api_index)
         app.router.add_get("/api/sources", self._api_sources)
         app.router.add_get("/api/status", self._api_status)
+        app.router.add_get("/api/detections", self._api_detections)
+        app.router.add_get(r"/api/clips/{id:\d{1,18}}", self._api_clip)
         return app
 
     @web.middleware
@@ -305,7 +333,7 @@ class Server:
     @web.middleware
     async def _auth(self, request: web.Request, handler):
         """With a token: every request carries it (Authorization: Bearer, ?token= or the cookie the page sets)."""
-        token = self.config.token
+        token = self.network.token
         if token is None:
             return await handler(request)
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() \
@@ -321,7 +349,7 @@ class Server:
         origin = request.headers.get("Origin")
         if origin is None:
             return True  # not a browser: the token (when required) is the check
-        if origin in self.config.allowed_origins:
+        if origin in self.network.allowed_origins:
             return True
         parts = urlsplit(origin)
         return parts.scheme in ("http", "https") and parts.netloc == request.host
@@ -338,8 +366,30 @@ class Server:
         return web.FileResponse(path, headers=_NO_SNIFF)
 
     async def _api_index(self, request: web.Request) -> web.Response:
-        return web.json_response({"version": API_VERSION, "endpoints": ["/ws", "/events", "/api/sources",
-                                                                         "/api/status"]})
+        endpoints = ["/ws", "/events", "/api/sources", "/api/status"]
+        if self.detections.configured:
+            endpoints += ["/api/detections", "/api/clips/{id}"]
+        return web.json_response({"version": API_VERSION, "endpoints": endpoints})
+
+    async def _api_detections(self, request: web.Request) -> web.Response:
+        """Stored events (the sources' `store`): ?label=&since=&until=&source=&limit= (the latest, oldest first)."""
+        if not self.detections.configured:
+            raise web.HTTPNotFound(reason="no source stores its events (store = FILE in the config)")
+        try:
+            q = Query.from_params(request.query)
+            events = await asyncio.get_running_loop().run_in_executor(None, self.detections.events, q)
+        except ConfigError as e:
+            raise web.HTTPBadRequest(reason=str(e))
+        return web.json_response({"version": API_VERSION, "events": events})
+
+    async def _api_clip(self, request: web.Request) -> web.StreamResponse:
+        """A stored event's FLAC clip, only from its source's clips folder (404 for anything else)."""
+        event_id = int(request.match_info["id"])
+        source = request.query.get("source") or None
+        path = await asyncio.get_running_loop().run_in_executor(None, self.detections.clip, event_id, source)
+        if path is None:
+            raise web.HTTPNotFound(reason="no such clip")
+        return web.FileResponse(path, headers={**_NO_SNIFF, "Content-Type": "audio/flac"})
 
     def _sources(self) -> list[dict]:
         out = []
@@ -357,7 +407,7 @@ class Server:
             "version": API_VERSION, "uptime_s": round(time.time() - self.started, 1),
             "sources": [r.status() for r in self.runners.values()],
             "clients": {"connected": len(self.clients), "dropped": dict(self.dropped)},
-            "models_loaded": self.pool.loaded, "max_rss_mb": round(rss_mb, 1)})
+            "models_loaded": self.pool.loaded if self.pool is not None else 1, "max_rss_mb": round(rss_mb, 1)})
 
     def _hello(self) -> dict:
         return {"type": "hello", "version": API_VERSION, "sources": self._sources(),
@@ -365,7 +415,7 @@ class Server:
                 "mel_bands": MEL_BANDS}
 
     def _client_from_query(self, kind: str, q) -> Client:
-        c = Client(kind, self.config.client_queue)
+        c = Client(kind, self.network.client_queue)
         msg: dict = {}
         if "sources" in q:
             msg["sources"] = [s for s in q["sources"].split(",") if s]
@@ -486,10 +536,13 @@ def _plain(o):
     raise TypeError(type(o).__name__)
 
 
-def serve(config: ServeConfig) -> None:
-    """Run a server until Ctrl-C."""
+def serve(config: ServeConfig, notice: Callable[[str], None] | None = None) -> None:
+    """Run a server until Ctrl-C (or SIGTERM); `notice` hears where it listens and what it tags."""
     server = Server(config).start()
     try:
+        if notice is not None:
+            notice(f"serving {len(config.sources)} source(s) on {server.url}/ (API v{API_VERSION}): "
+                   + ", ".join(f"{s.name} ({s.kind} {s.input})" for s in config.sources))
         server.wait()
     finally:
         server.stop()

@@ -7,12 +7,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..models.labels import Labels
+from ..outputs.detection import Detection
 from ..outputs.events import Event, EventDetector, EventSettings
+from ..outputs.privacy import PrivacyGate
 from ..pipeline.dispatcher import FrontEndSubscriber
 from ..pipeline.result import FrontEndBatch, TaggerStats, WindowResult
 
@@ -60,6 +62,9 @@ class SourceHub(FrontEndSubscriber):
         self._finished = TaggerStats()
         self._lock = threading.Lock()
         self.started = time.time()
+        self.clip_url: str | None = None  # "/api/clips/{id}?source=..." when the source stores events and clips
+        self.privacy: PrivacyGate | None = None  # private windows: no embedding sent, and no log-mel at all
+        self._detections: dict[tuple[str, float], Detection] = {}  # stored by the source's Monitor, by event
 
     # -- runs --------------------------------------------------------------------------
     def begin_run(self, sample_rate: int, window: int, hop: int) -> None:
@@ -70,6 +75,7 @@ class SourceHub(FrontEndSubscriber):
             self._levels.clear()
             self._last_frame = -1
             self._detector = EventDetector(self.labels, self._settings, self._opened, hop_s=self.hop_s)
+            self._detections.clear()
         self.set_state("running")
 
     def end_run(self, stats: TaggerStats, end_s: float | None = None) -> None:
@@ -93,6 +99,8 @@ class SourceHub(FrontEndSubscriber):
         level = self._levels.pop(r.index, None)
         self.last_level_db = level
         self.top = r.top(5)
+        if self.privacy is not None and self.privacy.is_private(r):
+            r = replace(r, embedding=np.full_like(r.embedding, np.nan), frames=None, frame_times=None)
         self.post(Message("window", self.name, self.run, (r, level)))
         detector = self._detector
         if detector is not None:
@@ -114,7 +122,7 @@ class SourceHub(FrontEndSubscriber):
             if len(self._levels) > 512:  # windows never published (a stopped run)
                 for key in sorted(self._levels)[:-256]:
                     self._levels.pop(key, None)
-        if batch.mel is not None and batch.first_frame is not None:
+        if batch.mel is not None and batch.first_frame is not None and self.privacy is None:
             end = batch.first_frame + batch.mel.shape[1]
             if end > self._last_frame + 1:
                 start = max(batch.first_frame, self._last_frame + 1)
@@ -125,13 +133,25 @@ class SourceHub(FrontEndSubscriber):
     def close(self) -> None:
         """Subscriber protocol: nothing to release."""
 
+    def detected(self, d: Detection) -> None:
+        """The source's Monitor stored an event (its `on_detection`, called before this hub sees the same window):
+        the close message for it then carries its id, level, SNR and clip URL."""
+        self._detections[(d.label, d.onset_s)] = d
+
     # -- events ------------------------------------------------------------------------
     def _opened(self, label: str, onset_s: float) -> None:
         self.post(Message("event", self.name, self.run, {"state": "open", "label": label,
                                                            "onset_s": round(onset_s, 6)}))
 
     def _closed(self, ev: Event) -> None:
-        self.post(Message("event", self.name, self.run, {"state": "close", **event_dict(ev)}))
+        body = {"state": "close", **event_dict(ev)}
+        d = self._detections.pop((ev.label, ev.onset_s), None)
+        if d is not None:
+            body.update(id=d.id, level_db=d.level_db, snr_db=d.snr_db, redacted=d.redacted,
+                        onset_utc=None if d.onset_utc is None else d.onset_utc.isoformat())
+            if self.clip_url is not None and d.id is not None:
+                body["clip_url"] = self.clip_url.format(id=d.id)
+        self.post(Message("event", self.name, self.run, body))
 
     # -- health ------------------------------------------------------------------------
     def latency_ms(self) -> tuple[float | None, float | None]:

@@ -10,9 +10,12 @@ from collections.abc import Callable
 from ..audio.inputs import InputOptions, open_audio
 from ..audio.sources import AudioSource
 from ..errors import StreamtagError
-from ..models.labels import Labels
 from ..index.live import ExampleEvents, Examples
+from ..models.labels import Labels
+from ..models.loader import RunTarget
 from ..outputs.events import EventSettings
+from ..outputs.monitor import Monitoring, model_weights_sha256
+from ..pipeline.dispatcher import Subscription
 from ..pipeline.tagger import Tagger
 from .config import SourceConfig
 from .hub import Message, SourceHub
@@ -34,11 +37,11 @@ def open_input(cfg: SourceConfig) -> AudioSource:
 
 
 class ModelPool:
-    """One loaded model per (model, weights, window, hop, head): later sources get a `Tagger` of their own built on
-    the first one's loaded model (an export or a torch model is safe to call from several streams at once)."""
+    """One loaded model per (model choice, window, hop): later sources get a `Tagger` of their own built on the first
+    one's loaded model (an export or a torch model is safe to call from several streams at once)."""
 
-    def __init__(self, labels: Labels, device: str) -> None:
-        self.labels, self.device = labels, device
+    def __init__(self, labels: Labels, target: RunTarget = RunTarget()) -> None:
+        self.labels, self.target = labels, target
         self._taggers: dict[tuple, Tagger] = {}
         self._lock = threading.Lock()
 
@@ -50,9 +53,8 @@ class ModelPool:
         with self._lock:
             first = self._taggers.get(cfg.model_key)
             if first is None:
-                first = Tagger(cfg.model, cfg.window_s, cfg.hop_s, device=self.device, weights=cfg.weights,
-                               labels=self.labels, ring_seconds=cfg.buffer_s, head=cfg.head,
-                               head_mode=cfg.head_mode)
+                first = Tagger(cfg.model, cfg.window_s, cfg.hop_s, labels=self.labels, target=self.target,
+                               ring_seconds=cfg.buffer_s)
                 first.warm_up()
                 self._taggers[cfg.model_key] = first
                 return first
@@ -67,9 +69,9 @@ class SourceRunner:
     def __init__(self, cfg: SourceConfig, pool: ModelPool, post: Callable[[Message], None]) -> None:
         self.cfg, self.pool = cfg, pool
         self.tagger: Tagger | None = None
-        self.hub = SourceHub(cfg.name, cfg.kind, cfg.input, pool.labels, post,
-                             EventSettings(on=cfg.on, off=cfg.off, min_duration_s=cfg.min_event_s),
-                             cfg.hop_s, cfg.window_s, cfg.model or "default")
+        assert cfg.window_s is not None and cfg.hop_s is not None  # resolved by SourceConfig
+        self.hub = SourceHub(cfg.name, cfg.kind, cfg.input, pool.labels, post, cfg.events, cfg.hop_s, cfg.window_s,
+                             cfg.model.describe() or "default")
         self._stop = threading.Event()
         self._source: AudioSource | None = None
         self._thread = threading.Thread(target=self._run, name=f"streamtag-serve-{cfg.name}", daemon=True)
@@ -101,6 +103,7 @@ class SourceRunner:
         hub, cfg = self.hub, self.cfg
         try:
             self.tagger = self.pool.tagger(cfg)
+            monitoring = self._monitoring(self.tagger)
         except StreamtagError as e:
             hub.set_state("failed", str(e))
             return
@@ -108,8 +111,8 @@ class SourceRunner:
             log.exception("source %s: the model could not be loaded", cfg.name)
             hub.set_state("failed", f"{type(e).__name__}: {e}")
             return
-        hub.model = self.tagger.model_name
-        self.tagger.subscribe(hub)
+        hub.model, hub.labels = self.tagger.model_name, self.tagger.labels
+        finder = None
         if cfg.examples:  # query-by-example: its events go where the label events go
             try:
                 finder = ExampleEvents(Examples.from_files(self.tagger, cfg.examples), cfg.similarity,
@@ -117,8 +120,34 @@ class SourceRunner:
                                        hop_s=cfg.hop_s, on_open=hub._opened)
             except StreamtagError as e:
                 hub.set_state("failed", str(e))
+                if monitoring is not None:
+                    monitoring.close()
                 return
             self.tagger.subscribe(finder)
+        try:
+            self._runs(monitoring)
+        finally:
+            if monitoring is not None:
+                monitoring.close()
+        hub.set_state(hub.state if hub.state in ("ended", "failed") else "stopped")
+
+    def _monitoring(self, tagger: Tagger) -> Monitoring | None:
+        """The source's detections database, clips, alerts and privacy gate (None when it asks for none)."""
+        o = self.cfg.monitor
+        if not o.enabled:
+            return None
+        spec = tagger.window
+        monitoring = o.open(tagger.labels, model=tagger.model_name, weights_sha256=model_weights_sha256(tagger.model),
+                            settings={"source": self.cfg.input, "window_s": spec.window_s, "hop_s": spec.hop_s,
+                                      "command": "serve"})
+        self.hub.privacy = monitoring.privacy_gate()
+        if o.store is not None and o.clips is not None:
+            self.hub.clip_url = "/api/clips/{id}?source=" + self.cfg.name
+        return monitoring
+
+    def _runs(self, monitoring: Monitoring | None) -> None:
+        hub, cfg, tagger = self.hub, self.cfg, self.tagger
+        assert tagger is not None
         failures, dropped_at = 0, None
         while not self._stop.is_set():
             try:
@@ -135,11 +164,15 @@ class SourceRunner:
                 hub.lost_gap_s += time.monotonic() - dropped_at
                 hub.reconnects += 1
             dropped_at, error = None, None
-            spec = self.tagger.window
-            hub.begin_run(self.tagger.sample_rate, spec.window, spec.hop)
+            spec = tagger.window
+            hub.begin_run(tagger.sample_rate, spec.window, spec.hop)
+            monitor = None if monitoring is None else monitoring.monitor(cfg.name, cfg.events, hop_s=spec.hop_s,
+                                                                         on_detection=hub.detected)
+            # the monitor sees each window before the hub, so that the hub's close message can name the stored event
+            subscriptions = [tagger.subscribe(m) for m in (monitor, hub) if m is not None]
             try:
-                self.tagger.start(self._source)
-                while not self.tagger.join(timeout=0.5):
+                tagger.start(self._source)
+                while not tagger.join(timeout=0.5):
                     if self._stop.is_set():
                         break
             except StreamtagError as e:
@@ -148,9 +181,14 @@ class SourceRunner:
                 log.exception("source %s failed", cfg.name)
                 error = f"{type(e).__name__}: {e}"
             finally:
-                self.tagger.stop(wait=10.0)
+                tagger.stop(wait=10.0)
+                for sub in subscriptions:
+                    sub.unsubscribe()
+                end_s = tagger.stats.audio_s if error is None else None
+                if monitor is not None:
+                    monitor.close(end_s)
                 hub.stream_reconnects += getattr(self._source, "reconnects", 0)
-                hub.end_run(self.tagger.stats, self.tagger.stats.audio_s if error is None else None)
+                hub.end_run(tagger.stats, end_s)
             if self._stop.is_set():
                 break
             if error is None and (cfg.kind == "file" or cfg.kind == "network"):
@@ -163,4 +201,35 @@ class SourceRunner:
             hub.set_state("reconnecting", error or "the input ended")
             if self._stop.wait(RESTART_BACKOFF_S[0]):
                 break
-        hub.set_state("stopped")
+
+
+class AttachedSource:
+    """A source whose pipeline someone else runs (`listen --serve`): the hub subscribes to that `Tagger` while the
+    server runs, and follows its run's health."""
+
+    def __init__(self, tagger: Tagger, name: str, kind: str, input: str, post: Callable[[Message], None],
+                 events: EventSettings) -> None:
+        self.tagger = tagger
+        spec = tagger.window
+        self.hub = SourceHub(name, kind, input, tagger.labels, post, events, spec.hop_s, spec.window_s,
+                             tagger.model_name)
+        self._subscription: Subscription | None = None
+
+    def start(self) -> None:
+        """Subscribe the hub (before the Tagger starts, so that it sees every window)."""
+        spec = self.tagger.window
+        self.hub.begin_run(self.tagger.sample_rate, spec.window, spec.hop)
+        self._subscription = self.tagger.subscribe(self.hub)
+
+    def stop(self) -> None:
+        if self._subscription is not None:
+            self._subscription.unsubscribe()
+            self._subscription = None
+            self.hub.end_run(self.tagger.stats, self.tagger.stats.audio_s)
+            self.hub.set_state("stopped")
+
+    def join(self, timeout: float | None = None) -> None:
+        """Nothing to wait for: the pipeline is its owner's."""
+
+    def status(self) -> dict:
+        return self.hub.status(self.tagger.stats if self.hub.state == "running" else None)

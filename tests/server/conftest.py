@@ -5,21 +5,26 @@ import contextlib
 
 import pytest
 
+from streamtag.models.loader import ModelChoice, RunTarget
 from streamtag.server.app import Server
-from streamtag.server.config import ServeConfig, SourceConfig
+from streamtag.server.config import NetworkOptions, ServeConfig, SourceConfig
 from tests.helpers import LABELS_CSV, MN04_WEIGHTS
+
+MN04 = ModelChoice.parse("mn04_as", MN04_WEIGHTS)
+CPU = RunTarget(device="cpu")
 
 
 def source(path, name, **kw) -> SourceConfig:
     kw.setdefault("realtime", True)
-    return SourceConfig(str(path), name=name, model="mn04_as", weights=str(MN04_WEIGHTS), **kw)
+    return SourceConfig(str(path), name=name, model=MN04, **kw)
 
 
 @contextlib.contextmanager
 def running(*sources: SourceConfig, start_sources: bool = True, **kw):
     """A started server (its sources started too unless `start_sources` is False: `server.start_sources()`)."""
     kw.setdefault("port", 0)
-    server = Server(ServeConfig(tuple(sources), labels=str(LABELS_CSV), device="cpu", **kw)).start(start_sources)
+    config = ServeConfig(tuple(sources), NetworkOptions(**kw), labels=str(LABELS_CSV), target=CPU)
+    server = Server(config).start(start_sources)
     try:
         yield server
     finally:

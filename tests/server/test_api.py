@@ -17,7 +17,7 @@ import soundfile as sf
 
 from streamtag.errors import ConfigError
 from streamtag.pipeline.tagger import Tagger
-from streamtag.server.config import ServeConfig, SourceConfig, load_config, parse_bind
+from streamtag.server.config import NetworkOptions, load_config, parse_bind
 from tests.helpers import DEMO_CLIP, LABELS_CSV, MN04_WEIGHTS
 from tests.server.conftest import running, source
 
@@ -192,7 +192,7 @@ def test_a_token_is_needed_on_every_request_and_the_websocket_checks_origin(tmp_
         assert asyncio.run(ws(None, token)) == "hello"
 
     with pytest.raises(ConfigError, match="token"):
-        ServeConfig((SourceConfig(str(DEMO_CLIP)),), host="0.0.0.0")
+        NetworkOptions("0.0.0.0")
 
 
 def test_page_loaded_with_a_token_sets_a_cookie_for_its_assets(tmp_path):
@@ -261,8 +261,9 @@ def test_config_file_and_bind(tmp_path):
         off = 0.2
     """))
     c = load_config(cfg)
-    assert [s.name for s in c.sources] == ["a", "b"] and c.port == 0
+    assert [s.name for s in c.sources] == ["a", "b"] and c.network.port == 0
     assert c.sources[0].input == str(tmp_path / "a.wav") and c.sources[0].kind == "file"
+    assert c.network.port == 0
     assert c.sources[1].kind == "network" and c.sources[1].on == 0.5 and c.sources[1].window_s == 2.0
     assert c.sources[0].model_key == c.sources[1].model_key
     cfg.write_text('[[source]]\ninput = "x.wav"\nwindw = 1\n')

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 import threading
 import time
 
 import aiohttp
+import numpy as np
 import pytest
 
 from tests.audio.test_microphone import pulse  # noqa: F401 - the PulseAudio null-sink fixture
@@ -73,3 +75,78 @@ def _status(url: str) -> dict:
         async with aiohttp.ClientSession() as s, s.get(url + "/api/status") as r:
             return await r.json()
     return asyncio.run(main())
+
+
+@needs_shared
+def test_cli_serve_pulse_and_file_live_in_chromium_fifty_clients_and_a_remote_subscriber(pulse, tmp_path):  # noqa: F811
+    """The done-when through the command line: `streamtag serve --source mic=pulse --source file=MIX --realtime` with
+    the 60 s mix played into the null sink; both sources live in Chromium with 50 WebSocket clients connected, the
+    live source's p95 latency <= 50 ms, and `streamtag.remote.subscribe` in another process gets the file source's
+    windows with the scores a local Tagger computes."""
+    from playwright.sync_api import sync_playwright
+
+    from streamtag.pipeline.tagger import Tagger
+    from tests.helpers import LABELS_CSV, MN04_WEIGHTS
+    from tests.server.test_cli import MODEL, cli, free_port, get
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    out = tmp_path / "remote.npz"
+    script = (f"import sys, numpy as np\nfrom streamtag.remote import subscribe\n"
+              f"from streamtag.pipeline.result import WindowResult\nidx, sc = [], []\n"
+              f"for got in subscribe(sys.argv[1], sources=['file']):\n"
+              f"    if isinstance(got.item, WindowResult):\n"
+              f"        idx.append(got.item.index); sc.append(got.item.scores)\n"
+              f"        if len(idx) == 10: break\n"
+              f"np.savez({str(out)!r}, idx=np.array(idx), scores=np.stack(sc))\n")
+    player = None
+    with cli("serve", "--source", "mic=pulse", "--source", f"file={LONG_MIX}", "--realtime",
+             "--bind", f"127.0.0.1:{port}", *MODEL), sync_playwright() as p:
+        b = browser(p)
+        page = b.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url + "/")
+        for name in ("mic", "file"):
+            page.wait_for_function(f"() => +(document.querySelector('section[data-source={name}] .heat')"
+                                   "?.dataset.columns || 0) >= 1", timeout=60000)
+        player = subprocess.Popen(["paplay", "--device=virt", str(LONG_MIX)])
+        remote = subprocess.Popen([sys.executable, "-c", script, url])
+        counts: list[int] = []
+
+        async def clients():
+            async def one():
+                n = 0
+                async with aiohttp.ClientSession() as s, s.ws_connect(url + "/ws?scores=top") as ws:
+                    t0 = time.time()
+                    while time.time() - t0 < 20:
+                        try:
+                            m = await asyncio.wait_for(ws.receive(), 1.0)
+                        except TimeoutError:
+                            continue
+                        n += json.loads(m.data)["type"] == "window"
+                return n
+            counts.extend(await asyncio.gather(*(one() for _ in range(50))))
+        runner = threading.Thread(target=asyncio.run, args=(clients(),))  # Playwright's loop holds this thread
+        runner.start()
+        runner.join(60)
+        for name in ("mic", "file"):
+            page.wait_for_function(f"() => +(document.querySelector('section[data-source={name}] .heat')"
+                                   "?.dataset.columns || 0) >= 10", timeout=20000)
+        page.wait_for_function("() => [...document.querySelectorAll('section[data-source=mic] .tags li')]"
+                               ".length > 0", timeout=20000)
+        shot = tmp_path / "dashboard-cli-live.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot: {shot}")
+        st = {s["name"]: s for s in json.loads(get(url + "/api/status")[2])["sources"]}
+        b.close()
+        assert remote.wait(timeout=60) == 0
+    player.kill()
+    assert len(counts) == 50 and all(n >= 70 for n in counts), counts  # 2 sources, 2 windows/s, 20 s
+    mic = st["mic"]
+    assert mic["state"] == "running" and mic["windows"] >= 40 and mic["kind"] == "device"
+    assert mic["latency_ms"]["p95"] <= 50, mic
+    assert mic["lost_s"] == 0, mic
+    assert st["file"]["state"] == "running" and st["file"]["kind"] == "file"
+    got = np.load(out)
+    local = list(Tagger("mn04_as", 1.0, 0.5, device="cpu", weights=str(MN04_WEIGHTS),
+                        labels=str(LABELS_CSV)).tag_file(LONG_MIX))
+    assert list(got["idx"]) == list(range(got["idx"][0], got["idx"][0] + 10))
+    np.testing.assert_array_equal(got["scores"], np.stack([local[i].scores for i in got["idx"]]))
