@@ -8,7 +8,10 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from streamtag.cli import main
+from streamtag.engines.job import EngineOptions
 from streamtag.engines.ray_engine import SUMMARY_FILE, tag_archive
+from streamtag.models import ModelChoice, RunTarget
+from streamtag.outputs.recording import OutputOptions
 from tests.engines import ray_crash
 from tests.helpers import DEMO_CLIP, LABELS_CSV, MN04_WEIGHTS
 
@@ -75,17 +78,12 @@ def test_ray_run_equals_one_machine_reports_the_corrupt_file_and_resumes(local_r
     assert summary["windows_per_s"] > 0
 
     before = (cluster / "long.npz").stat().st_mtime_ns
-    again = tag_archive([archive], cluster, model="mn04_as", weights=str(MN04_WEIGHTS), window=1.0, hop=0.5,
-                        labels=str(LABELS_CSV), device="cpu", plan=_npz_jsonl_plan(), shard_windows=8)
+    again = tag_archive([archive], cluster, model=ModelChoice.parse("mn04_as", MN04_WEIGHTS), window=1.0, hop=0.5,
+                        labels=str(LABELS_CSV), target=RunTarget("cpu"), outputs=OutputOptions(formats=("npz", "jsonl")),
+                        engine=EngineOptions(engine="ray", shard_windows=8))
     assert sorted(os.path.basename(p) for p in again.skipped) == ["long.wav", "short.flac"]
     assert again.completed == 0 and len(again.failed) == 1 and again.shards == 0
     assert (cluster / "long.npz").stat().st_mtime_ns == before
-
-
-def _npz_jsonl_plan():
-    from streamtag.outputs import EventSettings, TagFilter
-    from streamtag.outputs.recording import OutputPlan
-    return OutputPlan(("npz", "jsonl"), TagFilter(), EventSettings())
 
 
 def test_ray_engine_needs_an_output_dir(archive):

@@ -22,6 +22,22 @@ pytestmark = pytest.mark.audio_device
 
 
 @needs_shared
+async def window_counts(url: str, clients: int = 50, seconds: float = 20.0) -> list[int]:
+    """How many windows each of `clients` WebSocket clients (top tags) receives from `url` in `seconds`."""
+    async def one() -> int:
+        n = 0
+        async with aiohttp.ClientSession() as s, s.ws_connect(url + "/ws?scores=top") as ws:
+            t0 = time.time()
+            while time.time() - t0 < seconds:
+                try:
+                    m = await asyncio.wait_for(ws.receive(), 1.0)
+                except TimeoutError:
+                    continue
+                n += json.loads(m.data)["type"] == "window"
+        return n
+    return list(await asyncio.gather(*(one() for _ in range(clients))))
+
+
 def test_pulse_and_file_sources_live_in_chromium_with_fifty_clients_p95_under_50_ms(pulse, tmp_path):  # noqa: F811
     from playwright.sync_api import sync_playwright
     player = None
@@ -36,20 +52,7 @@ def test_pulse_and_file_sources_live_in_chromium_with_fifty_clients_p95_under_50
         player = subprocess.Popen(["paplay", "--device=virt", str(LONG_MIX)])
         counts: list[int] = []
 
-        async def clients():
-            async def one():
-                n = 0
-                async with aiohttp.ClientSession() as s, s.ws_connect(server.url + "/ws?scores=top") as ws:
-                    t0 = time.time()
-                    while time.time() - t0 < 20:
-                        try:
-                            m = await asyncio.wait_for(ws.receive(), 1.0)
-                        except TimeoutError:
-                            continue
-                        n += json.loads(m.data)["type"] == "window"
-                return n
-            counts.extend(await asyncio.gather(*(one() for _ in range(50))))
-        runner = threading.Thread(target=asyncio.run, args=(clients(),))  # Playwright's loop holds this thread
+        runner = threading.Thread(target=lambda: counts.extend(asyncio.run(window_counts(server.url))))  # beside Playwright's loop
         runner.start()
         runner.join(60)
         for name in ("mic", "file"):
@@ -111,20 +114,7 @@ def test_cli_serve_pulse_and_file_live_in_chromium_fifty_clients_and_a_remote_su
         remote = subprocess.Popen([sys.executable, "-c", script, url])
         counts: list[int] = []
 
-        async def clients():
-            async def one():
-                n = 0
-                async with aiohttp.ClientSession() as s, s.ws_connect(url + "/ws?scores=top") as ws:
-                    t0 = time.time()
-                    while time.time() - t0 < 20:
-                        try:
-                            m = await asyncio.wait_for(ws.receive(), 1.0)
-                        except TimeoutError:
-                            continue
-                        n += json.loads(m.data)["type"] == "window"
-                return n
-            counts.extend(await asyncio.gather(*(one() for _ in range(50))))
-        runner = threading.Thread(target=asyncio.run, args=(clients(),))  # Playwright's loop holds this thread
+        runner = threading.Thread(target=lambda: counts.extend(asyncio.run(window_counts(url))))  # beside Playwright's loop
         runner.start()
         runner.join(60)
         for name in ("mic", "file"):
