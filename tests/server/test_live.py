@@ -21,7 +21,6 @@ from tests.server.test_browser import browser
 pytestmark = pytest.mark.audio_device
 
 
-@needs_shared
 async def window_counts(url: str, clients: int = 50, seconds: float = 20.0) -> list[int]:
     """How many windows each of `clients` WebSocket clients (top tags) receives from `url` in `seconds`."""
     async def one() -> int:
@@ -38,6 +37,7 @@ async def window_counts(url: str, clients: int = 50, seconds: float = 20.0) -> l
     return list(await asyncio.gather(*(one() for _ in range(clients))))
 
 
+@needs_shared
 def test_pulse_and_file_sources_live_in_chromium_with_fifty_clients_p95_under_50_ms(pulse, tmp_path):  # noqa: F811
     from playwright.sync_api import sync_playwright
     player = None
