@@ -110,3 +110,13 @@ def dymn04_random():
     require_shared()
     from streamtag import create_model
     return create_model("dymn04_as", weights=DYMN04_RANDOM)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A mosquitto broker of the test's own on 127.0.0.1 and a free port (tests/outputs/services.py), stopped after it."""
+    from tests.outputs.services import Broker
+    b = Broker(tmp_path)
+    b.start()
+    yield b
+    b.stop()

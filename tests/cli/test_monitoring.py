@@ -19,7 +19,7 @@ from streamtag.errors import ConfigError
 from streamtag.outputs.monitor import MonitorOptions
 from streamtag.outputs.store import DetectionStore
 from tests.helpers import DEMO_CLIP, LABELS_CSV, LONG_MIX, MN04_WEIGHTS, SHARED, needs_shared
-from tests.outputs.services import Broker, Recorder
+from tests.outputs.services import Recorder
 
 MN04 = ["--model", "mn04_as", "--weights", str(MN04_WEIGHTS), "--labels", str(LABELS_CSV), "--device", "cpu",
         "--window", "1", "--hop", "0.5"]
@@ -72,14 +72,6 @@ def check_monitoring(db, clips, events, offset_s, end_s, late=()):
     assert sorted(m["id"] for m in stored) == sorted(r["id"] for r in rows)
     assert sorted((m["label"], m["onset_s"]) for m in starts) == sorted((m["label"], m["onset_s"]) for m in ends)
     return rows
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
 
 
 @needs_shared

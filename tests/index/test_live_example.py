@@ -2,10 +2,8 @@
 a pushed array and through a real PulseAudio null sink."""
 import importlib.util
 import json
-import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from streamtag.errors import ConfigError
 from streamtag.index import ExampleEvents, Examples, example_settings
 from streamtag.outputs.events import EventSettings
 from streamtag.pipeline.tagger import Tagger
-from tests.conftest import NO_AUDIO_SERVER
+from tests.audio.test_microphone import pulse  # noqa: F401 - the PulseAudio null-sink fixture
 from tests.helpers import MN04_WEIGHTS, ROOT
 
 _spec = importlib.util.spec_from_file_location("train_own_head", ROOT / "demos" / "train_own_head.py")
@@ -69,30 +67,6 @@ def test_example_events_use_the_label_events_hysteresis():
         Examples(("a", "a"), (np.ones((1, 4)), np.ones((1, 4))))
 
 
-@pytest.fixture(scope="module")
-def pulse():
-    if not shutil.which("pulseaudio") or not shutil.which("paplay"):
-        pytest.skip(f"{NO_AUDIO_SERVER} is not installed (Debian: pulseaudio pulseaudio-utils libportaudio2)")
-    started = subprocess.run(["pactl", "info"], capture_output=True).returncode != 0
-    if started:
-        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "-n",
-                        "--load=module-null-sink sink_name=virt", "--load=module-native-protocol-unix"],
-                       capture_output=True)
-        for _ in range(50):
-            if subprocess.run(["pactl", "info"], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.skip(f"{NO_AUDIO_SERVER}: no server starts here")
-    sinks = subprocess.run(["pactl", "list", "short", "sinks"], capture_output=True, text=True).stdout
-    if "virt" not in sinks:
-        subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=virt"], capture_output=True)
-    subprocess.run(["pactl", "set-default-source", "virt.monitor"], check=True)
-    yield
-    if started:
-        subprocess.run(["pulseaudio", "--kill"], capture_output=True)
-
-
 def _listen(args, stdin=None, timeout=120):
     return subprocess.run([sys.executable, "-m", "streamtag", "listen", "--model", "mn04_as", "--weights",
                            str(MN04_WEIGHTS), "--window", "1", "--hop", "0.5", "--device", "cpu", "--format", "jsonl",
@@ -119,7 +93,7 @@ def test_a_missing_example_is_one_line(tmp_path):
 
 
 @pytest.mark.audio_device
-def test_listen_example_fires_on_the_examples_sound_through_pulseaudio(pulse, setup, tmp_path):
+def test_listen_example_fires_on_the_examples_sound_through_pulseaudio(pulse, setup, tmp_path):  # noqa: F811
     root, tagger, stream = setup
     events_file = tmp_path / "ev.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "streamtag", "listen", "--input", "pulse", "--model", "mn04_as",

@@ -15,20 +15,12 @@ from streamtag.outputs.alerts import (
 )
 from streamtag.outputs.monitor import Monitor
 from tests.outputs.monitor_helpers import RATE, demo_audio, run, tagger
-from tests.outputs.services import Broker, Recorder, Webhook, free_port
+from tests.outputs.services import Recorder, Webhook, free_port
 
 
 @pytest.fixture(scope="module")
 def demo():
     return tagger(), demo_audio()
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
 
 
 def check_events(recorder, topic, detections):
