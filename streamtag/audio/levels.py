@@ -1,6 +1,7 @@
 """Sound levels of windows: dBFS RMS and A-weighted dBFS (IEC 61672 A curve, 0 dB at 1 kHz)."""
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -42,13 +43,21 @@ def window_levels(span: np.ndarray, starts: np.ndarray, window: int, rate: int,
     starts = np.asarray(starts, dtype=np.int64)
     lengths = np.full(len(starts), window, np.int64) if valid is None else np.clip(np.asarray(valid), 1, window)
     x = np.asarray(span, np.float64)
+    return db(_mean_square(x, starts, lengths)), db(_a_power(x, starts, lengths, rate))
+
+
+def _mean_square(x: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     sq = np.concatenate([[0.0], np.cumsum(x * x)])
-    power = (sq[starts + lengths] - sq[starts]) / lengths
+    return (sq[starts + lengths] - sq[starts]) / lengths
+
+
+def _a_power(x: np.ndarray, starts: np.ndarray, lengths: np.ndarray, rate: int) -> np.ndarray:
+    """A-weighted mean-square power of each x[s:s+n], through its own spectrum."""
     weighted = np.empty(len(starts))
     for j, (s, n) in enumerate(zip(starts, lengths)):
         spec = np.fft.rfft(x[s:s + n])
         weighted[j] = float(np.sum((spec.real ** 2 + spec.imag ** 2) * _a_gains(int(n), rate)))
-    return db(power), db(weighted)
+    return weighted
 
 
 def mean_level(levels_db: np.ndarray | list[float]) -> float:
@@ -57,3 +66,52 @@ def mean_level(levels_db: np.ndarray | list[float]) -> float:
     if levels.size == 0:
         return SILENCE_DB
     return float(db(np.mean(10.0 ** (levels / 10.0))))
+
+
+MIN_BLOCK_S = 0.25  # shortest block whose spectrum weights a window's A-level (4 Hz bins; 0.1 s blocks were 0.7 dB off)
+
+
+class StreamLevels:
+    """(dBFS RMS, A-weighted dBFS) of a stream's overlapping windows, each sample's spectrum taken once.
+
+    The A-weighted power of a full window is the mean over its blocks (the gcd of window and hop, at least
+    MIN_BLOCK_S) of each block's A-weighted spectral power; blocks are kept by absolute index, so the next batch
+    reuses those it overlaps. Windows cut short by the stream's end, and windows whose blocks would be shorter,
+    are weighted through their own spectrum (`window_levels`). RMS levels are exact for every window.
+    """
+
+    def __init__(self, window: int, hop: int, rate: int) -> None:
+        self.window, self.rate = window, rate
+        block = math.gcd(window, hop)
+        self.block = block if block >= MIN_BLOCK_S * rate else 0
+        self._blocks: dict[int, float] = {}  # absolute block index -> A-weighted mean-square power
+
+    def clear(self) -> None:
+        """Forget the blocks seen (the samples before the next span were lost or overwritten)."""
+        self._blocks.clear()
+
+    def levels(self, span: np.ndarray, span_start: int, starts: np.ndarray,
+               valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Levels of the windows span[s:s+window] for s in `starts`, `valid` samples of each real; the span begins
+        at absolute sample `span_start` of the stream."""
+        starts = np.asarray(starts, np.int64)
+        valid = np.clip(np.asarray(valid, np.int64), 1, self.window)
+        aligned = (span_start + starts) % self.block == 0 if self.block else np.zeros(len(starts), bool)
+        full = aligned & (valid == self.window)
+        x = np.asarray(span, np.float64)
+        a_power = np.empty(len(starts))
+        a_power[~full] = _a_power(x, starts[~full], valid[~full], self.rate)
+        if full.any():
+            b, per = self.block, self.window // self.block
+            firsts = (span_start + starts[full]) // b
+            wanted = np.unique((firsts[:, None] + np.arange(per)).ravel())
+            for stale in [k for k in self._blocks if k < wanted[0]]:
+                del self._blocks[stale]
+            missing = [k for k in wanted.tolist() if k not in self._blocks]
+            if missing:
+                offsets = np.asarray(missing, np.int64) * b - span_start
+                spec = np.fft.rfft(x[offsets[:, None] + np.arange(b)], axis=1)
+                block_power = (spec.real ** 2 + spec.imag ** 2) @ _a_gains(b, self.rate)
+                self._blocks.update(zip(missing, block_power.tolist()))
+            a_power[full] = [np.mean([self._blocks[k] for k in range(f, f + per)]) for f in firsts.tolist()]
+        return db(_mean_square(x, starts, valid)), db(a_power)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..audio.levels import window_levels
+from ..audio.levels import StreamLevels
 from ..audio.ring import RingBuffer, RingClosed
 from ..audio.sources import AudioSource, Gap
 from ..models.labels import Labels
@@ -123,6 +123,7 @@ class Stream:
         self._source_error: Exception | None = None  # the source failed: raised once its windows are out
         self._on_finish = on_finish
         self._frame_cache = FrameCache()  # the front-end's frames of the last batch, for the next
+        self._levels = StreamLevels(spec.window, spec.hop, spec.rate)  # blocks' A-weighted power, for the next
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=4096)  # (samples written, time)
         # frame starts within a window (s): the same for every window
         self._frame_offsets = (np.asarray(runner.model.frame_times(spec.window), np.float64) if runner.frames
@@ -270,8 +271,9 @@ class Stream:
                 valid = np.clip(available - np.asarray(ks) * spec.hop, 0, spec.window)
                 if lost_span:  # the span's first samples were overwritten: frames shared before may differ
                     self._frame_cache.clear()
+                    self._levels.clear()
                 starts = np.asarray([spec.start(k) for k in ks]) - span_start
-                levels = window_levels(span, starts, spec.window, spec.rate, np.maximum(valid, 1))
+                levels = self._levels.levels(span, span_start, starts, np.maximum(valid, 1))
                 pending = self.runner.prepare_span(span, len(ks), spec.hop, spec.window,
                                                    valid if ended and valid.min() < spec.window else None,
                                                    start=span_start, cache=self._frame_cache)
