@@ -72,19 +72,19 @@ MIN_BLOCK_S = 0.25  # shortest block whose spectrum weights a window's A-level (
 
 
 class StreamLevels:
-    """(dBFS RMS, A-weighted dBFS) of a stream's overlapping windows, each sample's spectrum taken once.
+    """(dBFS RMS, A-weighted dBFS) of a stream's overlapping windows, each sample analysed once.
 
-    The A-weighted power of a full window is the mean over its blocks (the gcd of window and hop, at least
-    MIN_BLOCK_S) of each block's A-weighted spectral power; blocks are kept by absolute index, so the next batch
-    reuses those it overlaps. Windows cut short by the stream's end, and windows whose blocks would be shorter,
-    are weighted through their own spectrum (`window_levels`). RMS levels are exact for every window.
+    A full window's mean-square and A-weighted power are the means over its blocks (the gcd of window and hop, at
+    least MIN_BLOCK_S) of each block's mean square and A-weighted spectral power; blocks are kept by absolute
+    index, so the next batch reuses those it overlaps. Windows cut short by the stream's end, and windows whose
+    blocks would be shorter, are measured whole (`window_levels`). The RMS level is the same either way.
     """
 
     def __init__(self, window: int, hop: int, rate: int) -> None:
         self.window, self.rate = window, rate
         block = math.gcd(window, hop)
         self.block = block if block >= MIN_BLOCK_S * rate else 0
-        self._blocks: dict[int, float] = {}  # absolute block index -> A-weighted mean-square power
+        self._blocks: dict[int, tuple[float, float]] = {}  # absolute block index -> (mean square, A-weighted)
 
     def clear(self) -> None:
         """Forget the blocks seen (the samples before the next span were lost or overwritten)."""
@@ -98,20 +98,25 @@ class StreamLevels:
         valid = np.clip(np.asarray(valid, np.int64), 1, self.window)
         aligned = (span_start + starts) % self.block == 0 if self.block else np.zeros(len(starts), bool)
         full = aligned & (valid == self.window)
-        x = np.asarray(span, np.float64)
-        a_power = np.empty(len(starts))
-        a_power[~full] = _a_power(x, starts[~full], valid[~full], self.rate)
+        power, a_power = np.empty(len(starts)), np.empty(len(starts))
+        if not full.all():
+            x = np.asarray(span, np.float64)
+            power[~full] = _mean_square(x, starts[~full], valid[~full])
+            a_power[~full] = _a_power(x, starts[~full], valid[~full], self.rate)
         if full.any():
             b, per = self.block, self.window // self.block
             firsts = (span_start + starts[full]) // b
-            wanted = np.unique((firsts[:, None] + np.arange(per)).ravel())
-            for stale in [k for k in self._blocks if k < wanted[0]]:
+            lo, hi = int(firsts.min()), int(firsts.max()) + per  # the blocks of the batch's (consecutive) windows
+            for stale in [k for k in self._blocks if k < lo]:
                 del self._blocks[stale]
-            missing = [k for k in wanted.tolist() if k not in self._blocks]
+            missing = [k for k in range(lo, hi) if k not in self._blocks]
             if missing:
                 offsets = np.asarray(missing, np.int64) * b - span_start
-                spec = np.fft.rfft(x[offsets[:, None] + np.arange(b)], axis=1)
-                block_power = (spec.real ** 2 + spec.imag ** 2) @ _a_gains(b, self.rate)
-                self._blocks.update(zip(missing, block_power.tolist()))
-            a_power[full] = [np.mean([self._blocks[k] for k in range(f, f + per)]) for f in firsts.tolist()]
-        return db(_mean_square(x, starts, valid)), db(a_power)
+                blocks = np.stack([span[o:o + b] for o in offsets.tolist()]).astype(np.float64)
+                spec = np.fft.rfft(blocks, axis=1)
+                # einsum, not BLAS: a product this size would wake OpenBLAS's threads beside the network's
+                a_blocks = np.einsum("ij,j->i", spec.real ** 2 + spec.imag ** 2, _a_gains(b, self.rate))
+                self._blocks.update(zip(missing, zip(np.einsum("ij,ij->i", blocks, blocks) / b, a_blocks)))
+            both = np.array([[self._blocks[k] for k in range(f, f + per)] for f in firsts.tolist()]).mean(axis=1)
+            power[full], a_power[full] = both[:, 0], both[:, 1]
+        return db(power), db(a_power)
