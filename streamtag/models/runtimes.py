@@ -154,56 +154,92 @@ def default_threads() -> int:
 
 
 class CompiledExport:
-    """An export compiled for the CPU (float32, any batch): numpy features [B, ...] -> tuple of numpy outputs.
+    """An export compiled for the CPU (float32): numpy features [B, ...] -> tuple of numpy outputs, for any B.
 
     It runs as one OpenVINO stream per thread, each a single thread: a call splits its batch across the
     streams, and calls from several threads at once (the pipeline's network threads) share them, without the
     barriers of one inference spread over all threads, which stall whenever another thread takes a core.
-    `from_folder` compiles a cache entry through OpenVINO's own compiled-model cache in that folder: a
-    later process imports the compiled blob (keyed by the files' contents) instead of reading and
-    compiling the model again. It raises if the entry cannot be read.
+    Each stream's part runs at a static batch (OpenVINO's CPU kernels run about 6 % faster on a static shape than
+    on a dynamic one): the first call compiles the export for its part size, later calls pad a smaller part with
+    zeros to the nearest size compiled (rows are independent) and compile a larger one when none fits.
+    `from_folder` reads a cache entry, and compiles it through OpenVINO's own compiled-model cache in that folder
+    (a later process imports the compiled blob, keyed by the model and its shape); it raises if the entry cannot
+    be read.
     """
 
     def __init__(self, model, threads: int | None = None, blobs: Path | None = None) -> None:
         """`model`: an `openvino.Model` or the path of a saved one; `blobs`: OpenVINO's CACHE_DIR (None: no cache)."""
         ov = import_openvino()
         threads = int(threads or default_threads())
-        config = {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": threads, "INFERENCE_NUM_THREADS": threads}
+        self._core = ov.Core()
+        self._model = self._core.read_model(str(model)) if isinstance(model, (str, os.PathLike)) else model
+        self._config: dict = {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": threads,
+                              "INFERENCE_NUM_THREADS": threads}
         if blobs is not None:
-            config["CACHE_DIR"] = str(blobs)
-        self.compiled = ov.Core().compile_model(model, "CPU", config)
-        self.shape = tuple(int(d) for d in self.compiled.inputs[0].get_partial_shape()[1:].to_shape())
-        self.streams = int(self.compiled.get_property("NUM_STREAMS"))  # OpenVINO keeps to the cores it has
-        self._outputs = len(self.compiled.outputs)
-        self._local = threading.local()  # each calling thread's infer requests, one per stream
+            self._config["CACHE_DIR"] = str(blobs)
+        self.shape = tuple(int(d) for d in self._model.inputs[0].get_partial_shape()[1:].to_shape())
+        self._output_shapes = [tuple(int(d) for d in o.get_partial_shape()[1:].to_shape())
+                               for o in self._model.outputs]
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self.streams = max(1, min(threads, usable))  # OpenVINO keeps to the cores it has; set by the first compile
+        self._compiled: dict[int, object] = {}  # part size -> compiled model of that static batch
+        self._compile_lock = threading.Lock()
+        self._local = threading.local()  # each calling thread's infer requests: part size -> one per stream
 
     @classmethod
     def from_folder(cls, folder: Path, threads: int | None = None) -> "CompiledExport":
-        """The export saved in cache entry `folder`, compiled (its blob cached beside it)."""
+        """The export saved in cache entry `folder` (its blobs cached beside it)."""
         return cls(str(folder / EXPORT_FILE), threads, folder / BLOB_FOLDER)
+
+    @property
+    def compiled(self):
+        """The compiled model of the smallest part size compiled so far (compiling size 1 if none is)."""
+        return self._compiled_for(1)[1]
 
     def __call__(self, features: np.ndarray) -> tuple[np.ndarray, ...]:
         if tuple(features.shape[1:]) != self.shape:
             raise ConfigError(f"this OpenVINO export takes inputs [B, {', '.join(map(str, self.shape))}], "
                               f"got {list(features.shape)}")
         x = np.ascontiguousarray(features, dtype=np.float32)
-        parts = np.array_split(x, min(self.streams, len(x))) if len(x) else [x]
-        used = self._requests()[:len(parts)]
-        if len(parts) == 1:
-            used[0].infer({0: x}, share_inputs=True)
-        else:
-            for request, part in zip(used, parts):
-                request.start_async({0: part}, share_inputs=True)
-            for request in used:
-                request.wait()
+        if not len(x):
+            return tuple(np.zeros((0, *shape), np.float32) for shape in self._output_shapes)
+        size, compiled = self._compiled_for(-(-len(x) // self.streams))
+        parts = [x[i:i + size] for i in range(0, len(x), size)]  # at most one per stream
+        requests = self._requests(size, compiled, len(parts))
+        for request, part in zip(requests, parts):
+            if len(part) < size:  # the last rows of a batch: zeros after them, their outputs dropped
+                part = np.concatenate([part, np.zeros((size - len(part), *self.shape), np.float32)])
+            request.start_async({0: part}, share_inputs=True)
+        for request in requests:
+            request.wait()
         # copied out of the requests' buffers, which their next call reuses
-        return tuple(np.concatenate([r.get_output_tensor(i).data for r in used]) for i in range(self._outputs))
+        return tuple(np.concatenate([r.get_output_tensor(i).data[:len(p)] for r, p in zip(requests, parts)])
+                     for i in range(len(self._output_shapes)))
 
-    def _requests(self) -> list:
-        requests = getattr(self._local, "requests", None)  # thread-local storage, set below on a first call
-        if requests is None:
-            requests = self._local.requests = [self.compiled.create_infer_request() for _ in range(self.streams)]
-        return requests
+    def _compiled_for(self, rows: int) -> tuple[int, object]:
+        """The smallest part size compiled that holds `rows` rows, and its compiled model; `rows` compiled if none."""
+        fits = [size for size in self._compiled if size >= rows]
+        if fits:
+            return min(fits), self._compiled[min(fits)]
+        with self._compile_lock:
+            if rows not in self._compiled:
+                ov = import_openvino()
+                model = self._model.clone()
+                model.reshape({model.inputs[0]: ov.PartialShape([rows, *self.shape])})
+                compiled = self._core.compile_model(model, "CPU", self._config)
+                self.streams = int(compiled.get_property("NUM_STREAMS"))
+                self._compiled = {**self._compiled, rows: compiled}  # replaced whole: readers need no lock
+            return rows, self._compiled[rows]
+
+    def _requests(self, size: int, compiled, count: int) -> list:
+        """`count` of this thread's infer requests for part size `size` (thread-local, made on first use)."""
+        mine = getattr(self._local, "requests", None)
+        if mine is None:
+            mine = self._local.requests = {}
+        requests = mine.setdefault(size, [])
+        while len(requests) < count:
+            requests.append(compiled.create_infer_request())
+        return requests[:count]
 
 
 def save_atomically(folder: Path, write) -> bool:
