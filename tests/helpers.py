@@ -55,14 +55,15 @@ def demo_wave(rate: int) -> np.ndarray:
     return _demo_wave(rate).copy()
 
 
-def under_reproducible_mkl(setup: str, expr: str) -> np.ndarray:
-    """`expr` (an array), after `setup`, in a fresh Python whose MKL takes its reproducible path (MKL_CBWR=COMPATIBLE):
-    torch's float32 log is then the goldens' on every x86 CPU (Intel's fast path differs by up to 2 ulp)."""
+def under_reproducible_mkl(setup: str, expr: str, path: str = "COMPATIBLE") -> np.ndarray:
+    """`expr` (an array), after `setup`, in a fresh Python whose MKL takes code path `path` (MKL_CBWR; by default its
+    reproducible one: torch's float32 log is then the goldens' on every x86 CPU, Intel's fast paths differ by up to
+    2 ulp)."""
     with tempfile.TemporaryDirectory() as folder:
         out = os.path.join(folder, "out.npy")
         code = f"import sys\nimport numpy as np\n{setup}\nnp.save(sys.argv[1], np.asarray({expr}))"
         subprocess.run([sys.executable, "-c", code, out], check=True, timeout=120, cwd=ROOT,
-                       env={**os.environ, "MKL_CBWR": "COMPATIBLE"})
+                       env={**os.environ, "MKL_CBWR": path})
         return np.load(out)
 
 

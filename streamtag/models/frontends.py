@@ -51,8 +51,8 @@ def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: float, low_freq: float
 
     As `torchaudio.compliance.kaldi.get_mel_banks` with vtln_warp_factor 1.0: triangles equally spaced
     in Kaldi mel between low_freq and high_freq, evaluated at the bins' mel from torch's float32 log
-    (`torch_bin_mels`), so bit for bit torchaudio's on this CPU (and the numpy front-end's where it bundles those
-    mels, on CPUs whose MKL log gives them: see `mel.BUNDLED_BIN_MELS`).
+    (`torch_bin_mels`), so bit for bit torchaudio's on this CPU (and the numpy front-end's, which bundles those mels
+    for each of MKL's code paths and takes this CPU's: see `mel.BUNDLED_BIN_MELS`).
     """
     return torch.from_numpy(kaldi_mel_bank(n_mels, n_fft, sample_rate, low_freq, high_freq,
                                            torch_bin_mels(n_fft, sample_rate).numpy()))

@@ -7,6 +7,7 @@ within float rounding (<= 1e-6 on real audio).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from importlib import resources
 from typing import Callable, NamedTuple
@@ -64,21 +65,60 @@ class EfficientATMelSettings:
         return hop % self.hop_length == 0 and (window - 1 - half) // self.hop_length >= first
 
 
-# torch's float32 Kaldi mel of the FFT bins (`frontends.torch_bin_mels`), saved by torch through MKL's reproducible
-# path (MKL_CBWR=COMPATIBLE; what AMD CPUs get, and the goldens' values; a test recomputes them). torch takes its
-# log from MKL, whose fast path on Intel CPUs moves some bins by up to 2 ulp (57 EfficientAT bank entries, by up to
-# 1.8e-5): there the torch front-end follows torch's log, as torchaudio and so the official front-end do.
-BUNDLED_BIN_MELS = {(1024, 32000.0): "kaldi_bin_mels_1024_32000.npy"}
+# torch's float32 Kaldi mel of the FFT bins (`frontends.torch_bin_mels`) as torch computes them through MKL, whose
+# log takes a code path by CPU: the reproducible one (MKL_CBWR=COMPATIBLE, which is also SSE4.2's and AVX's; what
+# AMD CPUs get, and the goldens' values), AVX2's (Intel CPUs without AVX-512: 6 bins 1-2 ulp away) and AVX-512's
+# (35 bins). Each was saved by torch with MKL_CBWR set to that path, and a test recomputes them. The official
+# front-end computes its mel bank from these mels, so the torch-free front-end takes the set of the path this CPU's
+# MKL takes (`mkl_log_path`): on an AVX-512 Intel CPU the reproducible set moved 1-s-window scores by 3e-4.
+BUNDLED_BIN_MELS = {(1024, 32000.0): "kaldi_bin_mels_1024_32000"}
+MKL_LOG_PATHS = ("compatible", "avx2", "avx512")
 
 
-def kaldi_bin_mels(n_fft: int, sample_rate: float) -> np.ndarray:
-    """Kaldi mel of each FFT bin k * sr / n_fft, k < n_fft // 2, in float32 as torch's float32 log gives it (what
-    torchaudio's `get_mel_banks` evaluates): the bundled values where they exist (EfficientAT's 1024 / 32 kHz),
-    else a correctly rounded log, which differs from torch's in the last bit of a few bins."""
+def mkl_log_path(cpuinfo: str | None = None, environ: "os._Environ[str] | dict[str, str] | None" = None) -> str:
+    """The code path (`MKL_LOG_PATHS`) MKL's vector log takes here: by the CPU's vendor and flags (`/proc/cpuinfo`
+    on Linux; elsewhere the reproducible one), capped by MKL_CBWR and MKL_ENABLE_INSTRUCTIONS as MKL caps it."""
+    env = os.environ if environ is None else environ
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read(1 << 16)
+        except OSError:
+            cpuinfo = ""
+    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines()[:40] if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    level = 0
+    if fields.get("vendor_id") == "GenuineIntel":  # MKL takes its fast paths on Intel CPUs only
+        if {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= flags:
+            level = 2
+        elif {"avx2", "fma"} <= flags:
+            level = 1
+    for name in ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS"):
+        value = env.get(name, "").split(",")[0].strip().upper()
+        if value.startswith("AVX512"):
+            cap = 2
+        elif value == "AVX2":
+            cap = 1
+        elif value in ("COMPATIBLE", "SSE2", "SSE3", "SSSE3", "SSE4_1", "SSE4_2", "AVX"):
+            cap = 0
+        else:  # unset, AUTO or unknown: no cap
+            continue
+        level = min(level, cap)
+    return MKL_LOG_PATHS[level]
+
+
+def kaldi_bin_mels(n_fft: int, sample_rate: float, path: str | None = None) -> np.ndarray:
+    """Kaldi mel of each FFT bin k * sr / n_fft, k < n_fft // 2, in float32 as torch's float32 log gives it on MKL
+    code path `path` (default: this CPU's, `mkl_log_path`), what torchaudio's `get_mel_banks` evaluates: the bundled
+    values where they exist (EfficientAT's 1024 / 32 kHz), else a correctly rounded log, which differs from torch's
+    in the last bit of a few bins."""
     bundled = BUNDLED_BIN_MELS.get((int(n_fft), float(sample_rate)))
     if bundled is not None:
-        with resources.as_file(resources.files("streamtag.assets") / bundled) as path:
-            mels = np.load(path)
+        path = mkl_log_path() if path is None else path
+        name = bundled + ("" if path == "compatible" else f"_{path}") + ".npy"
+        with resources.as_file(resources.files("streamtag.assets") / name) as file:
+            mels = np.load(file)
         if mels.shape == (n_fft // 2,) and mels.dtype == np.float32:
             return mels
     inner = 1.0 + np.float32(sample_rate / n_fft) * np.arange(n_fft // 2, dtype=np.float32) / 700.0

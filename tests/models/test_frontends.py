@@ -7,7 +7,8 @@ import torch
 
 from streamtag.models.frontends import (EFFICIENTAT_MEL, EfficientATMel, KaldiFbank, htk_mel_banks, kaldi_mel_banks,
                                          torch_bin_mels)
-from streamtag.models.mel import BUNDLED_BIN_MELS, FrameCache, NumpyEfficientATMel, kaldi_bin_mels
+from streamtag.models.mel import (BUNDLED_BIN_MELS, MKL_LOG_PATHS, FrameCache, NumpyEfficientATMel, kaldi_bin_mels,
+                                  mkl_log_path)
 from tests.helpers import EFFAT, demo_wave, needs_shared, under_reproducible_mkl
 
 BANK_TOL = 2e-5  # Kaldi bank entries from torch's log on Intel CPUs against the goldens' (57 of 65536 differ, <= 1.8e-5)
@@ -18,14 +19,19 @@ def test_constants_match_the_official_front_end():
     """The bank, window and pre-emphasis kernel bit for bit (a correctly rounded log of the bins' mel moved 57
     bank entries by up to 1.8e-5, and a 1 s window's scores by 3.1e-4). The torch front-end's bank follows torch's
     log, as torchaudio's does: the goldens' exactly where MKL takes its reproducible path (as on the goldens'
-    machine), within BANK_TOL on Intel CPUs, whose fast MKL log moves some bins by up to 2 ulp."""
+    machine), within BANK_TOL on Intel CPUs, whose fast MKL log moves some bins by up to 2 ulp. The numpy front-end's
+    bank is torch's on this CPU, and the goldens' where MKL is told to take its reproducible path."""
     fe = EfficientATMel()
     with np.load(EFFAT / "frontend_constants.npz") as c:
         np.testing.assert_allclose(fe.mel_basis.numpy(), c["mel_basis"], rtol=0, atol=BANK_TOL)
         if torch.backends.mkl.is_available():
             np.testing.assert_array_equal(under_reproducible_mkl(
                 "from streamtag.models.frontends import EfficientATMel", "EfficientATMel().mel_basis"), c["mel_basis"])
-        np.testing.assert_array_equal(NumpyEfficientATMel(EFFICIENTAT_MEL).mel_basis_t.T, c["mel_basis"])
+        if torch.backends.mkl.is_available():
+            np.testing.assert_array_equal(NumpyEfficientATMel(EFFICIENTAT_MEL).mel_basis_t.T, fe.mel_basis.numpy())
+        np.testing.assert_array_equal(under_reproducible_mkl(
+            "from streamtag.models.frontends import EFFICIENTAT_MEL\nfrom streamtag.models.mel import NumpyEfficientATMel",
+            "NumpyEfficientATMel(EFFICIENTAT_MEL).mel_basis_t.T"), c["mel_basis"])
         np.testing.assert_array_equal(fe.window.numpy(), c["window"])
         np.testing.assert_array_equal(fe.preemphasis_kernel.numpy().ravel(), c["preemphasis_kernel"])
     assert fe.fmax == 15000.0
@@ -133,12 +139,40 @@ def test_kaldi_fbank_rows_are_independent():
 
 
 @pytest.mark.parametrize("n_fft, rate", sorted(BUNDLED_BIN_MELS))
-def test_bundled_bin_mels_are_torchs(n_fft, rate):
-    """The torch-free front-end's bundled bin mels are torch's float32 log through MKL's reproducible path, exactly
-    (where torch has MKL), and within 2 ulp of torch's log on this CPU (Intel's fast MKL path)."""
-    bundled = kaldi_bin_mels(n_fft, rate)
+@pytest.mark.parametrize("path", MKL_LOG_PATHS)
+def test_bundled_bin_mels_are_torchs_on_each_mkl_path(n_fft, rate, path):
+    """Each bundled set of bin mels is torch's float32 log on that MKL code path exactly (recomputed with MKL_CBWR set
+    to it, where torch has MKL and this CPU runs that path), and within 2 ulp of every other set; the default set is
+    torch's on this CPU."""
+    bundled = kaldi_bin_mels(n_fft, rate, path)
     assert bundled.shape == (n_fft // 2,) and bundled.dtype == np.float32
     np.testing.assert_array_max_ulp(bundled, torch_bin_mels(n_fft, rate).numpy(), maxulp=2)
-    if torch.backends.mkl.is_available():
+    if not torch.backends.mkl.is_available():
+        return
+    if path == mkl_log_path():
+        np.testing.assert_array_equal(kaldi_bin_mels(n_fft, rate), torch_bin_mels(n_fft, rate).numpy())
+    if MKL_LOG_PATHS.index(path) <= MKL_LOG_PATHS.index(mkl_log_path()):
         np.testing.assert_array_equal(bundled, under_reproducible_mkl(
-            "from streamtag.models.frontends import torch_bin_mels", f"torch_bin_mels({n_fft}, {rate})"))
+            "from streamtag.models.frontends import torch_bin_mels", f"torch_bin_mels({n_fft}, {rate})", path.upper()))
+
+
+INTEL_AVX512 = "vendor_id\t: GenuineIntel\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl\n"
+INTEL_AVX2 = "vendor_id\t: GenuineIntel\nflags\t\t: fpu sse4_2 avx avx2 fma\n"
+AMD_AVX512 = "vendor_id\t: AuthenticAMD\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl\n"
+
+
+@pytest.mark.parametrize("cpuinfo, env, path", [
+    (INTEL_AVX512, {}, "avx512"),
+    (INTEL_AVX2, {}, "avx2"),
+    ("vendor_id\t: GenuineIntel\nflags\t\t: fpu sse4_2 avx\n", {}, "compatible"),
+    (AMD_AVX512, {}, "compatible"),  # MKL's fast paths are Intel's only
+    ("", {}, "compatible"),  # no /proc/cpuinfo
+    (INTEL_AVX512, {"MKL_CBWR": "COMPATIBLE"}, "compatible"),
+    (INTEL_AVX512, {"MKL_CBWR": "AVX2,STRICT"}, "avx2"),
+    (INTEL_AVX512, {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}, "avx2"),
+    (INTEL_AVX512, {"MKL_ENABLE_INSTRUCTIONS": "AVX512_E1"}, "avx512"),
+    (INTEL_AVX2, {"MKL_CBWR": "AVX512"}, "avx2"),  # a setting never raises the CPU's own path
+    (INTEL_AVX512, {"MKL_CBWR": "AUTO"}, "avx512"),
+])
+def test_mkl_log_path_follows_the_cpu_and_mkls_settings(cpuinfo, env, path):
+    assert mkl_log_path(cpuinfo, env) == path

@@ -42,24 +42,29 @@ def windows_of(wave, count, step, window):
 
 @pytest.fixture(scope="module")
 def reproducible_torch_banks():
-    """Each model's torch front-end bank, built where MKL takes its reproducible path (None: torch has no MKL)."""
+    """Each model's torch and numpy front-end banks, built where MKL takes its reproducible path (None: torch has no
+    MKL)."""
     if not torch.backends.mkl.is_available():
         return None
     stacked = under_reproducible_mkl("from streamtag.models import get_spec", "np.concatenate("
-                                     f"[get_spec(n).config.frontend().mel_basis.numpy() for n in {MODELS!r}])")
-    rows = np.cumsum([get_spec(n).config.mel_settings().n_mels for n in MODELS])[:-1]
-    return dict(zip(MODELS, np.split(stacked, rows)))
+                                     f"[get_spec(n).config.frontend().mel_basis.numpy() for n in {MODELS!r}] + "
+                                     f"[get_spec(n).config.numpy_frontend().mel_basis_t.T for n in {MODELS!r}])")
+    rows = np.cumsum([get_spec(n).config.mel_settings().n_mels for n in MODELS * 2])[:-1]
+    banks = np.split(stacked, rows)
+    return {name: (banks[i], banks[i + len(MODELS)]) for i, name in enumerate(MODELS)}
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_both_front_ends_come_from_the_family_config(name, reproducible_torch_banks):
     torch_fe, numpy_fe = both(name)
     assert torch_fe.settings == numpy_fe.settings == get_spec(name).config.mel_settings()
-    # the same bank: bit for bit from the same log (MKL's reproducible path, the bundled bins' origin); torch's
-    # log on Intel CPUs moves some bins by up to 2 ulp, and so some bank entries by up to 1.8e-5
+    # the same bank: bit for bit from the same log, torch's on this CPU (the bundled bins of this CPU's MKL path) and
+    # MKL's reproducible path's (the goldens'); the paths differ by up to 2 ulp in some bins, 1.8e-5 in the bank
     np.testing.assert_allclose(numpy_fe.mel_basis_t.T, torch_fe.mel_basis.numpy(), rtol=0, atol=2e-5)
     if reproducible_torch_banks is not None:
-        np.testing.assert_array_equal(numpy_fe.mel_basis_t.T, reproducible_torch_banks[name])
+        np.testing.assert_array_equal(numpy_fe.mel_basis_t.T, torch_fe.mel_basis.numpy())
+        torch_bank, numpy_bank = reproducible_torch_banks[name]
+        np.testing.assert_array_equal(numpy_bank, torch_bank)
     left = (torch_fe.n_fft - torch_fe.win_length) // 2  # torch's float32 cos and numpy's differ in the last bit
     np.testing.assert_allclose(numpy_fe.window[left:left + torch_fe.win_length], torch_fe.window.numpy(), rtol=0,
                                atol=1e-7)
