@@ -16,7 +16,7 @@ from .head_info import HEAD_MODES, HeadInfo, check_head_mode, head_windows
 from .mel import FrameCache
 from .model import ModelOutput, TaggingModel
 from .pending import PendingNetwork
-from .weights import sha256_file
+from .weights import sha256_file, weights_sha256
 
 HEAD_FORMAT = "streamtag-head/1"
 
@@ -106,8 +106,7 @@ def backbone_sha256(model: TaggingModel) -> str | None:
     """The sha256 of the backbone's weights file (the published one when the registry knows it)."""
     if model.weights is None:
         return None
-    return model.spec.sha256 if model.spec.sha256 and model.weights.origin != "explicit" else \
-        sha256_file(model.weights.path)
+    return weights_sha256(model.spec, model.weights)
 
 
 def check_backbone(head: HeadInfo, model: TaggingModel, window_s: float | None = None) -> None:

@@ -113,8 +113,33 @@ class ResolvedFile:
 
 
 def weights_sha256(spec: ModelSpec, weights: ResolvedFile) -> str:
-    """The sha256 of a resolved weights file: the published one when it was checked against it, else computed."""
-    return spec.sha256 if spec.sha256 and weights.origin != "explicit" else sha256_file(weights.path)
+    """The sha256 of a resolved weights file: the published one when it was checked against it, else computed (and
+    remembered, `remembered_sha256`)."""
+    return spec.sha256 if spec.sha256 and weights.origin != "explicit" else remembered_sha256(weights.path)
+
+
+def remembered_sha256(path: str | os.PathLike) -> str:
+    """`sha256_file(path)`, remembered in the cache under the file's real path with its identity (device, inode,
+    size, modification and change times in ns): a later run reads the digest, not the file, until any of these
+    changes. A cache that cannot be written only means hashing again next time."""
+    st = os.stat(path)
+    identity = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    memo = streamtag_home() / "digests" / hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:32]
+    try:
+        known, digest = memo.read_text().split()
+        if known == identity and len(digest) == 64:
+            return digest
+    except (OSError, ValueError):
+        pass
+    digest = sha256_file(path)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f"{memo.name}.{os.getpid()}.partial")
+        tmp.write_text(f"{identity} {digest}\n")
+        os.replace(tmp, memo)
+    except OSError:
+        pass
+    return digest
 
 
 def offline_message(what: str, file_name: str, url: str, reason: str, hint: str = "") -> str:

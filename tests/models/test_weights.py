@@ -135,3 +135,25 @@ def test_explicit_missing_file():
         create_model("mn04_as", weights="/nonexistent/mn04.pt")
 
 
+
+
+def test_an_explicit_weights_files_digest_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    from streamtag.models import weights as w
+    monkeypatch.setenv("STREAMTAG_HOME", str(tmp_path / "home"))
+    f = tmp_path / "net.pt"
+    f.write_bytes(b"a" * 1000)
+    reads = []
+    real = w.sha256_file
+    monkeypatch.setattr(w, "sha256_file", lambda p: reads.append(p) or real(p))
+    first = w.remembered_sha256(f)
+    assert first == hashlib.sha256(b"a" * 1000).hexdigest() and len(reads) == 1
+    assert w.remembered_sha256(f) == first and len(reads) == 1  # read from the cache, not the file
+    f.write_bytes(b"b" * 1000)  # same size: the change time still moves
+    assert w.remembered_sha256(f) == hashlib.sha256(b"b" * 1000).hexdigest() and len(reads) == 2
+    memo = next((tmp_path / "home" / "digests").iterdir())
+    memo.write_text("garbage")  # an unreadable entry is hashed again and rewritten
+    assert w.remembered_sha256(f) == hashlib.sha256(b"b" * 1000).hexdigest() and len(reads) == 3
+    shutil.rmtree(tmp_path / "home" / "digests")
+    (tmp_path / "home" / "digests").write_text("")  # a cache that cannot be written (even by root) still gives it
+    f.write_bytes(b"c" * 1000)
+    assert w.remembered_sha256(f) == hashlib.sha256(b"c" * 1000).hexdigest() and len(reads) == 4
