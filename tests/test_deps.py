@@ -93,3 +93,14 @@ def test_tagging_a_file_with_a_local_model_loads_no_network_modules():
     res = subprocess.run([sys.executable, "-c", code, str(DEMO_CLIP)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "Dog" in res.stdout and res.stdout.strip().endswith("[]"), res.stdout
+
+
+def test_a_command_imports_only_its_own_module():
+    """`streamtag tag` loads the tag command's module, not index/search, serve or train's (CommandGroup)."""
+    code = ("import sys, click\nfrom streamtag.cli import main\nctx = click.Context(main)\n"
+            "assert main.get_command(ctx, 'tag').name == 'tag' and main.get_command(ctx, 'nope') is None\n"
+            "print(sorted(m for m in sys.modules if m in {'streamtag.cli.index', 'streamtag.cli.serve',"
+            " 'streamtag.cli.train', 'streamtag.index', 'streamtag.server', 'streamtag.cli.tag'}))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "['streamtag.cli.tag']", res.stdout
