@@ -109,19 +109,38 @@ def import_openvino():
     streamtag makes it unimportable for that, when OpenVINO is not already loaded. The converter
     (a tenth of the import time) is optional to OpenVINO's package and unused here: streamtag
     converts through the PyTorch front-end.
+
+    OpenVINO's numpy bridge (pybind11's numpy API, behind a C++ function-local static) is set up here, once, under
+    a lock: set up lazily by the first conversion, two threads converting at once (the network threads' first
+    inferences) deadlock on that static and the GIL.
     """
-    if "openvino" not in sys.modules:
-        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
-        blocked = "openvino.tools.ovc" not in sys.modules
-        if blocked:
-            sys.modules["openvino.tools.ovc"] = None  # type: ignore[assignment]
-        try:
-            importlib.import_module("openvino")
-        finally:
-            if blocked:  # importable again for whoever wants it
-                del sys.modules["openvino.tools.ovc"]
-    import openvino
+    with _OPENVINO_LOCK:
+        if "openvino" not in sys.modules:
+            _import_openvino_quietly()
+        import openvino
+        global _numpy_bridge_ready
+        if not _numpy_bridge_ready:
+            openvino.Type.f32.to_dtype()
+            openvino.Tensor(np.zeros(1, np.float32), shared_memory=False)
+            _numpy_bridge_ready = True
     return openvino
+
+
+_OPENVINO_LOCK = threading.Lock()
+_numpy_bridge_ready = False
+
+
+def _import_openvino_quietly() -> None:
+    """Import `openvino` without its telemetry client and converter."""
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    blocked = "openvino.tools.ovc" not in sys.modules
+    if blocked:
+        sys.modules["openvino.tools.ovc"] = None  # type: ignore[assignment]
+    try:
+        importlib.import_module("openvino")
+    finally:
+        if blocked:  # importable again for whoever wants it
+            del sys.modules["openvino.tools.ovc"]
 
 
 def export_identity(family: str, config: object, num_classes: int, weights_sha256: str) -> str:

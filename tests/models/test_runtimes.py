@@ -245,3 +245,27 @@ def test_every_window_length_takes_the_torch_free_path(window, mn04):
     torch_tagger = Tagger("mn04_as", weights=MN04_WEIGHTS, window=window, hop=window / 2, device="cpu",
                           runtime="torch")
     assert not isinstance(torch_tagger.runner, ExportRunner) and torch_tagger.model.needs_torch
+
+
+FIRST_CONVERSIONS = """
+import threading
+from streamtag.models.runtimes import import_openvino
+ov = import_openvino()
+start = threading.Barrier(2)
+def convert():
+    start.wait()
+    ov.Type.f32.to_dtype()  # what an infer request's first numpy input does
+threads = [threading.Thread(target=convert) for _ in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+"""
+
+
+def test_two_threads_first_numpy_conversions_never_deadlock():
+    """OpenVINO's numpy bridge is ready once `import_openvino` returns: left to the first conversion, two network
+    threads converting at once deadlocked on a C++ static and the GIL (about 1 process in 5 here)."""
+    for _ in range(24):
+        res = subprocess.run([sys.executable, "-c", FIRST_CONVERSIONS], capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr[-2000:]
