@@ -1,12 +1,14 @@
 """`streamtag bench` runs both sides and the live simulation and reports comparable numbers (no speed asserted)."""
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from streamtag.cli import main
 from tests.helpers import MN04_WEIGHTS
 
 
+@pytest.mark.slow  # 15 s of benchmarking: runs in the full suite, not in the fresh clone's quick pass
 def test_bench_reports_both_sides_with_equal_scores():
     res = CliRunner().invoke(main, ["bench", "--model", "mn04_as", "--weights", str(MN04_WEIGHTS), "--duration", "8", "--window", "1",
                                     "--hop", "0.5", "--repeats", "1", "--live-seconds", "3", "--json"])

@@ -75,6 +75,7 @@ def test_listen_to_the_mix_stores_clips_and_alerts_every_event_without_speech_au
         broker.stop()
 
 
+@pytest.mark.slow  # real time (15-27 s): runs in the full suite, not in the fresh clone's quick pass
 def test_dead_broker_and_slow_webhook_do_not_slow_the_live_run(pulse, tmp_path):  # noqa: F811
     hook = Webhook("slow", delay_s=10.0)
     try:

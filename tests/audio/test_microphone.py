@@ -67,6 +67,7 @@ def listen(tmp_path, *extra, play=None, duration=16, slow=None):
     return proc.returncode, first + err, lines
 
 
+@pytest.mark.slow  # real time (15-27 s): runs in the full suite, not in the fresh clone's quick pass
 def test_listen_names_what_is_played_with_contiguous_windows_and_no_loss(pulse, tmp_path):
     code, err, rows = listen(tmp_path, play=CLIP, duration=16)
     assert code == 0, err
@@ -81,6 +82,7 @@ def test_listen_names_what_is_played_with_contiguous_windows_and_no_loss(pulse, 
     assert re.search(r"latency p50 \d+ ms, p95 \d+ ms", err)
 
 
+@pytest.mark.slow  # real time (15-27 s): runs in the full suite, not in the fresh clone's quick pass
 def test_a_slow_model_loses_audio_and_says_so_with_exact_counts(pulse, tmp_path):
     code, err, rows = listen(tmp_path, "--buffer-seconds", "1.5", duration=9, slow=2.0)
     assert code == 0, err

@@ -92,6 +92,7 @@ def test_a_missing_example_is_one_line(tmp_path):
     assert res.returncode != 0 and "example not found" in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.slow  # real time (15-27 s): runs in the full suite, not in the fresh clone's quick pass
 @pytest.mark.audio_device
 def test_listen_example_fires_on_the_examples_sound_through_pulseaudio(pulse, setup, tmp_path):  # noqa: F811
     root, tagger, stream = setup

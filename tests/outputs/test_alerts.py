@@ -95,6 +95,7 @@ def test_broker_stopped_mid_run_the_pipeline_keeps_pace_and_alerts_resume(demo, 
     rec.close()
 
 
+@pytest.mark.slow  # real time (15-27 s): runs in the full suite, not in the fresh clone's quick pass
 def test_a_full_queue_drops_and_counts_and_never_blocks(demo):
     t, audio = demo
     hook = Webhook("slow", delay_s=10.0)

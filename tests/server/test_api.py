@@ -110,6 +110,7 @@ def test_sse_sends_events_only_by_default_with_the_label_filter(tmp_path):
     assert 5 < got[-1][1]["onset_s"] < got[-1][1]["offset_s"]
 
 
+@pytest.mark.slow  # real time (15-27 s): runs in the full suite, not in the fresh clone's quick pass
 def test_a_client_that_never_reads_is_dropped_and_the_others_see_no_gap(tmp_path):
     path = clip(tmp_path, 20)
     with running(source(path, "clip"), start_sources=False, client_queue=16) as server:

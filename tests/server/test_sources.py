@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
+import pytest
 import soundfile as sf
 
 from tests.helpers import DEMO_CLIP
@@ -53,6 +54,7 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow  # real time (15-27 s): runs in the full suite, not in the fresh clone's quick pass
 def test_rtsp_source_is_tagged_survives_the_servers_restart_and_counts_the_gap(tmp_path):
     wav = tmp_path / "demo.wav"
     x, rate = sf.read(DEMO_CLIP, dtype="float32")
