@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -54,6 +56,39 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("skipped for an undeclared reason (see tests/conftest.py)", red=True)
         for line in _unexpected_skips:
             terminalreporter.line(line)
+
+
+def _streamtag_children() -> set[int]:
+    """The pids of this process's children that run streamtag (from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        args = cmdline.split(b"\0")[1:]  # `-m streamtag`, the console script, or code that imports it
+        if ppid == os.getpid() and any(a == b"streamtag" or a.endswith(b"/bin/streamtag") or b"from streamtag" in a
+                                       or b"import streamtag" in a for a in args):
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_runs():
+    """A streamtag process a test started and left running (a failed test that never reached its kill) is killed
+    after the test, so a hung run cannot slow or disturb the tests after it."""
+    before = _streamtag_children() if Path("/proc/self/stat").exists() else None
+    yield
+    if before is None:
+        return
+    for pid in _streamtag_children() - before:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 @pytest.fixture(scope="session")
