@@ -135,8 +135,6 @@ def test_explicit_missing_file():
         create_model("mn04_as", weights="/nonexistent/mn04.pt")
 
 
-
-
 def test_an_explicit_weights_files_digest_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
     from streamtag.models import weights as w
     monkeypatch.setenv("STREAMTAG_HOME", str(tmp_path / "home"))
