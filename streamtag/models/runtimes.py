@@ -179,8 +179,10 @@ class CompiledExport:
     streams, and calls from several threads at once (the pipeline's network threads) share them, without the
     barriers of one inference spread over all threads, which stall whenever another thread takes a core.
     Each stream's part runs at a static batch (OpenVINO's CPU kernels run about 6 % faster on a static shape than
-    on a dynamic one): the first call compiles the export for its part size, later calls pad a smaller part with
-    zeros to the nearest size compiled (rows are independent) and compile a larger one when none fits.
+    on a dynamic one): the first call compiles the export for its part size (a file's first call is a full batch),
+    later calls pad a smaller part with zeros to that size (rows are independent) and run a larger batch in rounds
+    of it. So after a thread's first call nothing is compiled or allocated: a live stream that falls behind and
+    catches up in larger batches keeps its memory (compiling each new size had added ~100 MB mid-run).
     `from_folder` reads a cache entry, and compiles it through OpenVINO's own compiled-model cache in that folder
     (a later process imports the compiled blob, keyed by the model and its shape); it raises if the entry cannot
     be read.
@@ -201,9 +203,9 @@ class CompiledExport:
                                for o in self._model.outputs]
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         self.streams = max(1, min(threads, usable))  # OpenVINO keeps to the cores it has; set by the first compile
-        self._compiled: dict[int, object] = {}  # part size -> compiled model of that static batch
+        self._static: tuple[int, object] | None = None  # the part size and the model compiled for it
         self._compile_lock = threading.Lock()
-        self._local = threading.local()  # each calling thread's infer requests: part size -> one per stream
+        self._local = threading.local()  # each calling thread's infer requests, one per stream
 
     @classmethod
     def from_folder(cls, folder: Path, threads: int | None = None) -> "CompiledExport":
@@ -211,8 +213,13 @@ class CompiledExport:
         return cls(str(folder / EXPORT_FILE), threads, folder / BLOB_FOLDER)
 
     @property
+    def part_size(self) -> int | None:
+        """The rows each stream runs at once, set by the first call (None before it)."""
+        return None if self._static is None else self._static[0]
+
+    @property
     def compiled(self):
-        """The compiled model of the smallest part size compiled so far (compiling size 1 if none is)."""
+        """The compiled model (for part size 1 if no call has compiled it yet)."""
         return self._compiled_for(1)[1]
 
     def __call__(self, features: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -223,42 +230,42 @@ class CompiledExport:
         if not len(x):
             return tuple(np.zeros((0, *shape), np.float32) for shape in self._output_shapes)
         size, compiled = self._compiled_for(-(-len(x) // self.streams))
-        parts = [x[i:i + size] for i in range(0, len(x), size)]  # at most one per stream
-        requests = self._requests(size, compiled, len(parts))
-        for request, part in zip(requests, parts):
-            if len(part) < size:  # the last rows of a batch: zeros after them, their outputs dropped
-                part = np.concatenate([part, np.zeros((size - len(part), *self.shape), np.float32)])
-            request.start_async({0: part}, share_inputs=True)
-        for request in requests:
-            request.wait()
-        # copied out of the requests' buffers, which their next call reuses
-        return tuple(np.concatenate([r.get_output_tensor(i).data[:len(p)] for r, p in zip(requests, parts)])
-                     for i in range(len(self._output_shapes)))
+        requests = self._requests(compiled)
+        outputs: list[list[np.ndarray]] = [[] for _ in self._output_shapes]
+        for first in range(0, len(x), size * len(requests)):  # one round: a part of at most `size` rows per stream
+            parts = [x[i:i + size] for i in range(first, min(len(x), first + size * len(requests)), size)]
+            for request, part in zip(requests, parts):
+                if len(part) < size:  # the last rows of a batch: zeros after them, their outputs dropped
+                    part = np.concatenate([part, np.zeros((size - len(part), *self.shape), np.float32)])
+                request.start_async({0: part}, share_inputs=True)
+            for request, part in zip(requests, parts):
+                request.wait()
+                for i, out in enumerate(outputs):  # copied out of the request's buffer, which its next part reuses
+                    out.append(request.get_output_tensor(i).data[:len(part)].copy())
+        return tuple(np.concatenate(out) for out in outputs)
 
     def _compiled_for(self, rows: int) -> tuple[int, object]:
-        """The smallest part size compiled that holds `rows` rows, and its compiled model; `rows` compiled if none."""
-        fits = [size for size in self._compiled if size >= rows]
-        if fits:
-            return min(fits), self._compiled[min(fits)]
-        with self._compile_lock:
-            if rows not in self._compiled:
-                ov = import_openvino()
-                model = self._model.clone()
-                model.reshape({model.inputs[0]: ov.PartialShape([rows, *self.shape])})
-                compiled = self._core.compile_model(model, "CPU", self._config)
-                self.streams = int(compiled.get_property("NUM_STREAMS"))
-                self._compiled = {**self._compiled, rows: compiled}  # replaced whole: readers need no lock
-            return rows, self._compiled[rows]
+        """The part size and its compiled model: compiled for `rows` rows by the first call, that one after."""
+        static = self._static
+        if static is None:
+            with self._compile_lock:
+                if self._static is None:
+                    ov = import_openvino()
+                    model = self._model.clone()
+                    model.reshape({model.inputs[0]: ov.PartialShape([rows, *self.shape])})
+                    compiled = self._core.compile_model(model, "CPU", self._config)
+                    self.streams = int(compiled.get_property("NUM_STREAMS"))
+                    self._static = (rows, compiled)
+                static = self._static
+        assert static is not None
+        return static
 
-    def _requests(self, size: int, compiled, count: int) -> list:
-        """`count` of this thread's infer requests for part size `size` (thread-local, made on first use)."""
-        mine = getattr(self._local, "requests", None)
-        if mine is None:
-            mine = self._local.requests = {}
-        requests = mine.setdefault(size, [])
-        while len(requests) < count:
-            requests.append(compiled.create_infer_request())
-        return requests[:count]
+    def _requests(self, compiled) -> list:
+        """This thread's infer requests, one per stream (thread-local, all made on its first call)."""
+        requests = getattr(self._local, "requests", None)
+        if requests is None:
+            requests = self._local.requests = [compiled.create_infer_request() for _ in range(self.streams)]
+        return requests
 
 
 def save_atomically(folder: Path, write) -> bool:

@@ -92,6 +92,23 @@ def test_an_export_split_across_streams_and_called_from_threads_gives_each_rows_
             np.testing.assert_allclose(out, np.concatenate(expected), rtol=1e-5, atol=1e-6)
 
 
+def test_the_first_call_sets_the_part_size_and_later_batches_run_in_rounds_of_it(mn04):
+    """A live stream that falls behind sends larger batches: they run in rounds of the part size the first call
+    compiled (no compile, no new buffers mid-run), and smaller ones padded to it, each row as it runs alone."""
+    x = features(mn04, batch=11).numpy()
+    OpenVINONetwork(mn04.network, torch.from_numpy(x[:1]))  # exported into the cache
+    folder = runtimes.export_folder(f"state:{network_digest(mn04.network)}", x.shape[1:])
+    one = runtimes.CompiledExport.from_folder(folder, threads=1)
+    rows = [one(x[i:i + 1]) for i in range(len(x))]
+    assert one.part_size == 1
+    two = runtimes.CompiledExport.from_folder(folder, threads=2)
+    assert two.part_size is None
+    for batch in (4, 11, 1, 3):  # the first compiles parts of 2 rows (4 over 2 streams); 11 runs in 3 rounds
+        for out, expected in zip(two(x[:batch]), zip(*rows[:batch])):
+            np.testing.assert_allclose(out, np.concatenate(expected), rtol=1e-5, atol=1e-6)
+        assert two.part_size == -(-4 // two.streams)
+
+
 def test_cpu_runners_declare_their_network_threads(mn04):
     from streamtag.pipeline.runner import ModelRunner
     for runtime, threads in (("openvino", runtimes.default_threads()), ("torch", 1), ("onnxruntime", 1)):
