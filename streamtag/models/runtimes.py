@@ -234,10 +234,12 @@ class CompiledExport:
         outputs: list[list[np.ndarray]] = [[] for _ in self._output_shapes]
         for first in range(0, len(x), size * len(requests)):  # one round: a part of at most `size` rows per stream
             parts = [x[i:i + size] for i in range(first, min(len(x), first + size * len(requests)), size)]
-            for request, part in zip(requests, parts):
-                if len(part) < size:  # the last rows of a batch: zeros after them, their outputs dropped
-                    part = np.concatenate([part, np.zeros((size - len(part), *self.shape), np.float32)])
-                request.start_async({0: part}, share_inputs=True)
+            # the last rows of a batch get zeros after them (their outputs dropped); each input array stays referenced
+            # here until its request is done (the requests share its memory)
+            feeds = [part if len(part) == size else
+                     np.concatenate([part, np.zeros((size - len(part), *self.shape), np.float32)]) for part in parts]
+            for request, feed in zip(requests, feeds):
+                request.start_async({0: feed}, share_inputs=True)
             for request, part in zip(requests, parts):
                 request.wait()
                 for i, out in enumerate(outputs):  # copied out of the request's buffer, which its next part reuses
