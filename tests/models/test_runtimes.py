@@ -66,11 +66,16 @@ def test_export_matches_torch_at_any_batch_and_refuses_other_lengths(engine, mn0
         ov(features(mn04, n=16000))
 
 
+def cached_export(model, x: np.ndarray):
+    """The export cache entry of `model`'s network for features shaped like `x`, exported now if missing."""
+    OpenVINONetwork(model.network, torch.from_numpy(x[:1]))
+    return runtimes.export_folder(f"state:{network_digest(model.network)}", x.shape[1:])
+
+
 @pytest.mark.parametrize("streams", [1, 2, 3])
 def test_an_export_split_across_streams_and_called_from_threads_gives_each_rows_outputs(streams, mn04):
     x = features(mn04, batch=5).numpy()
-    OpenVINONetwork(mn04.network, torch.from_numpy(x[:1]))  # exported into the cache
-    folder = runtimes.export_folder(f"state:{network_digest(mn04.network)}", x.shape[1:])
+    folder = cached_export(mn04, x)
     one = runtimes.CompiledExport.from_folder(folder, threads=1)
     many = runtimes.CompiledExport.from_folder(folder, threads=streams)
     assert 1 <= many.streams <= streams and many.streams == many.compiled.get_property("NUM_STREAMS")
@@ -96,8 +101,7 @@ def test_the_first_call_sets_the_part_size_and_later_batches_run_in_rounds_of_it
     """A live stream that falls behind sends larger batches: they run in rounds of the part size the first call
     compiled (no compile, no new buffers mid-run), and smaller ones padded to it, each row as it runs alone."""
     x = features(mn04, batch=11).numpy()
-    OpenVINONetwork(mn04.network, torch.from_numpy(x[:1]))  # exported into the cache
-    folder = runtimes.export_folder(f"state:{network_digest(mn04.network)}", x.shape[1:])
+    folder = cached_export(mn04, x)
     one = runtimes.CompiledExport.from_folder(folder, threads=1)
     rows = [one(x[i:i + 1]) for i in range(len(x))]
     assert one.part_size == 1
