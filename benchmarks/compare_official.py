@@ -39,11 +39,27 @@ SIDES = ("official", "streamtag")  # the order within every pair
 
 @dataclass(frozen=True)
 class Run:
-    """One whole process: wall seconds, peak resident memory (MB), and what it printed last on stdout."""
+    """One whole process: wall seconds, peak resident memory (MB), what it printed last on stdout, its CPU seconds
+    (user + system), and the CPU seconds the host took from this machine while it ran (steal; None: unknown)."""
 
     wall_s: float
     peak_rss_mb: float
     stdout_tail: str = ""
+    cpu_s: float = 0.0
+    steal_s: float | None = None
+
+
+def host_steal_s() -> float | None:
+    """The CPU seconds the hypervisor has taken from this machine since boot (/proc/stat's steal; None: unknown).
+
+    A virtual machine's load average cannot see another guest on the same host; steal time can: it grows while
+    a vCPU is runnable but the host runs something else, which slows the official side's torch threads most.
+    """
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK") if fields[0] == "cpu" and len(fields) > 8 else None
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -82,10 +98,12 @@ def timed(cmd: list[str], env: dict | None = None) -> Run:
         gnu_time = os.access(GNU_TIME, os.X_OK)
         full = [GNU_TIME, "-f", "%M", "-o", str(rss_file), *cmd] if gnu_time else cmd
         with open(Path(d) / "out", "w+b") as out, open(Path(d) / "err", "w+b") as err:
+            steal0 = host_steal_s()
             t0 = time.perf_counter()
             proc = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
-            _, status, usage = os.wait4(proc.pid, 0)
+            _, status, usage = os.wait4(proc.pid, 0)  # its usage includes the command's, which GNU time waited for
             wall = time.perf_counter() - t0
+            steal1 = host_steal_s()
             proc.returncode = os.waitstatus_to_exitcode(status)
             out.seek(0)
             err.seek(0)
@@ -95,7 +113,9 @@ def timed(cmd: list[str], env: dict | None = None) -> Run:
             raise RuntimeError(f"{' '.join(cmd[:3])} ... failed ({proc.returncode}): {lines[-1] if lines else ''}")
         peak_kb = int(rss_file.read_text().split()[-1]) if gnu_time else usage.ru_maxrss
     lines = [ln for ln in stdout.splitlines() if ln.strip()]
-    return Run(round(wall, 4), round(peak_kb / 1024, 1), lines[-1] if lines else "")
+    steal = None if steal0 is None or steal1 is None else round(steal1 - steal0, 2)
+    return Run(round(wall, 4), round(peak_kb / 1024, 1), lines[-1] if lines else "",
+               round(usage.ru_utime + usage.ru_stime, 3), steal)
 
 
 def run_pairs(commands: dict[str, list[str]], pairs: int, warm: bool = True,
@@ -129,8 +149,11 @@ def summarise(setting: Setting, runs: dict[str, list[Run]], diff: float | None, 
     """One setting's report: every pair, each side's median and range, the ratio of medians and per pair."""
     pairs = [{"official_s": o.wall_s, "streamtag_s": s.wall_s, "ratio": round(o.wall_s / s.wall_s, 3),
               "official_peak_rss_mb": o.peak_rss_mb, "streamtag_peak_rss_mb": s.peak_rss_mb,
+              "official_cpu_s": o.cpu_s, "streamtag_cpu_s": s.cpu_s,
+              "official_steal_s": o.steal_s, "streamtag_steal_s": s.steal_s,
               "official_printed": o.stdout_tail}  # run_eatagger.py: windows and its tag_audio_window seconds
              for o, s in zip(runs["official"], runs["streamtag"])]
+    steals = [r.steal_s for rs in runs.values() for r in rs]
     sides = {side: {"median_s": round(statistics.median(r.wall_s for r in rs), 4),
                     "min_s": min(r.wall_s for r in rs), "max_s": max(r.wall_s for r in rs),
                     "peak_rss_mb": max(r.peak_rss_mb for r in rs)} for side, rs in runs.items()}
@@ -139,13 +162,19 @@ def summarise(setting: Setting, runs: dict[str, list[Run]], diff: float | None, 
             "pairs": pairs, **sides, "ratio_of_medians": round(sides["official"]["median_s"]
                                                                 / sides["streamtag"]["median_s"], 3),
             "ratio_min": min(ratios), "ratio_max": max(ratios), "max_abs_score_diff": diff, "shapes": shapes,
+            "steal_s_total": None if None in steals else round(sum(steals), 2),  # type: ignore[arg-type]
             "load_before": list(load_before), "load_after": list(load_after)}
+
+
+def _seconds(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.2f} s"
 
 
 def markdown(report: dict) -> str:
     """The report as markdown: a summary row per setting, then every pair."""
     lines = ["| setting | windows | official EATagger | streamtag `tag` | ratio (range) | peak RSS official / "
-             "streamtag | max score diff | load avg before / after |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "streamtag | max score diff | load avg before / after | host steal |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in report["settings"]:
         diff = "shapes differ" if r["max_abs_score_diff"] is None else f"{r['max_abs_score_diff']:.1e}"
         lines.append(
@@ -153,14 +182,19 @@ def markdown(report: dict) -> str:
             f"({r['official']['min_s']:.2f}-{r['official']['max_s']:.2f}) | {r['streamtag']['median_s']:.2f} s "
             f"({r['streamtag']['min_s']:.2f}-{r['streamtag']['max_s']:.2f}) | {r['ratio_of_medians']:.2f}x "
             f"({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | {r['official']['peak_rss_mb']:.0f} / "
-            f"{r['streamtag']['peak_rss_mb']:.0f} MB | {diff} | {r['load_before'][0]:.2f} / {r['load_after'][0]:.2f} |")
-    lines += ["", "| setting | pair | official | streamtag | ratio |", "| --- | --- | --- | --- | --- |"]
+            f"{r['streamtag']['peak_rss_mb']:.0f} MB | {diff} | {r['load_before'][0]:.2f} / {r['load_after'][0]:.2f} | "
+            f"{_seconds(r.get('steal_s_total'))} |")
+    lines += ["", "| setting | pair | official | streamtag | ratio | CPU official / streamtag | host steal official / "
+              "streamtag |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in report["settings"]:
         for i, p in enumerate(r["pairs"], 1):
             lines.append(f"| {r['window_s']:g} s / {r['hop_s']:g} s | {i} | {p['official_s']:.2f} s | "
-                         f"{p['streamtag_s']:.2f} s | {p['ratio']:.2f}x |")
+                         f"{p['streamtag_s']:.2f} s | {p['ratio']:.2f}x | {p.get('official_cpu_s', 0):.2f} / "
+                         f"{p.get('streamtag_cpu_s', 0):.2f} s | {_seconds(p.get('official_steal_s'))} / "
+                         f"{_seconds(p.get('streamtag_steal_s'))} |")
     lines += ["", f"Median of each side's {report['pairs']} whole-process runs, the official one first in every "
-              f"pair; {report['audio_s']:g} s of 44.1 kHz stereo audio; {report['machine']}.", "",
+              f"pair; {report['audio_s']:g} s of 44.1 kHz stereo audio; {report['machine']}. Host steal: CPU seconds "
+              "the hypervisor gave to others while the runs went (/proc/stat; 0 on a quiet host).", "",
               f"    {report['command']}"]
     return "\n".join(lines) + "\n"
 

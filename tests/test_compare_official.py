@@ -43,8 +43,8 @@ def test_pairs_warm_each_side_once_then_alternate_official_first():
     ([10.0, 30.0], [5.0, 5.0], 4.0, 2.0, 6.0),  # an even count: the mean of the middle two
 ])
 def test_summary_ratios_medians_and_peaks(official, ours, median_ratio, lo, hi):
-    runs = {"official": [co.Run(t, 900.0 + i) for i, t in enumerate(official)],
-            "streamtag": [co.Run(t, 300.0 - i) for i, t in enumerate(ours)]}
+    runs = {"official": [co.Run(t, 900.0 + i, cpu_s=2 * t, steal_s=0.25) for i, t in enumerate(official)],
+            "streamtag": [co.Run(t, 300.0 - i, cpu_s=1.5 * t, steal_s=0.0) for i, t in enumerate(ours)]}
     r = co.summarise(co.Setting(10, 2.5), runs, 5e-5, {"official": [237, 527], "streamtag": [237, 527]},
                      (0.1, 0.2, 0.3), (1.5, 0.5, 0.4))
     assert r["ratio_of_medians"] == pytest.approx(median_ratio, abs=1e-3)
@@ -58,6 +58,17 @@ def test_summary_ratios_medians_and_peaks(official, ours, median_ratio, lo, hi):
     assert f"| 10 s / 2.5 s | 237 | {np.median(official):.2f} s" in table
     assert f"{median_ratio:.2f}x ({lo:.2f}-{hi:.2f})" in table and "| 5.0e-05 |" in table
     assert sum(line.startswith("| 10 s / 2.5 s | ") for line in table.splitlines()) == 1 + len(official)
+    assert r["steal_s_total"] == pytest.approx(0.25 * len(official))
+    assert f"| {0.25 * len(official):.2f} s |" in table  # the summary's host steal
+    first = r["pairs"][0]
+    assert (first["official_cpu_s"], first["streamtag_cpu_s"]) == (2 * official[0], 1.5 * ours[0])
+    assert f"| {2 * official[0]:.2f} / {1.5 * ours[0]:.2f} s | 0.25 s / 0.00 s |" in table
+    runs["official"][0] = co.Run(official[0], 900.0)  # a run whose steal could not be read
+    unknown = co.summarise(co.Setting(10, 2.5), runs, 5e-5, {"official": [237, 527], "streamtag": [237, 527]},
+                           (0.1, 0.2, 0.3), (1.5, 0.5, 0.4))
+    assert unknown["steal_s_total"] is None
+    assert "| unknown |" in co.markdown({"settings": [unknown], "pairs": len(official), "audio_s": 600,
+                                          "machine": "a CPU", "command": "..."})
 
 
 def test_a_process_is_timed_with_its_own_peak_rss():
@@ -67,6 +78,9 @@ def test_a_process_is_timed_with_its_own_peak_rss():
     big = co.timed([sys.executable, "-c", "b = bytearray(300 << 20); b[::4096] = b'x' * len(b[::4096]); print(7)"])
     assert small.stdout_tail == "done" and big.stdout_tail == "7"
     assert big.peak_rss_mb >= 300 > small.peak_rss_mb and big.wall_s > 0
+    spin = co.timed([sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"])
+    assert spin.cpu_s >= 0.3 > small.cpu_s  # the command's own CPU, counted through GNU time
+    assert spin.steal_s is None or spin.steal_s >= 0
     with pytest.raises(RuntimeError, match="ValueError: nope"):
         co.timed([sys.executable, "-c", "raise ValueError('nope')"])
 
@@ -117,4 +131,5 @@ def test_a_whole_run_against_a_fake_official_side(tmp_path):
     assert r["max_abs_score_diff"] == pytest.approx(1e-3, abs=1e-6)
     assert len(r["pairs"]) == 1 and r["pairs"][0]["official_printed"] == "7 1.0"
     assert r["official"]["peak_rss_mb"] > 0 and r["streamtag"]["peak_rss_mb"] > 0
+    assert r["pairs"][0]["official_cpu_s"] > 0 and r["pairs"][0]["streamtag_cpu_s"] > 0
     assert "| 2 s / 1 s | 7 |" in out.with_suffix(".md").read_text()

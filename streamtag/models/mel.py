@@ -270,6 +270,7 @@ class NumpyEfficientATMel:
         n, left, width, bins = len(frames), self._left, len(self._hann), self.n_fft // 2 + 1
         mel = np.empty((self.n_mels, n), np.float32)
         buffer = np.zeros((min(n, FFT_BLOCK), self.n_fft), np.float64)  # the window is zero outside its middle
+        spectrum = np.empty((min(n, FFT_BLOCK), bins), np.complex128)  # reused by every block: no allocation
         power = np.zeros((FFT_BLOCK, bins), np.float64)
         energies = np.empty((self.n_mels, FFT_BLOCK), np.float64)
         for i in range(0, n, FFT_BLOCK):
@@ -277,7 +278,7 @@ class NumpyEfficientATMel:
             m = len(block)
             windowed = buffer[:m]
             np.multiply(block[:, left:left + width], self._hann, out=windowed[:, left:left + width])
-            squares = np.fft.rfft(windowed, axis=-1).view(np.float64)  # [m, 2 * bins]: real, imaginary
+            squares = np.fft.rfft(windowed, axis=-1, out=spectrum[:m]).view(np.float64)  # [m, 2 * bins]: re, im
             np.square(squares, out=squares)
             np.add(squares[:, 0::2], squares[:, 1::2], out=power[:m])
             for g in self._groups:
