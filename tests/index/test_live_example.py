@@ -122,23 +122,19 @@ def test_a_serve_source_with_an_example_sends_its_events(setup, tmp_path):
 
     import aiohttp
 
-    from tests.server.conftest import running, source
+    from tests.server.conftest import running, source, sse_messages
     root, tagger, stream = setup
     cfg = source(root / "stream.wav", "stream", realtime=False, examples=[str(root / "beep.wav")], similarity=0.9)
     assert cfg.examples == (str(root / "beep.wav"),)
     with running(cfg, start_sources=False) as server:
         async def main():
-            out, kind = [], None
+            out = []
             async with aiohttp.ClientSession() as s, s.get(f"{server.url}/events?labels=beep") as r:
                 server.start_sources()
-                async for line in r.content:
-                    line = line.decode().strip()
-                    if line.startswith("event: "):
-                        kind = line[7:]
-                    elif line.startswith("data: "):
-                        out.append((kind, json.loads(line[6:])))
-                        if kind == "close":
-                            break
+                async for kind, d in sse_messages(r):
+                    out.append((kind, d))
+                    if kind == "close":
+                        break
             return out
         got = asyncio.run(asyncio.wait_for(main(), 120))
     assert [k for k, _ in got[1:]] == ["open", "close"], got

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 
 import pytest
 
@@ -12,6 +13,17 @@ from tests.helpers import LABELS_CSV, MN04_WEIGHTS
 
 MN04 = ModelChoice.parse("mn04_as", MN04_WEIGHTS)
 CPU = RunTarget(device="cpu")
+
+
+async def sse_messages(response):
+    """(event, data) of each message of a server-sent events response, as they arrive."""
+    kind = None
+    async for line in response.content:
+        line = line.decode().strip()
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            yield kind, json.loads(line[6:])
 
 
 def source(path, name, **kw) -> SourceConfig:

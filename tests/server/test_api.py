@@ -19,7 +19,7 @@ from streamtag.errors import ConfigError
 from streamtag.pipeline.tagger import Tagger
 from streamtag.server.config import NetworkOptions, load_config, parse_bind
 from tests.helpers import DEMO_CLIP, LABELS_CSV, MN04_WEIGHTS
-from tests.server.conftest import running, source
+from tests.server.conftest import running, source, sse_messages
 
 
 def clip(tmp_path, seconds: float, name="clip.wav"):
@@ -52,16 +52,10 @@ async def sse_read(url: str, query: str, until: int):
     events, windows = [], []
     async with aiohttp.ClientSession() as s, s.get(f"{url}/events?{query}") as r:
         assert r.headers["Content-Type"].startswith("text/event-stream")
-        kind = None
-        async for line in r.content:
-            line = line.decode().rstrip("\n")
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                d = json.loads(line[6:])
-                (windows if kind == "window" else events).append((kind, d))
-                if kind == "window" and d["index"] == until - 1:
-                    break
+        async for kind, d in sse_messages(r):
+            (windows if kind == "window" else events).append((kind, d))
+            if kind == "window" and d["index"] == until - 1:
+                break
     return events, windows
 
 
@@ -93,15 +87,10 @@ def test_sse_sends_events_only_by_default_with_the_label_filter(tmp_path):
             out = []
             async with aiohttp.ClientSession() as s, s.get(f"{server.url}/events?labels=Dog") as r:
                 server.start_sources()
-                kind = None
-                async for line in r.content:
-                    line = line.decode().strip()
-                    if line.startswith("event: "):
-                        kind = line[7:]
-                    elif line.startswith("data: "):
-                        out.append((kind, json.loads(line[6:])))
-                        if kind == "close":
-                            break
+                async for kind, d in sse_messages(r):
+                    out.append((kind, d))
+                    if kind == "close":
+                        break
             return out
         got = asyncio.run(main())
     assert got[0][0] == "hello" and got[0][1]["version"] == 1
