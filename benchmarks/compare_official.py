@@ -162,7 +162,7 @@ def summarise(setting: Setting, runs: dict[str, list[Run]], diff: float | None, 
             "pairs": pairs, **sides, "ratio_of_medians": round(sides["official"]["median_s"]
                                                                 / sides["streamtag"]["median_s"], 3),
             "ratio_min": min(ratios), "ratio_max": max(ratios), "max_abs_score_diff": diff, "shapes": shapes,
-            "steal_s_total": None if None in steals else round(sum(steals), 2),  # type: ignore[arg-type]
+            "steal_s_total": None if any(x is None for x in steals) else round(sum(x or 0.0 for x in steals), 2),
             "load_before": list(load_before), "load_after": list(load_after)}
 
 
