@@ -59,20 +59,22 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def _streamtag_children() -> set[int]:
-    """The pids of this process's children that run streamtag (from /proc)."""
+    """The pids of this process's children that run streamtag (each thread's /proc/self/task/*/children)."""
     found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for listing in Path("/proc/self/task").glob("*/children"):
         try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
+            pids = listing.read_text().split()
+        except OSError:  # the thread ended
             continue
-        args = cmdline.split(b"\0")[1:]  # `-m streamtag`, the console script, or code that imports it
-        if ppid == os.getpid() and any(a == b"streamtag" or a.endswith(b"/bin/streamtag") or b"from streamtag" in a
-                                       or b"import streamtag" in a for a in args):
-            found.add(int(entry.name))
+        for pid in pids:
+            try:
+                args = (Path("/proc") / pid / "cmdline").read_bytes().split(b"\0")[1:]
+            except OSError:  # the child ended
+                continue
+            # `-m streamtag`, the console script, or code that imports it
+            if any(a == b"streamtag" or a.endswith(b"/bin/streamtag") or b"from streamtag" in a
+                   or b"import streamtag" in a for a in args):
+                found.add(int(pid))
     return found
 
 
@@ -80,10 +82,8 @@ def _streamtag_children() -> set[int]:
 def no_leftover_runs():
     """A streamtag process a test started and left running (a failed test that never reached its kill) is killed
     after the test, so a hung run cannot slow or disturb the tests after it."""
-    before = _streamtag_children() if Path("/proc/self/stat").exists() else None
+    before = _streamtag_children()  # empty where /proc has no children lists: nothing is killed then
     yield
-    if before is None:
-        return
     for pid in _streamtag_children() - before:
         try:
             os.kill(pid, signal.SIGKILL)
